@@ -1,0 +1,26 @@
+# Installing the C++ library (not done when building the Python wheel): the core, its public
+# headers, llama.cpp's shared libraries, and a package config so that find_package(fsgen)
+# gives fsgen::core.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+install(TARGETS fsgen_core ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen)
+install(TARGETS llama ggml ggml-base ggml-cpu
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT fsgen
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen)
+install(DIRECTORY include/fsgen DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT fsgen)
+
+foreach(backend ggml-metal ggml-cuda ggml-blas ggml-vulkan)
+  if(TARGET ${backend})
+    install(TARGETS ${backend} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen
+            RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT fsgen)
+  endif()
+endforeach()
+
+configure_package_config_file(cmake/fsgenConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/fsgenConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fsgen)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/fsgenConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/fsgenConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/fsgenConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fsgen COMPONENT fsgen)

@@ -1,0 +1,10 @@
+// fsgen: a small and a large language model decoding together on llama.cpp.
+#pragma once
+#include "fsgen/build_info.hpp"
+#include "fsgen/error.hpp"
+#include "fsgen/job.hpp"
+#include "fsgen/model.hpp"
+#include "fsgen/options.hpp"
+#include "fsgen/pair.hpp"
+#include "fsgen/result.hpp"
+#include "fsgen/types.hpp"

@@ -1,0 +1,36 @@
+// Generation on a worker thread, with its chunks queued for the caller: streaming without
+// callbacks into the caller's thread, and a caller that can stay responsive (Ctrl-C) meanwhile.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "fsgen/result.hpp"
+
+namespace fsgen {
+
+class GenerationJob {
+ public:
+  using Work = std::function<Result(const ChunkCallback&)>;
+  // `cancel` stops the running generation (e.g. Pair::cancel); called by cancel() and the destructor.
+  GenerationJob(Work work, std::function<void()> cancel, bool collect_chunks);
+  ~GenerationJob();  // cancels and joins: abandoning a job frees its work
+  GenerationJob(const GenerationJob&) = delete;
+  GenerationJob& operator=(const GenerationJob&) = delete;
+
+  // Waits up to timeout_s for the next chunk. Returns a chunk, or nullopt when none came in time
+  // or the job is finished (then done() is true and the queue is empty).
+  std::optional<Chunk> next_chunk(double timeout_s);
+  // Waits up to timeout_s for the end; true once finished.
+  bool wait(double timeout_s);
+  bool done() const;
+  void cancel();
+  // The result once finished; rethrows the worker's exception.
+  Result take_result();
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace fsgen

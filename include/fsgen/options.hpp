@@ -1,0 +1,79 @@
+// Options for loading models and for generating. Defaults follow ../shared/API.md.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fsgen/types.hpp"
+
+namespace fsgen {
+
+struct ModelOptions {
+  int n_ctx = 4096;         // context length of each context fsgen creates on this model
+  int n_threads = 0;        // 0: fsgen picks (physical cores, at most 8)
+  int n_gpu_layers = 0;     // layers offloaded to a GPU backend (-1: all)
+  int n_batch = 512;        // logical and physical batch size
+  bool verbose = false;     // forward llama.cpp's log to stderr
+};
+
+struct SamplingOptions {
+  float temperature = 0.0f;  // 0: greedy; top_k/top_p/min_p only apply when sampling
+  int top_k = 40;            // <= 0: off
+  float top_p = 0.95f;       // 1: off
+  float min_p = 0.05f;       // 0: off
+  std::uint64_t seed = 0;
+  bool greedy() const { return temperature <= 0.0f; }
+};
+
+struct SpeculativeOptions {
+  int draft_max = 0;         // 0: cost-aware adaptive; > 0: fixed draft length
+  float draft_p_min = 0.0f;  // stop a draft when System 1's top-1 probability falls below this
+  int adaptive_max = 16;     // longest draft the adaptive mode considers
+};
+
+struct ContrastiveOptions {
+  float alpha = 0.1f;  // plausibility: keep tokens with p_L >= alpha * max p_L
+  float beta = 0.5f;
+  ContrastiveVariant variant = ContrastiveVariant::Standard;
+};
+
+struct ProxyOptions {
+  float alpha = 1.0f;  // logits_Lbase + alpha * (logits_Stuned - logits_Sbase)
+};
+
+struct RouterOptions {
+  Router router = Router::Entropy;
+  std::optional<float> threshold;  // unset: the router's own default
+  float effective_threshold() const;
+};
+
+struct GenerateOptions {
+  Method method = Method::Speculative;
+  int max_tokens = 256;
+  SamplingOptions sampling;
+  std::vector<std::string> stop;  // stop strings; may span tokens
+  bool trace = false;
+  SpeculativeOptions speculative;
+  ContrastiveOptions contrastive;
+  ProxyOptions proxy;
+  RouterOptions router;
+  System2Kind system2 = System2Kind::Large;
+
+  // Throws InvalidArgumentError naming the first bad field.
+  void validate() const;
+};
+
+// A prompt is plain text or chat messages (the chat template is applied).
+struct ChatMessage {
+  std::string role;
+  std::string content;
+};
+struct Prompt {
+  std::optional<std::string> text;
+  std::vector<ChatMessage> messages;
+  static Prompt from_text(std::string t) { Prompt p; p.text = std::move(t); return p; }
+  static Prompt from_messages(std::vector<ChatMessage> m) { Prompt p; p.messages = std::move(m); return p; }
+};
+
+}  // namespace fsgen

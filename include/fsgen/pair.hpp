@@ -1,0 +1,41 @@
+// A small and a large model (and optionally the small model's base, for proxy tuning) that share
+// one vocabulary, decoding together. Every per-token loop runs here, in C++.
+#pragma once
+#include <memory>
+#include <optional>
+
+#include "fsgen/model.hpp"
+#include "fsgen/options.hpp"
+#include "fsgen/result.hpp"
+
+namespace fsgen {
+
+class Pair {
+ public:
+  // Checks that the vocabularies are compatible (IncompatibleVocabError otherwise).
+  // Passing the same Model twice is fine: each role gets its own context on one set of weights.
+  Pair(Model small, Model large, std::optional<Model> small_base = std::nullopt,
+       const ModelOptions& context_options = {});
+  ~Pair();
+  Pair(const Pair&) = delete;
+  Pair& operator=(const Pair&) = delete;
+
+  const Model& small() const;
+  const Model& large() const;
+  const std::optional<Model>& small_base() const;
+
+  // Prompts go through the large model's chat template (one shared tokenization).
+  Result generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk = {});
+  void cancel();
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Throws IncompatibleVocabError naming the first difference (the check llama.cpp's
+// speculative decoding makes: vocab type, BOS/EOS handling, sizes within 128, same token text).
+void check_vocab_compatible(const Model& a, const Model& b);
+
+}  // namespace fsgen

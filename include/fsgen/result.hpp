@@ -1,0 +1,61 @@
+// What a generation returns: text, tokens, statistics and the optional per-token trace.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fsgen/types.hpp"
+
+namespace fsgen {
+
+struct Stats {
+  int n_prompt_tokens = 0;
+  int n_tokens = 0;
+  double prompt_seconds = 0;
+  double generation_seconds = 0;
+  double seconds = 0;
+  double tokens_per_second = 0;  // generation phase only
+  int system2_calls = 0;         // times System 2 was run to choose tokens
+  double system2_fraction = 0;   // share of tokens System 2 wrote (alone or combined)
+  int mismatches = 0;            // tokens where System 1's own choice was overruled
+  double mismatch_fraction = 0;
+  int drafted = 0;               // speculative: draft tokens proposed
+  int accepted = 0;              // speculative: draft tokens accepted
+  double acceptance_rate = 0;
+  double mean_accepted_length = 0;  // accepted draft tokens per verify round
+};
+
+// Per generated token (one row each); per draft round in `draft_*`.
+struct Trace {
+  std::vector<Token> token;
+  std::vector<std::int8_t> source;      // Source values
+  std::vector<float> entropy;           // System 1's next-token entropy (nats); NaN where it did not run
+  std::vector<float> top1;              // System 1's top-1 probability
+  std::vector<float> margin;            // p1 - p2
+  std::vector<std::uint8_t> system2_called;
+  std::vector<std::uint8_t> mismatch;   // false where not measured
+  std::vector<std::int32_t> text_offset;  // character offset of the token's text in Result::text
+  std::vector<std::int32_t> draft_length;
+  std::vector<std::int32_t> draft_accepted;
+};
+
+struct Result {
+  std::string text;
+  std::vector<Token> tokens;
+  FinishReason finish_reason = FinishReason::Length;
+  Stats stats;
+  bool has_trace = false;
+  Trace trace;
+};
+
+// A piece of text as it is produced, with who wrote the token that completed it.
+struct Chunk {
+  std::string text;
+  Source source = Source::System1;
+  Token token = -1;
+};
+// Return false to stop generating (finish_reason becomes Cancelled).
+using ChunkCallback = std::function<bool(const Chunk&)>;
+
+}  // namespace fsgen

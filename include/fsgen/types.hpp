@@ -1,0 +1,31 @@
+// Small vocabulary types shared by the public API.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace fsgen {
+
+using Token = std::int32_t;
+
+enum class Method { Small, Large, Speculative, Contrastive, Proxy, FastSlow, Oracle };
+enum class Router { Entropy, Top1, Margin, Always, Never };
+enum class System2Kind { Large, Contrastive, Proxy };
+enum class ContrastiveVariant { Standard, Fsgen };
+enum class FinishReason { Eog, Stop, Length, Cancelled };
+
+// Who wrote a token: System 1 (small) alone, System 2 (large) alone, or both combined.
+enum class Source : std::int8_t { System1 = 0, System2 = 1, Combined = 2 };
+
+// Names as used by the Python API and the CLI ("speculative", "entropy", "eog", ...).
+const char* to_string(Method m);
+const char* to_string(Router r);
+const char* to_string(System2Kind s);
+const char* to_string(ContrastiveVariant v);
+const char* to_string(FinishReason f);
+// Parse a name; throws InvalidArgumentError listing the valid names.
+Method parse_method(const std::string& name);
+Router parse_router(const std::string& name);
+System2Kind parse_system2(const std::string& name);
+ContrastiveVariant parse_contrastive_variant(const std::string& name);
+
+}  // namespace fsgen

@@ -1,0 +1,259 @@
+// fsgen._core: registration only. Types are converted, errors mapped once to fsgen.errors;
+// no decoding logic lives here. Long calls release the GIL; generation runs on a
+// GenerationJob's worker thread, so Python waits in short, interruptible slices.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+#include "fsgen/fsgen.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+// A numpy array that owns a moved-in vector (flags come as uint8; Python views them as bool).
+template <typename T>
+nb::object to_numpy(std::vector<T>&& values) {
+  auto* owned = new std::vector<T>(std::move(values));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  return nb::cast(nb::ndarray<nb::numpy, T, nb::ndim<1>>(owned->data(), {owned->size()}, owner));
+}
+
+nb::dict stats_dict(const fsgen::Stats& s) {
+  nb::dict d;
+  d["n_prompt_tokens"] = s.n_prompt_tokens;
+  d["n_tokens"] = s.n_tokens;
+  d["prompt_seconds"] = s.prompt_seconds;
+  d["generation_seconds"] = s.generation_seconds;
+  d["seconds"] = s.seconds;
+  d["tokens_per_second"] = s.tokens_per_second;
+  d["system2_calls"] = s.system2_calls;
+  d["system2_fraction"] = s.system2_fraction;
+  d["mismatches"] = s.mismatches;
+  d["mismatch_fraction"] = s.mismatch_fraction;
+  d["drafted"] = s.drafted;
+  d["accepted"] = s.accepted;
+  d["acceptance_rate"] = s.acceptance_rate;
+  d["mean_accepted_length"] = s.mean_accepted_length;
+  return d;
+}
+
+// The trace as a dict of numpy arrays (moved out of the result).
+nb::dict trace_dict(fsgen::Trace&& t) {
+  nb::dict d;
+  d["token"] = to_numpy(std::move(t.token));
+  d["source"] = to_numpy(std::move(t.source));
+  d["entropy"] = to_numpy(std::move(t.entropy));
+  d["top1"] = to_numpy(std::move(t.top1));
+  d["margin"] = to_numpy(std::move(t.margin));
+  d["system2_called"] = to_numpy(std::move(t.system2_called));
+  d["mismatch"] = to_numpy(std::move(t.mismatch));
+  d["text_offset"] = to_numpy(std::move(t.text_offset));
+  d["draft_length"] = to_numpy(std::move(t.draft_length));
+  d["draft_accepted"] = to_numpy(std::move(t.draft_accepted));
+  return d;
+}
+
+fsgen::Prompt make_prompt(const std::optional<std::string>& text,
+                          const std::optional<std::vector<std::pair<std::string, std::string>>>& messages) {
+  if (text.has_value() == messages.has_value()) {
+    throw fsgen::InvalidArgumentError("give exactly one of prompt or messages");
+  }
+  if (text) return fsgen::Prompt::from_text(*text);
+  std::vector<fsgen::ChatMessage> chat;
+  for (const auto& [role, content] : *messages) chat.push_back({role, content});
+  if (chat.empty()) throw fsgen::InvalidArgumentError("messages is empty");
+  return fsgen::Prompt::from_messages(std::move(chat));
+}
+
+void register_exceptions() {
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    auto raise = [](const char* name, const char* what) {
+      nb::object cls = nb::module_::import_("fsgen.errors").attr(name);
+      PyErr_SetString(cls.ptr(), what);
+    };
+    try {
+      std::rethrow_exception(p);
+    } catch (const fsgen::ModelLoadError& e) {
+      raise("ModelLoadError", e.what());
+    } catch (const fsgen::IncompatibleVocabError& e) {
+      raise("IncompatibleVocabError", e.what());
+    } catch (const fsgen::TemplateError& e) {
+      raise("TemplateError", e.what());
+    } catch (const fsgen::ContextOverflowError& e) {
+      raise("ContextOverflowError", e.what());
+    } catch (const fsgen::GenerationError& e) {
+      raise("GenerationError", e.what());
+    } catch (const fsgen::InvalidArgumentError& e) {
+      raise("InvalidArgumentError", e.what());
+    } catch (const fsgen::Error& e) {
+      raise("FsgenError", e.what());
+    }
+  });
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "fsgen's C++ core (use the fsgen package, not this module)";
+  register_exceptions();
+
+  nb::class_<fsgen::ModelOptions>(m, "ModelOptions")
+      .def(nb::init<>())
+      .def_rw("n_ctx", &fsgen::ModelOptions::n_ctx)
+      .def_rw("n_threads", &fsgen::ModelOptions::n_threads)
+      .def_rw("n_gpu_layers", &fsgen::ModelOptions::n_gpu_layers)
+      .def_rw("n_batch", &fsgen::ModelOptions::n_batch)
+      .def_rw("verbose", &fsgen::ModelOptions::verbose);
+
+  nb::class_<fsgen::GenerateOptions>(m, "GenerateOptions")
+      .def(nb::init<>())
+      .def_prop_rw("method", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.method)); },
+                   [](fsgen::GenerateOptions& o, const std::string& v) { o.method = fsgen::parse_method(v); })
+      .def_rw("max_tokens", &fsgen::GenerateOptions::max_tokens)
+      .def_prop_rw("temperature", [](const fsgen::GenerateOptions& o) { return o.sampling.temperature; },
+                   [](fsgen::GenerateOptions& o, float v) { o.sampling.temperature = v; })
+      .def_prop_rw("top_k", [](const fsgen::GenerateOptions& o) { return o.sampling.top_k; },
+                   [](fsgen::GenerateOptions& o, int v) { o.sampling.top_k = v; })
+      .def_prop_rw("top_p", [](const fsgen::GenerateOptions& o) { return o.sampling.top_p; },
+                   [](fsgen::GenerateOptions& o, float v) { o.sampling.top_p = v; })
+      .def_prop_rw("min_p", [](const fsgen::GenerateOptions& o) { return o.sampling.min_p; },
+                   [](fsgen::GenerateOptions& o, float v) { o.sampling.min_p = v; })
+      .def_prop_rw("seed", [](const fsgen::GenerateOptions& o) { return o.sampling.seed; },
+                   [](fsgen::GenerateOptions& o, std::uint64_t v) { o.sampling.seed = v; })
+      .def_rw("stop", &fsgen::GenerateOptions::stop)
+      .def_rw("trace", &fsgen::GenerateOptions::trace)
+      .def_prop_rw("draft_max", [](const fsgen::GenerateOptions& o) { return o.speculative.draft_max; },
+                   [](fsgen::GenerateOptions& o, int v) { o.speculative.draft_max = v; })
+      .def_prop_rw("draft_p_min", [](const fsgen::GenerateOptions& o) { return o.speculative.draft_p_min; },
+                   [](fsgen::GenerateOptions& o, float v) { o.speculative.draft_p_min = v; })
+      .def_prop_rw("contrastive_alpha", [](const fsgen::GenerateOptions& o) { return o.contrastive.alpha; },
+                   [](fsgen::GenerateOptions& o, float v) { o.contrastive.alpha = v; })
+      .def_prop_rw("contrastive_beta", [](const fsgen::GenerateOptions& o) { return o.contrastive.beta; },
+                   [](fsgen::GenerateOptions& o, float v) { o.contrastive.beta = v; })
+      .def_prop_rw("contrastive_variant",
+                   [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.contrastive.variant)); },
+                   [](fsgen::GenerateOptions& o, const std::string& v) {
+                     o.contrastive.variant = fsgen::parse_contrastive_variant(v);
+                   })
+      .def_prop_rw("proxy_alpha", [](const fsgen::GenerateOptions& o) { return o.proxy.alpha; },
+                   [](fsgen::GenerateOptions& o, float v) { o.proxy.alpha = v; })
+      .def_prop_rw("router", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.router.router)); },
+                   [](fsgen::GenerateOptions& o, const std::string& v) { o.router.router = fsgen::parse_router(v); })
+      .def_prop_rw("threshold", [](const fsgen::GenerateOptions& o) { return o.router.threshold; },
+                   [](fsgen::GenerateOptions& o, std::optional<float> v) { o.router.threshold = v; })
+      .def_prop_ro("effective_threshold", [](const fsgen::GenerateOptions& o) { return o.router.effective_threshold(); })
+      .def_prop_rw("system2", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.system2)); },
+                   [](fsgen::GenerateOptions& o, const std::string& v) { o.system2 = fsgen::parse_system2(v); })
+      .def("validate", &fsgen::GenerateOptions::validate);
+
+  nb::class_<fsgen::Result>(m, "Result")
+      .def_ro("text", &fsgen::Result::text)
+      .def_ro("tokens", &fsgen::Result::tokens)
+      .def_prop_ro("finish_reason", [](const fsgen::Result& r) { return std::string(fsgen::to_string(r.finish_reason)); })
+      .def_prop_ro("stats", [](const fsgen::Result& r) { return stats_dict(r.stats); })
+      .def_ro("has_trace", &fsgen::Result::has_trace)
+      .def("take_trace", [](fsgen::Result& r) { return trace_dict(std::move(r.trace)); });
+
+  nb::class_<fsgen::Chunk>(m, "Chunk")
+      .def_ro("text", &fsgen::Chunk::text)
+      .def_prop_ro("source", [](const fsgen::Chunk& c) { return static_cast<int>(c.source); })
+      .def_ro("token", &fsgen::Chunk::token);
+
+  nb::class_<fsgen::GenerationJob>(m, "Job")
+      .def("next_chunk", &fsgen::GenerationJob::next_chunk, "timeout"_a, nb::call_guard<nb::gil_scoped_release>())
+      .def("wait", &fsgen::GenerationJob::wait, "timeout"_a, nb::call_guard<nb::gil_scoped_release>())
+      .def("done", &fsgen::GenerationJob::done)
+      .def("cancel", &fsgen::GenerationJob::cancel, nb::call_guard<nb::gil_scoped_release>())
+      .def("take_result", &fsgen::GenerationJob::take_result, nb::call_guard<nb::gil_scoped_release>());
+
+  nb::class_<fsgen::Model>(m, "Model")
+      .def_static("load", &fsgen::Model::load, "path"_a, "options"_a, nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("info", [](const fsgen::Model& model) {
+        const fsgen::ModelInfo& i = model.info();
+        nb::dict d;
+        d["path"] = i.path;
+        d["architecture"] = i.architecture;
+        d["name"] = i.name;
+        d["description"] = i.description;
+        d["n_params"] = i.n_params;
+        d["size_bytes"] = i.size_bytes;
+        d["file_type"] = i.file_type;
+        d["n_vocab"] = i.n_vocab;
+        d["n_layer"] = i.n_layer;
+        d["n_embd"] = i.n_embd;
+        d["n_ctx_train"] = i.n_ctx_train;
+        d["chat_template"] = i.chat_template;
+        return d;
+      })
+      .def("tokenize", &fsgen::Model::tokenize, "text"_a, "parse_special"_a = true)
+      .def("detokenize", &fsgen::Model::detokenize, "tokens"_a)
+      .def("token_text", &fsgen::Model::token_text, "token"_a)
+      .def("apply_chat_template",
+           [](const fsgen::Model& model, const std::vector<std::pair<std::string, std::string>>& messages, bool add) {
+             std::vector<fsgen::ChatMessage> chat;
+             for (const auto& [role, content] : messages) chat.push_back({role, content});
+             return model.apply_chat_template(chat, add);
+           },
+           "messages"_a, "add_assistant"_a = true)
+      .def("start",
+           [](fsgen::Model& model, std::optional<std::string> text,
+              std::optional<std::vector<std::pair<std::string, std::string>>> messages,
+              const fsgen::GenerateOptions& options, bool stream) {
+             options.validate();
+             fsgen::Prompt prompt = make_prompt(text, messages);
+             return new fsgen::GenerationJob(
+                 [model, prompt, options](const fsgen::ChunkCallback& cb) mutable {
+                   return model.generate(prompt, options, cb);
+                 },
+                 [model]() mutable { model.cancel(); }, stream);
+           },
+           "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::rv_policy::take_ownership)
+      .def("cancel", &fsgen::Model::cancel)
+      .def("close", &fsgen::Model::close, nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("closed", &fsgen::Model::closed);
+
+  nb::class_<fsgen::Pair>(m, "Pair")
+      .def("__init__",
+           [](fsgen::Pair* self, const fsgen::Model& small, const fsgen::Model& large,
+              std::optional<fsgen::Model> small_base, const fsgen::ModelOptions& options) {
+             new (self) fsgen::Pair(small, large, small_base, options);
+           },
+           "small"_a, "large"_a, "small_base"_a.none(), "options"_a, nb::call_guard<nb::gil_scoped_release>())
+      .def("start",
+           [](fsgen::Pair& pair, std::optional<std::string> text,
+              std::optional<std::vector<std::pair<std::string, std::string>>> messages,
+              const fsgen::GenerateOptions& options, bool stream) {
+             options.validate();
+             fsgen::Prompt prompt = make_prompt(text, messages);
+             fsgen::Pair* p = &pair;
+             return new fsgen::GenerationJob(
+                 [p, prompt, options](const fsgen::ChunkCallback& cb) { return p->generate(prompt, options, cb); },
+                 [p]() { p->cancel(); }, stream);
+           },
+           "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::keep_alive<0, 1>(),
+           nb::rv_policy::take_ownership)
+      .def("cancel", &fsgen::Pair::cancel)
+      .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>());
+
+  m.def("check_vocab_compatible", &fsgen::check_vocab_compatible, "a"_a, "b"_a);
+  m.def("build_info", []() {
+    const fsgen::BuildInfo b = fsgen::build_info();
+    nb::dict d;
+    d["version"] = b.version;
+    d["llama_cpp_commit"] = b.llama_cpp_commit;
+    d["backends"] = b.backends;
+    d["cpu_features"] = b.cpu_features;
+    d["system_info"] = b.system_info;
+    return d;
+  });
+}

@@ -1,0 +1,156 @@
+"""The fsgen command: generate, demo, pull, models, study."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import FsgenError
+
+METHODS = ("small", "large", "speculative", "contrastive", "proxy", "fs", "oracle")
+ROUTERS = ("entropy", "top1", "margin", "always", "never")
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="generate text with one model or a pair, streaming to the terminal")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="a GGUF path or a pulled model's name")
+    which.add_argument("--small", help="System 1: the small model (path or name)")
+    p.add_argument("--large", help="System 2: the large model (path or name)")
+    p.add_argument("--small-base", help="the small model's base, for --method proxy")
+    p.add_argument("--method", choices=METHODS, default=None, help="decoding method (pair default: speculative)")
+    p.add_argument("--router", choices=ROUTERS, default=None, help="fs/oracle: when System 2 is consulted")
+    p.add_argument("--threshold", type=float, default=None, help="the router's threshold")
+    p.add_argument("--system2", choices=("large", "contrastive", "proxy"), default=None,
+                   help="fs/oracle: what System 2 does when consulted")
+    p.add_argument("--draft-max", type=int, default=None, help="speculative: fixed draft length (default: adaptive)")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--n-ctx", type=int, default=4096)
+    p.add_argument("--raw", action="store_true", help="send the prompt as is, without the chat template")
+    p.add_argument("--trace", action="store_true", help="print the per-token trace after the text")
+    p.add_argument("--stats", action="store_true", help="print the statistics as JSON")
+    p.add_argument("prompt")
+
+
+def _method_params(args) -> dict:
+    params = {}
+    method = args.method
+    if method == "speculative" and args.draft_max is not None:
+        params["draft_max"] = args.draft_max
+    if method in ("fs", "oracle"):
+        for name in ("router", "threshold", "system2"):
+            if getattr(args, name) is not None:
+                params[name] = getattr(args, name)
+    return params
+
+
+def cmd_generate(args) -> int:
+    from ._api import Model, Pair
+    from .render import print_stream, print_trace
+
+    options = dict(n_ctx=args.n_ctx, n_threads=args.threads)
+    if args.model:
+        if args.large or args.small_base:
+            raise SystemExit("fsgen generate: --large/--small-base need --small, not --model")
+        if args.method not in (None, "small", "large"):
+            raise SystemExit(f"fsgen generate: --method {args.method} needs a pair (--small S --large L)")
+        runner = Model(args.model, **options)
+        template_model = runner
+        call = {}
+    else:
+        if not args.large:
+            raise SystemExit("fsgen generate: --small needs --large")
+        runner = Pair(args.small, args.large, small_base=args.small_base, **options)
+        template_model = runner.large
+        args.method = args.method or "speculative"
+        call = dict(method=args.method, **_method_params(args))
+    with runner:
+        if args.raw or not template_model.info["chat_template"]:
+            prompt = dict(prompt=args.prompt)
+        else:
+            prompt = dict(messages=[{"role": "user", "content": args.prompt}])
+        stream = runner.stream(**prompt, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
+                               trace=args.trace, **call)
+        result = print_stream(stream, highlight=not args.model)
+        if result is None:
+            return 130
+        if args.trace and result.trace is not None:
+            print_trace(result, template_model)
+        if args.stats:
+            print(json.dumps(result.stats, indent=2))
+        else:
+            s = result.stats
+            extra = ""
+            if not args.model:
+                extra = f", System 2 wrote {100 * s['system2_fraction']:.1f}% of tokens"
+            print(f"[{s['n_tokens']} tokens, {s['tokens_per_second']:.1f} tokens/s, "
+                  f"finish: {result.finish_reason}{extra}]", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(threads=args.threads, max_tokens=args.max_tokens, threshold=args.threshold)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="fsgen", description="A small and a large language model decoding "
+                                     "together (fast and slow generating), natively on llama.cpp.")
+    parser.add_argument("--version", action="version", version=f"fsgen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+
+    demo = sub.add_parser("demo", help="pull the demo pair and show fast-and-slow decoding")
+    demo.add_argument("--threads", type=int, default=None)
+    demo.add_argument("--max-tokens", type=int, default=160)
+    demo.add_argument("--threshold", type=float, default=None, help="entropy router threshold (nats)")
+
+    pull = sub.add_parser("pull", help="fetch a known model into the cache")
+    pull.add_argument("name", nargs="+")
+    pull.add_argument("--force", action="store_true")
+    pull.add_argument("--quiet", action="store_true")
+
+    models = sub.add_parser("models", help="list cached models")
+    models.add_argument("--remove", metavar="NAME")
+
+    try:
+        from .study.cli import add_parser as add_study
+        add_study(sub)
+    except ImportError as exc:  # the study's extras are missing
+        study = sub.add_parser("study", help="the FS-GEN study (needs: pip install 'fsgen[study]')")
+        study.set_defaults(missing=str(exc))
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            return cmd_generate(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "pull":
+            from . import hub
+            return hub.cmd_pull(args)
+        if args.command == "models":
+            from . import hub
+            return hub.cmd_models(args)
+        if args.command == "study":
+            if getattr(args, "missing", None):
+                print(f"fsgen study needs its extras ({args.missing}): pip install 'fsgen[study]'", file=sys.stderr)
+                return 2
+            from .study.cli import main as study_main
+            return study_main(args)
+    except KeyboardInterrupt:
+        print("\n[cancelled]", file=sys.stderr)
+        return 130
+    except FsgenError as exc:
+        print(f"fsgen {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Runs the study's generations. The ONLY module of fsgen.study that touches models: everything
+here that depends on the core's API is in this file (Pair construction, generate arguments, model
+metadata, token texts, which exceptions are recorded)."""
+from __future__ import annotations
+
+import datetime
+import time
+from pathlib import Path
+
+from . import analysis
+from .methods import DEFAULT_METHODS, DEFAULT_THRESHOLDS, configs
+from .records import RecordStore, draft_columns, key, pieces_from_offsets, trace_columns
+from .scoring import score_item
+from .tasks import Task, load_task
+
+# Generation failures recorded as a result (not retried on resume); anything else propagates.
+RECORDED_ERRORS = ("ContextOverflowError", "GenerationError")
+
+
+def resolve(arg) -> str:
+    """A model argument: an existing path as is, else a pulled model's name via fsgen.hub."""
+    if Path(str(arg)).exists():
+        return str(arg)
+    try:
+        from fsgen import hub
+    except ImportError:
+        return str(arg)
+    fn = getattr(hub, "resolve_model", None)
+    return str(fn(arg)) if fn else str(arg)
+
+
+def pair_id(small, large) -> str:
+    return f"{Path(str(small)).stem}+{Path(str(large)).stem}"
+
+
+def n_params(model):
+    """The parameter count from a model's metadata (``model.info``: a dict, an object or a
+    method returning either), or None."""
+    info = getattr(model, "info", None)
+    if callable(info):
+        info = info()
+    if info is None:
+        return None
+    v = info.get("n_params") if isinstance(info, dict) else getattr(info, "n_params", None)
+    return int(v) if v is not None else None
+
+
+def _generate(pair, item, cfg, max_tokens):
+    """One generation (tests monkeypatch this to count calls)."""
+    inp = {"messages": item.messages} if item.messages is not None else {"prompt": item.prompt}
+    return pair.generate(**inp, method=cfg["method"], trace=True, max_tokens=max_tokens,
+                         temperature=0.0, **cfg["params"])
+
+
+def _pieces(pair, result) -> list:
+    tr = result.trace
+    if tr is not None and hasattr(tr, "text_offset"):
+        return pieces_from_offsets(result.text, tr.text_offset)
+    tokens = list(tr.token) if tr is not None else list(result.tokens)
+    return [pair.large.detokenize([int(t)]) for t in tokens]
+
+
+def _record(pair, ctx, item, cfg, max_tokens) -> dict:
+    import fsgen
+
+    recorded = tuple(getattr(fsgen, n) for n in RECORDED_ERRORS if hasattr(fsgen, n))
+    rec = {**ctx, "config": cfg["config"], "prompt_id": item.id, "method": cfg["method"],
+           "params": cfg["params"], "max_tokens": max_tokens}
+    try:
+        res = _generate(pair, item, cfg, max_tokens)
+    except recorded as e:
+        return {**rec, "error": f"{type(e).__name__}: {e}", "time": _now()}
+    trace = trace_columns(res.trace)
+    if trace:
+        trace["piece"] = _pieces(pair, res)
+    sc = score_item(item, res.text)
+    return {**rec, "text": res.text, "finish_reason": res.finish_reason, "stats": dict(res.stats),
+            "score": sc["score"], "score_status": sc["status"], "score_detail": sc["detail"],
+            "trace": trace, "drafts": draft_columns(res.trace), "time": _now()}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-out",
+        thresholds=DEFAULT_THRESHOLDS, max_tokens=512, n_ctx=4096, n_threads=None,
+        progress=True, baselines=True, method_params=None) -> dict:
+    """Run every method for every pair and prompt (skipping what ``out/records.jsonl`` already
+    holds), then analyze. ``pairs``: [(small, large), ...] paths or pulled model names;
+    ``small_base``: one base model for every pair or a list aligned with ``pairs`` (enables
+    proxy); ``task``: "humaneval", a JSONL path or a tasks.Task; ``method_params``: per-method
+    overrides of fsgen's defaults (see methods.configs). Returns the tables."""
+    import fsgen
+    from tqdm.auto import tqdm
+
+    tk = task if isinstance(task, Task) else load_task(task, limit=limit)
+    items = tk.items[:limit] if limit is not None else tk.items
+    pairs = [(resolve(s), resolve(l)) for s, l in pairs]
+    bases = small_base if isinstance(small_base, (list, tuple)) else [small_base] * len(pairs)
+    bases = [resolve(b) if b else None for b in bases]
+    if methods is None:
+        methods = DEFAULT_METHODS + (("proxy",) if all(bases) else ())
+    out = Path(out)
+    store = RecordStore(out / analysis.RECORDS_FILE)
+    plan = [(pairs[i], bases[i], configs(methods, thresholds, proxy=bool(bases[i]),
+                                         baselines=baselines, params=method_params)) for i in range(len(pairs))]
+    total = sum(len(items) * len(c) for _, _, c in plan)
+    todo = {pair_id(*p): sum((pair_id(*p), c["config"], it.id) not in store
+                             for it in items for c in cfgs) for p, _, cfgs in plan}
+    bar = tqdm(total=total, initial=total - sum(todo.values()), disable=not progress,
+               unit="gen", desc="fsgen study", dynamic_ncols=True)
+    try:
+        for (small, large), base, cfgs in plan:
+            pid = pair_id(small, large)
+            if not todo[pid]:
+                continue
+            pair = fsgen.Pair(small, large, small_base=base, n_ctx=n_ctx, n_threads=n_threads)
+            try:
+                ctx = {"pair": pid, "task": tk.name, "small": small, "large": large,
+                       "small_base": base, "n_params_small": n_params(pair.small),
+                       "n_params_large": n_params(pair.large)}
+                for item in items:
+                    for cfg in cfgs:
+                        if (pid, cfg["config"], item.id) in store:
+                            continue
+                        bar.set_postfix_str(f"{cfg['config']} {item.id}", refresh=False)
+                        store.append(_record(pair, ctx, item, cfg, max_tokens))
+                        bar.update(1)
+            finally:
+                close = getattr(pair, "close", None)
+                if close:
+                    close()
+    finally:
+        bar.close()
+    planned = {(pair_id(*p), c["config"], it.id) for p, _, cfgs in plan for c in cfgs
+               for it in items}
+    records = [r for r in store.records() if key(r) in planned]
+    meta = {"task": tk.name, "max_tokens": max_tokens,
+            "methods": list(methods), "thresholds": list(thresholds),
+            "method_params": method_params or {},
+            "date": time.strftime("%Y-%m-%d"), "fsgen_version": getattr(fsgen, "__version__", "?")}
+    return analysis.analyze(out, records, meta=meta)

@@ -1,0 +1,92 @@
+#include "distribution.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace fsgen {
+namespace {
+
+// log sum exp and max, for log-probabilities.
+void log_normalizer(const float* logits, int n, float& max_out, float& log_z_out) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < n; ++i) m = logits[i] > m ? logits[i] : m;
+  double z = 0.0;
+  for (int i = 0; i < n; ++i) z += std::exp(static_cast<double>(logits[i] - m));
+  max_out = m;
+  log_z_out = m + static_cast<float>(std::log(z));
+}
+
+}  // namespace
+
+Token argmax(const float* logits, int n) {
+  int best = 0;
+  for (int i = 1; i < n; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+Uncertainty measure_uncertainty(const float* logits, int n) {
+  int best = 0;
+  float m1 = -std::numeric_limits<float>::infinity(), m2 = m1;
+  for (int i = 0; i < n; ++i) {
+    const float x = logits[i];
+    if (x > m1) {
+      m2 = m1;
+      m1 = x;
+      best = i;
+    } else if (x > m2) {
+      m2 = x;
+    }
+  }
+  // H = log Z - sum_i p_i (x_i - m1), with Z = sum_i exp(x_i - m1).
+  double z = 0.0, weighted = 0.0;
+  for (int i = 0; i < n; ++i) {
+    const double d = static_cast<double>(logits[i]) - m1;
+    const double e = std::exp(d);
+    z += e;
+    weighted += e * d;
+  }
+  Uncertainty u;
+  u.argmax = best;
+  u.top1 = static_cast<float>(1.0 / z);
+  u.margin = static_cast<float>((1.0 - std::exp(static_cast<double>(m2) - m1)) / z);
+  u.entropy = static_cast<float>(std::log(z) - weighted / z);
+  return u;
+}
+
+bool router_consults(const RouterOptions& router, const Uncertainty& u) {
+  const float t = router.effective_threshold();
+  switch (router.router) {
+    case Router::Entropy: return u.entropy > t;
+    case Router::Top1: return u.top1 < t;
+    case Router::Margin: return u.margin < t;
+    case Router::Always: return true;
+    case Router::Never: return false;
+  }
+  return false;
+}
+
+void contrastive_scores(const float* small, const float* large, int n, const ContrastiveOptions& options, float* out) {
+  float large_max, large_log_z, small_max, small_log_z;
+  log_normalizer(large, n, large_max, large_log_z);
+  log_normalizer(small, n, small_max, small_log_z);
+  const float cutoff = large_max + std::log(options.alpha);  // p_L >= alpha * max p_L
+  const float beta = options.beta;
+  const float minus_inf = -std::numeric_limits<float>::infinity();
+  if (options.variant == ContrastiveVariant::Standard) {
+    for (int i = 0; i < n; ++i) {
+      out[i] = large[i] >= cutoff ? (1 + beta) * (large[i] - large_log_z) - beta * (small[i] - small_log_z) : minus_inf;
+    }
+  } else {
+    for (int i = 0; i < n; ++i) {
+      out[i] = large[i] >= cutoff ? small[i] + beta * (large[i] - small[i]) : minus_inf;
+    }
+  }
+}
+
+void proxy_scores(const float* large_base, const float* small_tuned, const float* small_base, int n, float alpha,
+                  float* out) {
+  for (int i = 0; i < n; ++i) out[i] = large_base[i] + alpha * (small_tuned[i] - small_base[i]);
+}
+
+}  // namespace fsgen

@@ -1,0 +1,96 @@
+// Names of the enums, parsing with helpful errors, and option validation.
+#include <cmath>
+#include <string>
+
+#include "fsgen/error.hpp"
+#include "fsgen/options.hpp"
+#include "fsgen/types.hpp"
+
+namespace fsgen {
+namespace {
+
+template <typename E, size_t N>
+E parse_name(const std::string& name, const char* what, const std::pair<const char*, E> (&table)[N]) {
+  std::string valid;
+  for (const auto& [text, value] : table) {
+    if (name == text) return value;
+    valid += valid.empty() ? "" : ", ";
+    valid += std::string("\"") + text + "\"";
+  }
+  throw InvalidArgumentError("unknown " + std::string(what) + " \"" + name + "\"; expected one of " + valid);
+}
+
+const std::pair<const char*, Method> kMethods[] = {
+    {"small", Method::Small},          {"large", Method::Large},   {"speculative", Method::Speculative},
+    {"contrastive", Method::Contrastive}, {"proxy", Method::Proxy}, {"fs", Method::FastSlow},
+    {"oracle", Method::Oracle}};
+const std::pair<const char*, Router> kRouters[] = {{"entropy", Router::Entropy}, {"top1", Router::Top1},
+                                                   {"margin", Router::Margin},   {"always", Router::Always},
+                                                   {"never", Router::Never}};
+const std::pair<const char*, System2Kind> kSystem2[] = {
+    {"large", System2Kind::Large}, {"contrastive", System2Kind::Contrastive}, {"proxy", System2Kind::Proxy}};
+const std::pair<const char*, ContrastiveVariant> kVariants[] = {{"standard", ContrastiveVariant::Standard},
+                                                                {"fsgen", ContrastiveVariant::Fsgen}};
+
+template <typename E, size_t N>
+const char* name_of(E value, const std::pair<const char*, E> (&table)[N]) {
+  for (const auto& [text, v] : table)
+    if (v == value) return text;
+  return "?";
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw InvalidArgumentError(message);
+}
+
+}  // namespace
+
+const char* to_string(Method m) { return name_of(m, kMethods); }
+const char* to_string(Router r) { return name_of(r, kRouters); }
+const char* to_string(System2Kind s) { return name_of(s, kSystem2); }
+const char* to_string(ContrastiveVariant v) { return name_of(v, kVariants); }
+const char* to_string(FinishReason f) {
+  switch (f) {
+    case FinishReason::Eog: return "eog";
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
+    case FinishReason::Cancelled: return "cancelled";
+  }
+  return "?";
+}
+Method parse_method(const std::string& n) { return parse_name(n, "method", kMethods); }
+Router parse_router(const std::string& n) { return parse_name(n, "router", kRouters); }
+System2Kind parse_system2(const std::string& n) { return parse_name(n, "system2", kSystem2); }
+ContrastiveVariant parse_contrastive_variant(const std::string& n) { return parse_name(n, "variant", kVariants); }
+
+float RouterOptions::effective_threshold() const {
+  if (threshold) return *threshold;
+  switch (router) {
+    case Router::Entropy: return 0.5f;  // nats
+    case Router::Top1: return 0.5f;     // FS-GEN's `threshold`
+    case Router::Margin: return 0.4f;   // FS-GEN's delta_threshold: (p1 - p2) / 2 < 0.2
+    default: return 0.0f;
+  }
+}
+
+void GenerateOptions::validate() const {
+  constexpr int kMaxTokensLimit = 1 << 24;
+  require(max_tokens >= 0 && max_tokens <= kMaxTokensLimit,
+          "max_tokens must be between 0 and " + std::to_string(kMaxTokensLimit) + ", got " + std::to_string(max_tokens));
+  const auto& s = sampling;
+  require(std::isfinite(s.temperature) && s.temperature >= 0, "temperature must be a finite number >= 0");
+  require(std::isfinite(s.top_p) && s.top_p > 0 && s.top_p <= 1, "top_p must be in (0, 1]");
+  require(std::isfinite(s.min_p) && s.min_p >= 0 && s.min_p <= 1, "min_p must be in [0, 1]");
+  for (const auto& stop_string : stop) require(!stop_string.empty(), "stop strings must not be empty");
+  require(speculative.draft_max >= 0 && speculative.draft_max <= 256, "draft_max must be None or between 1 and 256");
+  require(std::isfinite(speculative.draft_p_min) && speculative.draft_p_min >= 0 && speculative.draft_p_min <= 1,
+          "draft_p_min must be in [0, 1]");
+  require(speculative.adaptive_max >= 1 && speculative.adaptive_max <= 64, "adaptive_max must be in [1, 64]");
+  require(std::isfinite(contrastive.alpha) && contrastive.alpha > 0 && contrastive.alpha <= 1,
+          "contrastive alpha must be in (0, 1]");
+  require(std::isfinite(contrastive.beta) && contrastive.beta >= 0, "contrastive beta must be a finite number >= 0");
+  require(std::isfinite(proxy.alpha), "proxy alpha must be finite");
+  if (router.threshold) require(std::isfinite(*router.threshold), "threshold must be a finite number");
+}
+
+}  // namespace fsgen

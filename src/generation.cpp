@@ -1,0 +1,168 @@
+#include "generation.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "fsgen/error.hpp"
+#include "session.hpp"
+
+namespace fsgen {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class Driver final : public Emitter {
+ public:
+  Driver(const std::vector<Token>& prompt, const GenerateOptions& options, const RunContext& context,
+         const ChunkCallback& on_chunk)
+      : options_(options), context_(context), on_chunk_(on_chunk), sampler_(options.sampling),
+        text_(options.stop), sequence_(prompt) {
+    result_.stats.n_prompt_tokens = static_cast<int>(prompt.size());
+    result_.has_trace = options.trace;
+  }
+
+  const std::vector<Token>& sequence() const override { return sequence_; }
+  Sampler& sampler() override { return sampler_; }
+  bool tracing() const override { return options_.trace; }
+  void count_system2_call() override { ++result_.stats.system2_calls; }
+
+  size_t room() const override {
+    if (finished_) return 0;
+    const size_t by_tokens = static_cast<size_t>(options_.max_tokens) - result_.tokens.size();
+    const size_t by_context = static_cast<size_t>(context_.n_ctx) - std::min(sequence_.size(), size_t(context_.n_ctx));
+    return std::min(by_tokens, by_context);
+  }
+
+  void record_draft(int length, int accepted) override {
+    result_.stats.drafted += length;
+    result_.stats.accepted += accepted;
+    ++rounds_;
+    if (options_.trace) {
+      result_.trace.draft_length.push_back(length);
+      result_.trace.draft_accepted.push_back(accepted);
+    }
+  }
+
+  bool emit(const TokenRecord& r) override {
+    if (finished_) return false;
+    if (r.token < 0 || r.token >= context_.n_vocab) throw GenerationError("a method produced an invalid token id");
+    if (context_.text_model->is_eog(r.token)) return finish(FinishReason::Eog);
+    const int offset = text_.char_count();
+    const std::string released = text_.add(context_.text_model->piece(r.token));
+    sequence_.push_back(r.token);
+    result_.tokens.push_back(r.token);
+    if (r.source != Source::System1) ++system2_tokens_;
+    if (r.mismatch) ++result_.stats.mismatches;
+    if (options_.trace) {
+      auto& t = result_.trace;
+      t.token.push_back(r.token);
+      t.source.push_back(static_cast<std::int8_t>(r.source));
+      t.entropy.push_back(r.entropy);
+      t.top1.push_back(r.top1);
+      t.margin.push_back(r.margin);
+      t.system2_called.push_back(r.system2_called);
+      t.mismatch.push_back(r.mismatch);
+      t.text_offset.push_back(offset);
+    }
+    if (!released.empty()) send({released, r.source, r.token});
+    if (text_.stopped()) return finish(FinishReason::Stop);
+    if (room() == 0) return finish(FinishReason::Length);
+    return !finished_;
+  }
+
+  Result run(Strategy& strategy) {
+    const auto start = Clock::now();
+    auto generation_start = start;
+    try {
+      if (options_.max_tokens == 0 || room() == 0) {
+        finish(FinishReason::Length);
+      } else {
+        strategy.prefill(sequence_);
+        generation_start = Clock::now();
+        while (!finished_) {
+          if (cancelled()) {
+            finish(FinishReason::Cancelled);
+            break;
+          }
+          const size_t before = result_.tokens.size();
+          strategy.step(*this);
+          if (!finished_ && result_.tokens.size() == before) {
+            throw GenerationError("internal error: a decoding step produced no token");
+          }
+        }
+      }
+    } catch (const Cancelled&) {
+      finished_ = true;
+      result_.finish_reason = FinishReason::Cancelled;
+    }
+    if (generation_start == start) generation_start = Clock::now();
+    const std::string tail = text_.finish();
+    if (!tail.empty() && !result_.tokens.empty()) send({tail, last_source(), result_.tokens.back()});
+    const auto end = Clock::now();
+    result_.text = text_.text();
+    finalize_stats(std::chrono::duration<double>(generation_start - start).count(),
+                   std::chrono::duration<double>(end - generation_start).count());
+    return std::move(result_);
+  }
+
+ private:
+  bool cancelled() const { return context_.cancel != nullptr && context_.cancel->load(); }
+
+  bool finish(FinishReason reason) {
+    if (!finished_) {
+      finished_ = true;
+      result_.finish_reason = reason;
+    }
+    return false;
+  }
+
+  Source last_source() const {
+    return options_.trace && !result_.trace.source.empty() ? static_cast<Source>(result_.trace.source.back())
+                                                           : Source::System1;
+  }
+
+  void send(const Chunk& chunk) {
+    if (on_chunk_ && !on_chunk_(chunk)) finish(FinishReason::Cancelled);
+  }
+
+  void finalize_stats(double prompt_seconds, double generation_seconds) {
+    auto& s = result_.stats;
+    s.n_tokens = static_cast<int>(result_.tokens.size());
+    s.prompt_seconds = prompt_seconds;
+    s.generation_seconds = generation_seconds;
+    s.seconds = prompt_seconds + generation_seconds;
+    s.tokens_per_second = generation_seconds > 0 ? s.n_tokens / generation_seconds : 0.0;
+    s.system2_fraction = s.n_tokens > 0 ? double(system2_tokens_) / s.n_tokens : 0.0;
+    s.mismatch_fraction = s.n_tokens > 0 ? double(s.mismatches) / s.n_tokens : 0.0;
+    s.acceptance_rate = s.drafted > 0 ? double(s.accepted) / s.drafted : 0.0;
+    s.mean_accepted_length = rounds_ > 0 ? double(s.accepted) / rounds_ : 0.0;
+  }
+
+  const GenerateOptions& options_;
+  const RunContext& context_;
+  const ChunkCallback& on_chunk_;
+  Sampler sampler_;
+  TextAssembler text_;
+  std::vector<Token> sequence_;
+  Result result_;
+  bool finished_ = false;
+  int system2_tokens_ = 0;
+  int rounds_ = 0;
+};
+
+}  // namespace
+
+Result run_generation(Strategy& strategy, const std::vector<Token>& prompt, const GenerateOptions& options,
+                      const RunContext& context, const ChunkCallback& on_chunk) {
+  options.validate();
+  if (prompt.empty()) throw InvalidArgumentError("the prompt is empty");
+  if (prompt.size() >= static_cast<size_t>(context.n_ctx)) {
+    throw ContextOverflowError("the prompt has " + std::to_string(prompt.size()) +
+                               " tokens and leaves no room in a context of " + std::to_string(context.n_ctx) +
+                               "; use a shorter prompt or a larger n_ctx");
+  }
+  Driver driver(prompt, options, context, on_chunk);
+  return driver.run(strategy);
+}
+
+}  // namespace fsgen

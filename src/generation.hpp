@@ -1,0 +1,65 @@
+// The generation driver and the interface every decoding method implements.
+//
+// A Strategy produces tokens for the sequence so far; the driver owns everything around that:
+// end-of-generation tokens, max_tokens, the context limit, stop strings, cancellation, text and
+// streaming, statistics and the trace. So a method file holds only its own loop.
+#pragma once
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "fsgen/model.hpp"
+#include "fsgen/options.hpp"
+#include "fsgen/result.hpp"
+#include "sampling.hpp"
+#include "text.hpp"
+
+namespace fsgen {
+
+struct TokenRecord {
+  Token token = 0;
+  Source source = Source::System1;
+  float entropy = std::numeric_limits<float>::quiet_NaN();  // System 1's, where it ran
+  float top1 = std::numeric_limits<float>::quiet_NaN();
+  float margin = std::numeric_limits<float>::quiet_NaN();
+  bool system2_called = false;
+  bool mismatch = false;
+};
+
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  // Prompt + tokens emitted so far.
+  virtual const std::vector<Token>& sequence() const = 0;
+  // Appends a token; false when generation must end (then emit nothing more).
+  virtual bool emit(const TokenRecord& record) = 0;
+  // How many more tokens may be emitted (max_tokens and the context both count).
+  virtual size_t room() const = 0;
+  virtual void record_draft(int length, int accepted) = 0;
+  virtual void count_system2_call() = 0;
+  virtual bool tracing() const = 0;
+  virtual Sampler& sampler() = 0;
+};
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  // Decode the prompt in the models this method needs from its first step (timed as prompt
+  // processing); models needed only later catch up lazily.
+  virtual void prefill(const std::vector<Token>& prompt) = 0;
+  // Emit at least one token, unless emit() says to stop.
+  virtual void step(Emitter& out) = 0;
+};
+
+struct RunContext {
+  const Model* text_model = nullptr;  // detokenizes and knows the end-of-generation tokens
+  int n_ctx = 0;                      // the smallest context among the models used
+  int n_vocab = 0;                    // tokens the models share
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+Result run_generation(Strategy& strategy, const std::vector<Token>& prompt, const GenerateOptions& options,
+                      const RunContext& context, const ChunkCallback& on_chunk);
+
+}  // namespace fsgen

@@ -1,0 +1,98 @@
+#include "fsgen/job.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+namespace fsgen {
+
+struct GenerationJob::State {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<Chunk> chunks;
+  bool finished = false;
+  bool stop = false;  // the consumer went away: end at the next chunk
+  std::optional<Result> result;
+  std::exception_ptr error;
+  std::function<void()> cancel;
+  std::thread worker;
+};
+
+GenerationJob::GenerationJob(Work work, std::function<void()> cancel, bool collect_chunks)
+    : state_(std::make_shared<State>()) {
+  state_->cancel = std::move(cancel);
+  State* s = state_.get();
+  s->worker = std::thread([s, work = std::move(work), collect_chunks] {
+    ChunkCallback on_chunk;
+    if (collect_chunks) {
+      on_chunk = [s](const Chunk& chunk) {
+        std::lock_guard<std::mutex> lock(s->mutex);
+        if (s->stop) return false;
+        s->chunks.push_back(chunk);
+        s->changed.notify_all();
+        return true;
+      };
+    }
+    std::optional<Result> result;
+    std::exception_ptr error;
+    try {
+      result = work(on_chunk);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(s->mutex);
+    s->result = std::move(result);
+    s->error = error;
+    s->finished = true;
+    s->changed.notify_all();
+  });
+}
+
+GenerationJob::~GenerationJob() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stop = true;
+  }
+  if (!done() && state_->cancel) state_->cancel();
+  if (state_->worker.joinable()) state_->worker.join();
+}
+
+std::optional<Chunk> GenerationJob::next_chunk(double timeout_s) {
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  state_->changed.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                           [this] { return !state_->chunks.empty() || state_->finished; });
+  if (state_->chunks.empty()) return std::nullopt;
+  Chunk chunk = std::move(state_->chunks.front());
+  state_->chunks.pop_front();
+  return chunk;
+}
+
+bool GenerationJob::wait(double timeout_s) {
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  return state_->changed.wait_for(lock, std::chrono::duration<double>(timeout_s), [this] { return state_->finished; });
+}
+
+bool GenerationJob::done() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->finished && state_->chunks.empty();
+}
+
+void GenerationJob::cancel() {
+  if (state_->cancel) state_->cancel();
+}
+
+Result GenerationJob::take_result() {
+  wait(1e9);
+  if (state_->worker.joinable()) state_->worker.join();
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  if (state_->error) std::rethrow_exception(state_->error);
+  if (!state_->result) throw std::runtime_error("the generation result was already taken");
+  Result r = std::move(*state_->result);
+  state_->result.reset();
+  return r;
+}
+
+}  // namespace fsgen

@@ -1,0 +1,221 @@
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "fsgen/error.hpp"
+#include "fsgen/model.hpp"
+#include "generation.hpp"
+#include "logging.hpp"
+#include "session.hpp"
+#include "strategies/strategies.hpp"
+#include "text.hpp"
+#include "weights.hpp"
+
+namespace fsgen {
+namespace {
+
+std::string meta_string(const llama_model* model, const char* key) {
+  char buf[512];
+  const int32_t n = llama_model_meta_val_str(model, key, buf, sizeof(buf));
+  return n >= 0 ? std::string(buf, std::min<size_t>(n, sizeof(buf) - 1)) : std::string();
+}
+
+int default_threads() {
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  // Hyper-threads do not help matrix-vector work: assume two per core past four.
+  return static_cast<int>(std::min(8u, hw <= 4 ? hw : hw / 2));
+}
+
+void validate_options(const ModelOptions& o) {
+  if (o.n_ctx < 8 || o.n_ctx > (1 << 24)) throw InvalidArgumentError("n_ctx must be between 8 and 16777216");
+  if (o.n_batch < 1 || o.n_batch > (1 << 16)) throw InvalidArgumentError("n_batch must be between 1 and 65536");
+  if (o.n_threads < 0 || o.n_threads > 1024) throw InvalidArgumentError("n_threads must be between 1 and 1024");
+  if (o.n_gpu_layers < -1) throw InvalidArgumentError("n_gpu_layers must be -1 (all) or >= 0");
+}
+
+}  // namespace
+
+std::shared_ptr<const Weights> load_weights(const std::string& path, const ModelOptions& options) {
+  logging::install_once();
+  logging::set_verbose(options.verbose);
+  check_gguf_file(path);
+
+  llama_model_params params = llama_model_default_params();
+  params.n_gpu_layers = options.n_gpu_layers;
+  auto weights = std::make_shared<Weights>();
+  {
+    logging::Capture capture;
+    weights->model.reset(llama_model_load_from_file(path.c_str(), params));
+    if (!weights->model) {
+      std::string reason = capture.errors();
+      throw ModelLoadError("llama.cpp could not load " + path + (reason.empty() ? "" : ": " + reason));
+    }
+  }
+  const llama_model* m = weights->model.get();
+  weights->vocab = llama_model_get_vocab(m);
+  ModelInfo& info = weights->info;
+  info.path = path;
+  info.architecture = meta_string(m, "general.architecture");
+  info.name = meta_string(m, "general.name");
+  if (info.name.empty()) info.name = path.substr(path.find_last_of("/\\") + 1);
+  char desc[256];
+  llama_model_desc(m, desc, sizeof(desc));
+  info.description = desc;
+  info.n_params = llama_model_n_params(m);
+  info.size_bytes = llama_model_size(m);
+  const std::string ftype = meta_string(m, "general.file_type");
+  info.file_type = ftype.empty() ? -1 : std::atoi(ftype.c_str());
+  info.n_vocab = llama_vocab_n_tokens(weights->vocab);
+  info.n_layer = llama_model_n_layer(m);
+  info.n_embd = llama_model_n_embd(m);
+  info.n_ctx_train = llama_model_n_ctx_train(m);
+  if (const char* tmpl = llama_model_chat_template(m, nullptr)) info.chat_template = tmpl;
+  return weights;
+}
+
+// ---- Model ----
+
+struct Model::Impl {
+  std::shared_ptr<const Weights> weights;
+  ModelOptions options;
+  std::mutex mutex;  // one generation at a time on this model's context
+  std::atomic<bool> cancel{false};
+  std::unique_ptr<Session> session;
+
+  const Weights& w() const {
+    if (!weights) throw InvalidArgumentError("this model is closed");
+    return *weights;
+  }
+};
+
+std::shared_ptr<const Weights> model_weights(const Model& model) {
+  model.info();  // throws if closed
+  return model.impl()->weights;
+}
+
+Model::Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Model Model::load(const std::string& path, const ModelOptions& options) {
+  validate_options(options);
+  auto impl = std::make_shared<Impl>();
+  impl->options = options;
+  if (impl->options.n_threads == 0) impl->options.n_threads = default_threads();
+  impl->weights = load_weights(path, impl->options);
+  return Model(std::move(impl));
+}
+
+const ModelInfo& Model::info() const { return impl_->w().info; }
+const ModelOptions& Model::options() const { return impl_->options; }
+const llama_model* Model::raw() const { return impl_->w().model.get(); }
+const llama_vocab* Model::vocab() const { return impl_->w().vocab; }
+bool Model::closed() const { return impl_->weights == nullptr; }
+
+std::vector<Token> Model::tokenize(std::string_view text, bool parse_special) const {
+  const llama_vocab* v = vocab();
+  if (text.size() > static_cast<size_t>(INT32_MAX / 2)) throw InvalidArgumentError("text too long to tokenize");
+  if (sanitize_utf8(std::string(text), nullptr) != text) throw InvalidArgumentError("the text is not valid UTF-8");
+  std::vector<Token> tokens(text.size() + 8);
+  int32_t n = llama_tokenize(v, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                             static_cast<int32_t>(tokens.size()), true, parse_special);
+  if (n < 0) {
+    tokens.resize(static_cast<size_t>(-n));
+    n = llama_tokenize(v, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                       static_cast<int32_t>(tokens.size()), true, parse_special);
+  }
+  if (n < 0) throw InvalidArgumentError("tokenization failed");
+  tokens.resize(static_cast<size_t>(n));
+  return tokens;
+}
+
+std::string Model::piece(Token token) const {
+  char buf[256];
+  const int32_t n = llama_token_to_piece(vocab(), token, buf, sizeof(buf), 0, true);
+  if (n >= 0) return std::string(buf, static_cast<size_t>(n));
+  std::string big(static_cast<size_t>(-n), '\0');
+  const int32_t m = llama_token_to_piece(vocab(), token, big.data(), static_cast<int32_t>(big.size()), 0, true);
+  big.resize(static_cast<size_t>(std::max(0, m)));
+  return big;
+}
+
+std::string Model::detokenize(const std::vector<Token>& tokens) const {
+  const int n_vocab = info().n_vocab;
+  for (Token t : tokens) {
+    if (t < 0 || t >= n_vocab) {
+      throw InvalidArgumentError("token id " + std::to_string(t) + " is outside the vocabulary (0.." +
+                                 std::to_string(n_vocab - 1) + ")");
+    }
+  }
+  std::string bytes;
+  for (Token t : tokens) bytes += piece(t);
+  return sanitize_utf8(bytes, nullptr);
+}
+
+std::string Model::token_text(Token token) const {
+  if (token < 0 || token >= info().n_vocab) throw InvalidArgumentError("token id outside the vocabulary");
+  return llama_vocab_get_text(vocab(), token);
+}
+
+bool Model::is_eog(Token token) const { return llama_vocab_is_eog(vocab(), token); }
+
+std::string Model::apply_chat_template(const std::vector<ChatMessage>& messages, bool add_assistant) const {
+  const std::string& tmpl = info().chat_template;
+  if (tmpl.empty()) {
+    throw TemplateError(info().path + " has no chat template; pass a plain prompt instead of messages");
+  }
+  if (messages.empty()) throw InvalidArgumentError("messages is empty");
+  std::vector<llama_chat_message> chat;
+  size_t total = 0;
+  for (const auto& m : messages) {
+    chat.push_back({m.role.c_str(), m.content.c_str()});
+    total += m.role.size() + m.content.size();
+  }
+  std::vector<char> buf(2 * total + 1024);
+  int32_t n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), add_assistant, buf.data(),
+                                        static_cast<int32_t>(buf.size()));
+  if (n > static_cast<int32_t>(buf.size())) {
+    buf.resize(static_cast<size_t>(n));
+    n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), add_assistant, buf.data(),
+                                  static_cast<int32_t>(buf.size()));
+  }
+  if (n < 0) {
+    throw TemplateError("llama.cpp does not support the chat template of " + info().path +
+                        " (only its built-in templates are recognised); format the prompt yourself");
+  }
+  return std::string(buf.data(), static_cast<size_t>(n));
+}
+
+std::vector<Token> Model::prompt_tokens(const Prompt& prompt) const {
+  if (prompt.text.has_value() == !prompt.messages.empty()) {
+    throw InvalidArgumentError("give exactly one of prompt or messages");
+  }
+  const std::string text = prompt.text ? *prompt.text : apply_chat_template(prompt.messages, true);
+  if (text.empty()) throw InvalidArgumentError("the prompt is empty");
+  return tokenize(text, true);
+}
+
+Result Model::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk) {
+  options.validate();
+  const std::vector<Token> tokens = prompt_tokens(prompt);
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->w();  // closed meanwhile?
+  impl_->cancel.store(false);
+  if (!impl_->session) impl_->session = std::make_unique<Session>(impl_->weights, impl_->options, &impl_->cancel);
+  auto strategy = make_single_strategy(*impl_->session, Source::System1);
+  RunContext context{this, impl_->session->n_ctx(), impl_->session->n_vocab(), &impl_->cancel};
+  return run_generation(*strategy, tokens, options, context, on_chunk);
+}
+
+void Model::cancel() { impl_->cancel.store(true); }
+
+void Model::close() {
+  impl_->cancel.store(true);
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->session.reset();
+  impl_->weights.reset();
+}
+
+}  // namespace fsgen

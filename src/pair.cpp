@@ -1,0 +1,154 @@
+#include "fsgen/pair.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "fsgen/error.hpp"
+#include "generation.hpp"
+#include "session.hpp"
+#include "strategies/strategies.hpp"
+#include "weights.hpp"
+
+namespace fsgen {
+
+void check_vocab_compatible(const Model& a, const Model& b) {
+  constexpr int kMaxSizeDifference = 128;  // as llama.cpp's speculative decoding
+  constexpr int kFirstCheckedToken = 5;
+  const llama_vocab* va = a.vocab();
+  const llama_vocab* vb = b.vocab();
+  const std::string names = a.info().path + " and " + b.info().path;
+  if (llama_vocab_type(va) != llama_vocab_type(vb)) {
+    throw IncompatibleVocabError(names + " use different tokenizer types");
+  }
+  if (llama_vocab_get_add_bos(va) != llama_vocab_get_add_bos(vb) || llama_vocab_bos(va) != llama_vocab_bos(vb) ||
+      llama_vocab_get_add_eos(va) != llama_vocab_get_add_eos(vb) || llama_vocab_eos(va) != llama_vocab_eos(vb)) {
+    throw IncompatibleVocabError(names + " handle BOS/EOS differently (ids " + std::to_string(llama_vocab_bos(va)) +
+                                 "/" + std::to_string(llama_vocab_eos(va)) + " vs " +
+                                 std::to_string(llama_vocab_bos(vb)) + "/" + std::to_string(llama_vocab_eos(vb)) + ")");
+  }
+  const int na = llama_vocab_n_tokens(va), nb = llama_vocab_n_tokens(vb);
+  if (std::abs(na - nb) > kMaxSizeDifference) {
+    throw IncompatibleVocabError(names + " have vocabularies of " + std::to_string(na) + " and " +
+                                 std::to_string(nb) + " tokens (at most " + std::to_string(kMaxSizeDifference) +
+                                 " apart)");
+  }
+  for (int t = kFirstCheckedToken; t < std::min(na, nb); ++t) {
+    const char* ta = llama_vocab_get_text(va, t);
+    const char* tb = llama_vocab_get_text(vb, t);
+    if (std::strcmp(ta, tb) != 0) {
+      throw IncompatibleVocabError(names + " differ at token " + std::to_string(t) + ": \"" + ta + "\" vs \"" + tb +
+                                   "\"");
+    }
+  }
+}
+
+struct Pair::Impl {
+  Model small, large;
+  std::optional<Model> small_base;
+  ModelOptions options;
+  std::mutex mutex;  // one generation at a time: the contexts' caches are shared state
+  std::atomic<bool> cancel{false};
+  std::unique_ptr<Session> small_session, large_session, small_base_session;
+  DraftPlanner planner;
+  int n_vocab = 0;
+
+  Impl(Model s, Model l, std::optional<Model> sb, const ModelOptions& o)
+      : small(std::move(s)), large(std::move(l)), small_base(std::move(sb)), options(o),
+        planner(std::clamp(double(small.info().n_params) / std::max<double>(1.0, double(large.info().n_params)),
+                           0.05, 1.0)) {
+    n_vocab = std::min(small.info().n_vocab, large.info().n_vocab);
+    if (small_base) n_vocab = std::min(n_vocab, small_base->info().n_vocab);
+  }
+
+  Session& session(std::unique_ptr<Session>& slot, const Model& model) {
+    if (!slot) slot = std::make_unique<Session>(weights_of(model), options, &cancel);
+    return *slot;
+  }
+  // A Pair shares the Model handles' weights instead of loading them again.
+  static std::shared_ptr<const Weights> weights_of(const Model& model) { return model_weights(model); }
+};
+
+Pair::Pair(Model small, Model large, std::optional<Model> small_base, const ModelOptions& context_options) {
+  check_vocab_compatible(small, large);
+  if (small_base) check_vocab_compatible(small, *small_base);
+  ModelOptions options = context_options;
+  if (options.n_threads == 0) options.n_threads = large.options().n_threads;
+  impl_ = std::make_unique<Impl>(std::move(small), std::move(large), std::move(small_base), options);
+}
+
+Pair::~Pair() = default;
+
+const Model& Pair::small() const { return impl_->small; }
+const Model& Pair::large() const { return impl_->large; }
+const std::optional<Model>& Pair::small_base() const { return impl_->small_base; }
+
+void Pair::cancel() { impl_->cancel.store(true); }
+
+void Pair::close() {
+  impl_->cancel.store(true);
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->small_session.reset();
+  impl_->large_session.reset();
+  impl_->small_base_session.reset();
+}
+
+Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk) {
+  options.validate();
+  Impl& p = *impl_;
+  const bool needs_base = options.method == Method::Proxy ||
+                          ((options.method == Method::FastSlow || options.method == Method::Oracle) &&
+                           options.system2 == System2Kind::Proxy);
+  if (needs_base && !p.small_base) {
+    throw InvalidArgumentError("proxy tuning needs the small model's base: Pair(small, large, small_base=...)");
+  }
+  const std::vector<Token> tokens = p.large.prompt_tokens(prompt);  // the large model's template
+
+  std::lock_guard<std::mutex> lock(p.mutex);
+  p.cancel.store(false);
+  auto small = [&]() -> Session& { return p.session(p.small_session, p.small); };
+  auto large = [&]() -> Session& { return p.session(p.large_session, p.large); };
+  auto small_base = [&]() -> Session& { return p.session(p.small_base_session, *p.small_base); };
+
+  std::unique_ptr<System2> system2;
+  std::unique_ptr<Strategy> strategy;
+  const Model* text_model = &p.large;
+  auto make_system2 = [&](System2Kind kind) {
+    switch (kind) {
+      case System2Kind::Large: return make_large_system2(large());
+      case System2Kind::Contrastive: return make_contrastive_system2(large(), options.contrastive, p.n_vocab);
+      case System2Kind::Proxy: return make_proxy_system2(large(), small_base(), options.proxy.alpha, p.n_vocab);
+    }
+    return std::unique_ptr<System2>();
+  };
+  RouterOptions always;
+  always.router = Router::Always;
+  switch (options.method) {
+    case Method::Small:
+      strategy = make_single_strategy(small(), Source::System1);
+      text_model = &p.small;
+      break;
+    case Method::Large: strategy = make_single_strategy(large(), Source::System2); break;
+    case Method::Speculative:
+      strategy = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab);
+      break;
+    case Method::Contrastive:
+      system2 = make_system2(System2Kind::Contrastive);
+      strategy = make_fast_slow_strategy(small(), *system2, always, false, p.n_vocab);
+      break;
+    case Method::Proxy:
+      system2 = make_system2(System2Kind::Proxy);
+      strategy = make_fast_slow_strategy(small(), *system2, always, false, p.n_vocab);
+      break;
+    case Method::FastSlow:
+    case Method::Oracle:
+      system2 = make_system2(options.system2);
+      strategy = make_fast_slow_strategy(small(), *system2, options.router, options.method == Method::Oracle,
+                                         p.n_vocab);
+      break;
+  }
+  RunContext context{text_model, p.options.n_ctx, p.n_vocab, &p.cancel};
+  return run_generation(*strategy, tokens, options, context, on_chunk);
+}
+
+}  // namespace fsgen

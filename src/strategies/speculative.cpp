@@ -1,0 +1,227 @@
+// Speculative decoding: System 1 drafts, System 2 verifies the whole draft in one batched
+// decode, both caches roll back past a rejection (Session::eval does it), the bonus token is
+// kept. Greedy: accept while the draft equals System 2's argmax. Sampling: exact rejection
+// sampling (accept with min(1, p_L/p_S), else draw from max(0, p_L - p_S) normalised), so the
+// output follows System 2's distribution.
+#include <algorithm>
+#include <cmath>
+
+#include "distribution.hpp"
+#include "strategies/strategies.hpp"
+
+namespace fsgen {
+
+// ---- DraftPlanner: the cost model behind draft_max=None ----
+
+double DraftPlanner::acceptance() const {
+  // Per-token acceptance, as a truncated geometric: accepted / (accepted + rejections),
+  // with a weak prior of 0.7.
+  return (accepted_ + 1.4) / (accepted_ + rejected_ + 2.0);
+}
+
+double DraftPlanner::verify_cost(int rows) const {
+  if (rows < static_cast<int>(verify_cost_.size()) && verify_cost_[rows] > 0) return verify_cost_[rows];
+  // Interpolate between measured sizes; beyond them extrapolate with an optimistic slope
+  // (12% of a single-token decode per extra row), so untried lengths get probed once.
+  int below = 0, above = 0;
+  for (int r = rows - 1; r >= 1 && !below; --r)
+    if (r < static_cast<int>(verify_cost_.size()) && verify_cost_[r] > 0) below = r;
+  for (int r = rows + 1; r < static_cast<int>(verify_cost_.size()) && !above; ++r)
+    if (verify_cost_[r] > 0) above = r;
+  if (!below) return -1;
+  const double base = verify_cost_[below];
+  if (above) return base + (verify_cost_[above] - base) * (rows - below) / double(above - below);
+  return base + 0.12 * verify_cost_[1] * (rows - below);
+}
+
+void DraftPlanner::observe_draft_step(double seconds) {
+  draft_cost_ = draft_cost_ < 0 ? seconds : 0.8 * draft_cost_ + 0.2 * seconds;
+}
+
+void DraftPlanner::observe_verify(int rows, double seconds) {
+  if (rows >= static_cast<int>(verify_cost_.size())) verify_cost_.resize(rows + 1, -1.0);
+  double& c = verify_cost_[rows];
+  c = c < 0 ? seconds : 0.8 * c + 0.2 * seconds;
+}
+
+void DraftPlanner::observe_round(int drafted, int accepted) {
+  constexpr double kDecay = 0.97;  // recent rounds weigh more: acceptance drifts with the text
+  accepted_ = accepted_ * kDecay + accepted;
+  rejected_ = rejected_ * kDecay + (accepted < drafted ? 1 : 0);
+}
+
+int DraftPlanner::choose(int max_length) {
+  const double single = verify_cost(1);
+  if (single <= 0 || max_length <= 0) return 0;  // first measure a plain large step
+  const double draft = draft_cost_ > 0 ? draft_cost_ : cost_ratio_prior_ * single;
+  const double a = std::min(acceptance(), 0.999);
+  int best = 0;
+  double best_rate = 1.0 / single;
+  double expected = 1.0;  // tokens per round: 1 + a + a^2 + ... + a^k
+  double power = 1.0;
+  for (int k = 1; k <= max_length; ++k) {
+    power *= a;
+    expected += power;
+    const double verify = verify_cost(k + 1);
+    if (verify <= 0) continue;
+    const double rate = expected / (k * draft + verify);
+    if (rate > best_rate) {
+      best_rate = rate;
+      best = k;
+    }
+  }
+  if (best > 0) {
+    idle_steps_ = 0;
+    probe_interval_ = 32;
+    return best;
+  }
+  // Drafting does not pay at the current estimates. Probe now and then, less often each time
+  // it fails, so a change in acceptance is noticed at a bounded cost.
+  if (++idle_steps_ >= probe_interval_) {
+    idle_steps_ = 0;
+    probe_interval_ = std::min(probe_interval_ * 2, 1024);
+    return std::min(max_length, 3);
+  }
+  return 0;
+}
+
+namespace {
+
+class Speculative final : public Strategy {
+ public:
+  Speculative(Session& small, Session& large, const SpeculativeOptions& options, DraftPlanner& planner, int n_vocab)
+      : small_(small), large_(large), options_(options), planner_(planner), n_vocab_(n_vocab) {}
+
+  // Only the large model up front: the small one catches up when drafting first pays.
+  void prefill(const std::vector<Token>& prompt) override { large_.eval(prompt); }
+
+  void step(Emitter& out) override {
+    const size_t room = out.room();
+    const int limit = static_cast<int>(std::min<size_t>(room > 0 ? room - 1 : 0, 256));
+    const int target = options_.draft_max > 0 ? std::min(options_.draft_max, limit)
+                                              : planner_.choose(std::min(options_.adaptive_max, limit));
+    draft(out, target);
+    verify(out);
+  }
+
+ private:
+  void draft(Emitter& out, int target) {
+    Sampler& sampler = out.sampler();
+    seq_ = out.sequence();
+    drafts_.clear();
+    infos_.clear();
+    for (int i = 0; i < target; ++i) {
+      small_.eval(seq_);
+      if (small_.last_decoded_tokens() == 1) planner_.observe_draft_step(small_.last_decode_seconds());
+      const float* logits = small_.last_logits();
+      Uncertainty u{};
+      const bool measure = out.tracing() || options_.draft_p_min > 0;
+      if (measure) u = measure_uncertainty(logits, n_vocab_);
+      if (options_.draft_p_min > 0 && u.top1 < options_.draft_p_min) break;
+      Token token;
+      if (sampler.greedy()) {
+        token = measure ? u.argmax : argmax(logits, n_vocab_);
+      } else {
+        if (q_.size() <= drafts_.size()) q_.resize(drafts_.size() + 1);
+        sampler.distribution(logits, n_vocab_, q_[drafts_.size()]);
+        token = sampler.draw(q_[drafts_.size()]);
+      }
+      drafts_.push_back(token);
+      infos_.push_back(u);
+      seq_.push_back(token);
+    }
+  }
+
+  void verify(Emitter& out) {
+    const size_t k = drafts_.size();
+    seq_.resize(out.sequence().size());  // the verify batch: sequence + drafts
+    seq_.insert(seq_.end(), drafts_.begin(), drafts_.end());
+    large_.eval(seq_, k + 1);
+    if (large_.last_decoded_tokens() == static_cast<int>(k + 1)) {
+      planner_.observe_verify(static_cast<int>(k + 1), large_.last_decode_seconds());
+    }
+    out.count_system2_call();
+
+    Sampler& sampler = out.sampler();
+    size_t accepted = 0;
+    for (size_t i = 0; i <= k; ++i) {
+      const float* row = large_.logits(i);
+      TokenRecord record;
+      record.system2_called = true;
+      if (i < k && out.tracing()) {
+        record.entropy = infos_[i].entropy;
+        record.top1 = infos_[i].top1;
+        record.margin = infos_[i].margin;
+      }
+      bool accept = false;
+      Token replacement = 0;
+      if (sampler.greedy()) {
+        replacement = argmax(row, n_vocab_);
+        accept = i < k && replacement == drafts_[i];
+      } else {
+        sampler.distribution(row, n_vocab_, p_);
+        if (i < k) {
+          const float q = q_[i].prob_of(drafts_[i]);
+          const float p = p_.prob_of(drafts_[i]);
+          accept = q > 0 && sampler.uniform() < std::min(1.0, double(p) / q);
+          if (!accept) replacement = draw_residual(sampler, q_[i]);
+        } else {
+          replacement = sampler.draw(p_);  // bonus
+        }
+      }
+      if (accept) {
+        record.token = drafts_[i];
+        record.source = Source::System1;
+        ++accepted;
+        if (!out.emit(record)) break;
+        continue;
+      }
+      record.token = replacement;
+      record.source = Source::System2;
+      record.mismatch = i < k;  // System 1's draft was overruled
+      out.emit(record);
+      break;
+    }
+    if (k > 0) {
+      out.record_draft(static_cast<int>(k), static_cast<int>(accepted));
+      planner_.observe_round(static_cast<int>(k), static_cast<int>(accepted));
+    }
+  }
+
+  // max(0, p_L - p_S), normalised; p_ holds System 2's distribution for this row.
+  Token draw_residual(Sampler& sampler, const Candidates& q) {
+    residual_.ids.clear();
+    residual_.p.clear();
+    double total = 0;
+    for (size_t j = 0; j < p_.ids.size(); ++j) {
+      const float r = p_.p[j] - q.prob_of(p_.ids[j]);
+      if (r > 0) {
+        residual_.ids.push_back(p_.ids[j]);
+        residual_.p.push_back(r);
+        total += r;
+      }
+    }
+    if (total <= 0) return sampler.draw(p_);
+    for (auto& r : residual_.p) r = static_cast<float>(r / total);
+    return sampler.draw(residual_);
+  }
+
+  Session& small_;
+  Session& large_;
+  SpeculativeOptions options_;
+  DraftPlanner& planner_;
+  int n_vocab_;
+  std::vector<Token> seq_, drafts_;
+  std::vector<Uncertainty> infos_;
+  std::vector<Candidates> q_;
+  Candidates p_, residual_;
+};
+
+}  // namespace
+
+std::unique_ptr<Strategy> make_speculative_strategy(Session& small, Session& large, const SpeculativeOptions& options,
+                                                    DraftPlanner& planner, int n_vocab) {
+  return std::make_unique<Speculative>(small, large, options, planner, n_vocab);
+}
+
+}  // namespace fsgen

@@ -1,0 +1,26 @@
+// The loaded weights of one GGUF file, shared by every context (Session) made on it.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "fsgen/model.hpp"
+#include "llama_handles.hpp"
+
+namespace fsgen {
+
+struct Weights {
+  ModelHandle model;
+  const llama_vocab* vocab = nullptr;
+  ModelInfo info;
+};
+
+// Validates the file first (never hand llama.cpp a file that would make it abort), then loads.
+std::shared_ptr<const Weights> load_weights(const std::string& path, const ModelOptions& options);
+
+// The weights behind a Model handle (throws if the model is closed).
+std::shared_ptr<const Weights> model_weights(const Model& model);
+
+// Checks done before llama.cpp sees the file; throws ModelLoadError naming the problem.
+void check_gguf_file(const std::string& path);
+
+}  // namespace fsgen

