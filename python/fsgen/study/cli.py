@@ -90,9 +90,10 @@ def main(args) -> int:
                  thresholds=args.thresholds, max_tokens=args.max_tokens, n_ctx=args.n_ctx,
                  n_threads=args.threads, progress=not args.no_progress,
                  method_params=params or None)
+    w = max((len(r["config"]) for r in tables["frequency"]), default=0)
     for r in tables["frequency"]:
         lo, hi = r["ci_low"], r["ci_high"]
         ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and lo == lo else ""
-        print(f"{r['pair']}  {r['config']:<18} {r['measure']:<10} {100 * r['frequency']:6.2f}%{ci}")
+        print(f"{r['pair']}  {r['config']:<{w}} {r['measure']:<10} {100 * r['frequency']:6.2f}%{ci}")
     print(f"report: {args.out}/report.md")
     return 0

