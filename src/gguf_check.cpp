@@ -3,11 +3,16 @@
 // What can be checked cheaply from the header is checked here, with a message naming the cause.
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "fsgen/error.hpp"
 #include "gguf.h"
@@ -33,6 +38,48 @@ std::optional<int64_t> integer_value(const gguf_context* g, const std::string& k
     case GGUF_TYPE_INT64: return gguf_get_val_i64(g, id);
     default: return std::nullopt;  // arrays (per-layer values) are left to llama.cpp
   }
+}
+
+const void* gguf_get_arr_data_or_null(const gguf_context* g, int64_t id) {
+  // gguf_get_arr_data asserts (aborts) on string arrays: only call it for numbers.
+  return gguf_get_arr_type(g, id) == GGUF_TYPE_STRING ? nullptr : gguf_get_arr_data(g, id);
+}
+
+// An integer scalar, or each element of an integer array (per-layer values); nullopt if absent
+// or of another type.
+std::optional<std::vector<int64_t>> integer_values(const gguf_context* g, const std::string& key) {
+  const int64_t id = gguf_find_key(g, key.c_str());
+  if (id < 0) return std::nullopt;
+  if (gguf_get_kv_type(g, id) != GGUF_TYPE_ARRAY) {
+    const auto v = integer_value(g, key);
+    if (!v) return std::nullopt;
+    return std::vector<int64_t>{*v};
+  }
+  const size_t n = gguf_get_arr_n(g, id);
+  const void* data = gguf_get_arr_data_or_null(g, id);
+  if (data == nullptr) return std::nullopt;
+  std::vector<int64_t> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    switch (gguf_get_arr_type(g, id)) {
+      case GGUF_TYPE_UINT8: out.push_back(static_cast<const uint8_t*>(data)[i]); break;
+      case GGUF_TYPE_INT8: out.push_back(static_cast<const int8_t*>(data)[i]); break;
+      case GGUF_TYPE_UINT16: out.push_back(static_cast<const uint16_t*>(data)[i]); break;
+      case GGUF_TYPE_INT16: out.push_back(static_cast<const int16_t*>(data)[i]); break;
+      case GGUF_TYPE_UINT32: out.push_back(static_cast<const uint32_t*>(data)[i]); break;
+      case GGUF_TYPE_INT32: out.push_back(static_cast<const int32_t*>(data)[i]); break;
+      case GGUF_TYPE_UINT64: out.push_back(static_cast<int64_t>(static_cast<const uint64_t*>(data)[i])); break;
+      case GGUF_TYPE_INT64: out.push_back(static_cast<const int64_t*>(data)[i]); break;
+      default: return std::nullopt;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> string_value(const gguf_context* g, const std::string& key) {
+  const int64_t id = gguf_find_key(g, key.c_str());
+  if (id < 0 || gguf_get_kv_type(g, id) != GGUF_TYPE_STRING) return std::nullopt;
+  return std::string(gguf_get_val_str(g, id));
 }
 
 [[noreturn]] void refuse(const std::string& path, const std::string& why) {
@@ -85,36 +132,192 @@ void check_gguf_file(const std::string& path) {
     if (std::sscanf(name, "blk.%ld.", &block) == 1 && block > max_block) max_block = block;
   }
 
-  // Hyperparameters that make llama.cpp abort rather than refuse.
+  // Hyperparameters that make llama.cpp abort (GGML_ASSERT) rather than refuse, while loading or
+  // when the first context builds its graph. Each check below was found by a file that crashed
+  // the process (tests/test_robustness.py builds them).
   const int64_t arch_id = gguf_find_key(g.get(), "general.architecture");
   if (arch_id < 0 || gguf_get_kv_type(g.get(), arch_id) != GGUF_TYPE_STRING) {
     refuse(path, "no general.architecture in the metadata");
   }
   const std::string arch = gguf_get_val_str(g.get(), arch_id);
-  const auto blocks = integer_value(g.get(), arch + ".block_count");
+  const auto key = [&](const char* name) { return arch + "." + name; };
+  const auto blocks = integer_value(g.get(), key("block_count"));
   if (blocks) {
-    if (*blocks <= 0 || *blocks > 512) refuse(path, arch + ".block_count is " + std::to_string(*blocks));
+    if (*blocks <= 0 || *blocks > 512) refuse(path, key("block_count") + " is " + std::to_string(*blocks));
     if (max_block >= 0 && *blocks > max_block + 1) {
       refuse(path, "the metadata declares " + std::to_string(*blocks) + " layers but the file holds tensors for " +
                        std::to_string(max_block + 1) + " (missing tensors for blk." + std::to_string(max_block + 1) +
                        ")");
     }
-  }
-  const auto heads = integer_value(g.get(), arch + ".attention.head_count");
-  const auto heads_kv = integer_value(g.get(), arch + ".attention.head_count_kv");
-  const auto embd = integer_value(g.get(), arch + ".embedding_length");
-  if (heads) {
-    if (*heads <= 0) refuse(path, arch + ".attention.head_count is " + std::to_string(*heads));
-    if (embd && *embd > 0 && !integer_value(g.get(), arch + ".attention.key_length") && *embd % *heads != 0) {
-      refuse(path, std::to_string(*heads) + " attention heads do not divide the embedding length " +
-                       std::to_string(*embd));
-    }
-    if (heads_kv && (*heads_kv <= 0 || *heads % *heads_kv != 0)) {
-      refuse(path, arch + ".attention.head_count_kv (" + std::to_string(*heads_kv) +
-                       ") must be positive and divide head_count (" + std::to_string(*heads) + ")");
+    if (const auto nextn = integer_value(g.get(), key("nextn_predict_layers"))) {
+      if (*nextn < 0 || *nextn > *blocks) {
+        refuse(path, key("nextn_predict_layers") + " (" + std::to_string(*nextn) + ") exceeds block_count (" +
+                         std::to_string(*blocks) + ")");
+      }
     }
   }
-  if (embd && *embd <= 0) refuse(path, arch + ".embedding_length is " + std::to_string(*embd));
+  const int64_t n_layer = blocks ? *blocks : 0;
+
+  // Architectures whose graph requires the head size, value size and rotary dimensions to be
+  // equal (llama.cpp asserts n_embd_head == n_rot in their graph builders), and pure attention
+  // models in which every layer has attention heads.
+  static const std::set<std::string> kFullRope = {
+      "apertus", "arcee", "arctic", "baichuan", "chameleon", "codeshell", "cogvlm", "cohere2moe", "dbrx", "deci",
+      "deepseek", "dots1", "dream", "ernie4_5", "ernie4_5-moe", "exaone", "exaone-moe", "exaone4", "falcon",
+      "granite", "granite_swa", "graniteswitch", "grok", "grovemoe", "hunyuan-moe", "hunyuan_vl", "hy_v3",
+      "internlm2", "jais2", "llada", "llada-moe", "llama", "llama4", "maincoder", "mellum", "minicpm", "minimax-01",
+      "minimax-m2", "mistral3", "nemotron", "olmo", "olmo2", "olmoe", "orion", "paddleocr",
+      "pangu-embedded", "plamo", "pockettts", "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen3moe", "qwen3vl",
+      "qwen3vlmoe", "rnd1", "seed_oss", "smallthinker", "smollm3", "starcoder2", "talkie", "xverse"};
+  // Graph builders that assert the model has experts.
+  static const std::set<std::string> kNeedsExperts = {"bailingmoe2", "glm4moe", "grovemoe", "llada-moe",
+                                                      "smallthinker"};
+  // Multi-section rotary embeddings (M-RoPE): the graph asserts a non-empty section.
+  static const std::set<std::string> kMultiRope = {"qwen2vl", "paddleocr", "qwen3vl", "qwen3vlmoe",
+                                                   "qwen35",  "qwen35moe", "qwen4exp", "qwen3tts"};
+  const bool full_rope = kFullRope.count(arch) > 0;
+  // Deci (Nemotron-NAS) varies its heads per layer, with no attention at all in some.
+  const bool uniform_heads = full_rope && arch != "deci";
+
+  // Attention heads, per layer where the metadata gives arrays.
+  const auto heads = integer_values(g.get(), key("attention.head_count"));
+  const auto heads_kv = integer_values(g.get(), key("attention.head_count_kv"));
+  const auto embd = integer_value(g.get(), key("embedding_length"));
+  if (embd && *embd <= 0) refuse(path, key("embedding_length") + " is " + std::to_string(*embd));
+  const auto at = [](const std::vector<int64_t>& v, size_t i) { return v.size() == 1 ? v[0] : v[i]; };
+  const auto layers_of = [&](const std::vector<int64_t>& v) {
+    return v.size() == 1 ? size_t(1) : std::min(v.size(), static_cast<size_t>(std::max<int64_t>(n_layer, 0)));
+  };
+  if (heads && !heads->empty()) {
+    const int64_t h0 = (*heads)[0];
+    if (heads->size() == 1 && h0 <= 0) refuse(path, key("attention.head_count") + " is " + std::to_string(h0));
+    if (embd && h0 > 0 && !integer_value(g.get(), key("attention.key_length")) && *embd % h0 != 0) {
+      refuse(path, std::to_string(h0) + " attention heads do not divide the embedding length " + std::to_string(*embd));
+    }
+    for (size_t il = 0; il < layers_of(*heads); ++il) {
+      const int64_t h = at(*heads, il);
+      if (h < 0) refuse(path, key("attention.head_count") + " is negative for layer " + std::to_string(il));
+    }
+    if (heads_kv && !heads_kv->empty()) {
+      const size_t n = std::max(layers_of(*heads), layers_of(*heads_kv));
+      for (size_t il = 0; il < n; ++il) {
+        const int64_t h = at(*heads, std::min(il, heads->size() - 1));
+        const int64_t kv = at(*heads_kv, std::min(il, heads_kv->size() - 1));
+        const std::string layer = heads_kv->size() == 1 && heads->size() == 1 ? "" : " in layer " + std::to_string(il);
+        if (kv < 0 || (kv == 0 && h > 0 && (uniform_heads || heads_kv->size() == 1)) || (kv > 0 && h % kv != 0)) {
+          refuse(path, key("attention.head_count_kv") + " (" + std::to_string(kv) +
+                           ") must be positive and divide head_count (" + std::to_string(h) + ")" + layer);
+        }
+      }
+    }
+    // Head sizes: key, value and rotary dimensions.
+    if (embd && h0 > 0) {
+      const int64_t head_k = integer_value(g.get(), key("attention.key_length")).value_or(*embd / h0);
+      const int64_t head_v = integer_value(g.get(), key("attention.value_length")).value_or(*embd / h0);
+      const int64_t n_rot = integer_value(g.get(), key("rope.dimension_count")).value_or(head_k);
+      if (head_k <= 0 || head_v <= 0) {
+        refuse(path, "attention head sizes must be positive (key " + std::to_string(head_k) + ", value " +
+                         std::to_string(head_v) + ")");
+      }
+      if (n_rot < 0 || n_rot > head_k) {
+        refuse(path, key("rope.dimension_count") + " (" + std::to_string(n_rot) + ") exceeds the head size (" +
+                         std::to_string(head_k) + ")");
+      }
+      if (full_rope && (n_rot != head_k || head_v != head_k)) {
+        refuse(path, "architecture " + arch + " needs equal head, value and rotary sizes; the metadata gives key " +
+                         std::to_string(head_k) + ", value " + std::to_string(head_v) + ", rope " +
+                         std::to_string(n_rot));
+      }
+      if (uniform_heads && heads->size() > 1) {
+        for (size_t il = 1; il < layers_of(*heads); ++il) {
+          if (at(*heads, il) != h0) {
+            refuse(path, "architecture " + arch + " needs the same number of attention heads in every layer (" +
+                             key("attention.head_count") + " varies)");
+          }
+        }
+      }
+    }
+  }
+
+  // Mixture of experts: the asserts of llama_model::load_hparams.
+  {
+    const int64_t n_expert = integer_value(g.get(), key("expert_count")).value_or(0);
+    int64_t used = 0;
+    if (const auto u = integer_values(g.get(), key("expert_used_count"))) {
+      for (int64_t v : *u) used = std::max(used, v);
+    }
+    const int64_t groups = integer_value(g.get(), key("expert_group_count")).value_or(0);
+    const int64_t group_used = integer_value(g.get(), key("expert_group_used_count")).value_or(0);
+    const std::string counts = " (expert_count " + std::to_string(n_expert) + ", expert_used_count " +
+                               std::to_string(used) + ", expert_group_count " + std::to_string(groups) +
+                               ", expert_group_used_count " + std::to_string(group_used) + ")";
+    bool ok = n_expert >= 0 && n_expert <= 1024 && used >= 0 && used <= n_expert && groups >= 0;
+    if (ok && n_expert > 0) {
+      ok = used > 0 && groups < n_expert &&
+           (groups <= 1 || (n_expert % groups == 0 && group_used > 0 && group_used < groups));
+    } else if (ok) {
+      ok = used == 0 && groups == 0;
+    }
+    if (!ok) refuse(path, "inconsistent mixture-of-experts metadata" + counts);
+    if (n_expert == 0 && kNeedsExperts.count(arch)) {
+      refuse(path, "architecture " + arch + " needs " + key("expert_count") + " > 0");
+    }
+  }
+
+  // Rotary embeddings.
+  if (const auto scaling = string_value(g.get(), key("rope.scaling.type"))) {
+    if (*scaling != "none" && *scaling != "linear" && *scaling != "yarn" && *scaling != "longrope") {
+      refuse(path, "unknown " + key("rope.scaling.type") + " \"" + *scaling + "\"");
+    }
+  }
+  if (kMultiRope.count(arch)) {
+    const auto sections = integer_values(g.get(), key("rope.dimension_sections"));
+    bool any = false;
+    if (sections) {
+      for (size_t i = 0; i < std::min<size_t>(3, sections->size()); ++i) any = any || (*sections)[i] > 0;
+    }
+    if (!any) refuse(path, "architecture " + arch + " needs a positive " + key("rope.dimension_sections"));
+  }
+
+  // Normalisation epsilons: a negative or NaN one aborts the first decode (ggml asserts eps >= 0).
+  for (int64_t i = 0; i < gguf_get_n_kv(g.get()); ++i) {
+    const std::string name = gguf_get_key(g.get(), i);
+    const gguf_type type = gguf_get_kv_type(g.get(), i);
+    if (name.find("epsilon") == std::string::npos || (type != GGUF_TYPE_FLOAT32 && type != GGUF_TYPE_FLOAT64)) {
+      continue;
+    }
+    const double eps = type == GGUF_TYPE_FLOAT32 ? gguf_get_val_f32(g.get(), i) : gguf_get_val_f64(g.get(), i);
+    if (!std::isfinite(eps) || eps < 0) refuse(path, name + " is " + std::to_string(eps) + " (must be >= 0)");
+  }
+
+  // The vocabulary.
+  const auto tokenizer = string_value(g.get(), "tokenizer.ggml.model");
+  if (tokenizer && (*tokenizer == "none" || *tokenizer == "no_vocab")) {
+    refuse(path, "the model has no vocabulary (tokenizer.ggml.model is \"" + *tokenizer +
+                     "\"); fsgen needs one to tokenize prompts");
+  }
+  const int64_t tokens_id = gguf_find_key(g.get(), "tokenizer.ggml.tokens");
+  if (tokens_id >= 0 && gguf_get_kv_type(g.get(), tokens_id) == GGUF_TYPE_ARRAY &&
+      gguf_get_arr_type(g.get(), tokens_id) == GGUF_TYPE_STRING) {
+    const size_t n = gguf_get_arr_n(g.get(), tokens_id);
+    std::unordered_set<std::string> seen;
+    seen.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      const char* text = gguf_get_arr_str(g.get(), tokens_id, i);
+      if (!seen.insert(text).second) {
+        refuse(path, "token " + std::to_string(i) + " (\"" + text + "\") appears twice in tokenizer.ggml.tokens");
+      }
+    }
+    // A WordPiece vocabulary cannot render byte tokens (llama.cpp aborts on the first one).
+    const int64_t types_id = gguf_find_key(g.get(), "tokenizer.ggml.token_type");
+    if (tokenizer && *tokenizer == "bert" && types_id >= 0) {
+      if (const auto types = integer_values(g.get(), "tokenizer.ggml.token_type")) {
+        for (size_t i = 0; i < types->size(); ++i) {
+          if ((*types)[i] == 6) refuse(path, "token " + std::to_string(i) + " is a byte token in a WordPiece vocabulary");
+        }
+      }
+    }
+  }
 }
 
 }  // namespace fsgen

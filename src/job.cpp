@@ -7,6 +7,8 @@
 #include <mutex>
 #include <thread>
 
+#include "fsgen/error.hpp"
+
 namespace fsgen {
 
 struct GenerationJob::State {
@@ -40,6 +42,13 @@ GenerationJob::GenerationJob(Work work, std::function<void()> cancel, bool colle
     std::exception_ptr error;
     try {
       result = work(on_chunk);
+    } catch (const Error&) {
+      error = std::current_exception();
+    } catch (const std::bad_alloc&) {
+      error = std::current_exception();
+    } catch (const std::exception& e) {
+      // A stray exception from llama.cpp (std::out_of_range, ...): report it as fsgen's own.
+      error = std::make_exception_ptr(GenerationError(std::string("llama.cpp failed: ") + e.what()));
     } catch (...) {
       error = std::current_exception();
     }

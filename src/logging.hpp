@@ -14,7 +14,7 @@ class Capture {
  public:
   Capture();
   ~Capture();
-  std::string errors() const;  // the error and warning lines, joined
+  std::string errors() const;  // the error lines first, then the warnings
 
  private:
   std::unique_lock<std::mutex> lock_;

@@ -37,6 +37,30 @@ void validate_options(const ModelOptions& o) {
   if (o.n_gpu_layers < -1) throw InvalidArgumentError("n_gpu_layers must be -1 (all) or >= 0");
 }
 
+// Some damaged vocabularies load but make llama.cpp throw from tokenize or token_to_piece (e.g. an
+// SPM tokenizer without byte tokens). Try both once, so such a file is refused at load with
+// ModelLoadError instead of failing with a stray C++ exception at the first prompt.
+void probe_vocabulary(const llama_vocab* vocab, const std::string& path) {
+  static const std::string probe = "Hello, world!\n\t 123 \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \x01~";
+  try {
+    std::vector<llama_token> tokens(probe.size() + 8);
+    const int32_t n = llama_tokenize(vocab, probe.data(), static_cast<int32_t>(probe.size()), tokens.data(),
+                                     static_cast<int32_t>(tokens.size()), true, true);
+    const int32_t n_vocab = llama_vocab_n_tokens(vocab);
+    char buf[256];
+    for (int32_t i = 0; i < std::max(0, n); ++i) {
+      if (tokens[i] < 0 || tokens[i] >= n_vocab) {
+        throw std::runtime_error("the tokenizer produced token id " + std::to_string(tokens[i]) +
+                                 " outside the vocabulary of " + std::to_string(n_vocab));
+      }
+      llama_token_to_piece(vocab, tokens[i], buf, sizeof(buf), 0, true);
+    }
+  } catch (const std::exception& e) {
+    throw ModelLoadError("llama.cpp cannot tokenize text with the vocabulary of " + path + " (" + e.what() +
+                         "); the tokenizer metadata is damaged");
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<const Weights> load_weights(const std::string& path, const ModelOptions& options) {
@@ -57,6 +81,7 @@ std::shared_ptr<const Weights> load_weights(const std::string& path, const Model
   }
   const llama_model* m = weights->model.get();
   weights->vocab = llama_model_get_vocab(m);
+  probe_vocabulary(weights->vocab, path);
   ModelInfo& info = weights->info;
   info.path = path;
   info.architecture = meta_string(m, "general.architecture");
@@ -74,6 +99,10 @@ std::shared_ptr<const Weights> load_weights(const std::string& path, const Model
   info.n_embd = llama_model_n_embd(m);
   info.n_ctx_train = llama_model_n_ctx_train(m);
   if (const char* tmpl = llama_model_chat_template(m, nullptr)) info.chat_template = tmpl;
+  // Metadata strings come from the file: make them valid UTF-8 for Python.
+  for (std::string* text : {&info.architecture, &info.name, &info.description, &info.chat_template}) {
+    *text = sanitize_utf8(*text, nullptr);
+  }
   return weights;
 }
 
@@ -205,7 +234,9 @@ Result Model::generate(const Prompt& prompt, const GenerateOptions& options, con
   impl_->cancel.store(false);
   if (!impl_->session) impl_->session = std::make_unique<Session>(impl_->weights, impl_->options, &impl_->cancel);
   auto strategy = make_single_strategy(*impl_->session, Source::System1);
-  RunContext context{this, impl_->session->n_ctx(), impl_->session->n_vocab(), &impl_->cancel};
+  // llama.cpp pads the context to a multiple of 256: honour the n_ctx asked for, as Pair does.
+  RunContext context{this, std::min(impl_->options.n_ctx, impl_->session->n_ctx()), impl_->session->n_vocab(),
+                     &impl_->cancel};
   return run_generation(*strategy, tokens, options, context, on_chunk);
 }
 

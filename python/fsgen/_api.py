@@ -120,7 +120,7 @@ def _generate_options(method: str, *, max_tokens=256, temperature=0.0, top_k=40,
     o.method = method
     o.max_tokens = _int("max_tokens", max_tokens, 0, 1 << 24)
     o.temperature = _float("temperature", temperature)
-    o.top_k = _int("top_k", top_k, -1, 1 << 31 - 1) if top_k is not None else 0
+    o.top_k = _int("top_k", top_k, -1, (1 << 31) - 1) if top_k is not None else 0
     o.top_p = _float("top_p", top_p)
     o.min_p = _float("min_p", min_p)
     o.seed = _int("seed", seed, 0, (1 << 64) - 1)
@@ -128,6 +128,10 @@ def _generate_options(method: str, *, max_tokens=256, temperature=0.0, top_k=40,
         stop = []
     elif isinstance(stop, str):
         stop = [stop]
+    elif isinstance(stop, (list, tuple)):
+        stop = list(stop)
+    else:
+        raise InvalidArgumentError(f"stop must be a string or a list of strings, got {type(stop).__name__}")
     if not all(isinstance(s, str) and s for s in stop):
         raise InvalidArgumentError("stop must be a non-empty string or a list of them")
     o.stop = list(stop)
@@ -286,8 +290,8 @@ def _run(job) -> Result:
         while not job.wait(_WAIT_SLICE):
             pass
     except KeyboardInterrupt:
-        job.cancel()
-        job.take_result() if False else job.wait(60.0)
+        job.cancel()  # stops at the next decode step; the pair stays usable
+        job.wait(60.0)
         raise
     return Result(job.take_result())
 

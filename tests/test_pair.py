@@ -1,0 +1,200 @@
+"""fsgen.Pair: vocabulary compatibility, loading each model once, Pairs of Model objects, the
+shared chat template, streaming for every method."""
+from __future__ import annotations
+
+import pytest
+
+import fsgen
+import tinymodels
+from helpers import METHODS, TINY, check_result, collect
+
+
+@pytest.fixture(scope="module")
+def small_base(tiny_small_base):
+    """The proxy-tuning 'base' of the small model (conftest: tiny_small's shape, other weights)."""
+    return tiny_small_base
+
+
+def test_incompatible_vocab_names_the_first_differing_token(tiny_small, tiny_incompatible):
+    a = tinymodels.read_metadata(tiny_small)["tokenizer.ggml.tokens"]
+    b = tinymodels.read_metadata(tiny_incompatible)["tokenizer.ggml.tokens"]
+    assert len(a) == len(b)
+    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    for small, large, (x, y) in ((tiny_small, tiny_incompatible, (a[first], b[first])),
+                                 (tiny_incompatible, tiny_small, (b[first], a[first]))):
+        with pytest.raises(fsgen.IncompatibleVocabError) as info:
+            fsgen.Pair(small, large, **TINY)
+        message = str(info.value)
+        assert f"token {first}" in message, message
+        assert x in message and y in message, message
+        assert isinstance(info.value, fsgen.FsgenError)
+
+
+def test_incompatible_small_base(tiny_small, tiny_large, tiny_incompatible):
+    with pytest.raises(fsgen.IncompatibleVocabError):
+        fsgen.Pair(tiny_small, tiny_large, small_base=tiny_incompatible, **TINY)
+
+
+def test_extra_vocab_is_compatible(tiny_small, tiny_extra_vocab):
+    n_small = len(tinymodels.read_metadata(tiny_small)["tokenizer.ggml.tokens"])
+    for small, large in ((tiny_small, tiny_extra_vocab), (tiny_extra_vocab, tiny_small)):
+        with fsgen.Pair(small, large, **TINY) as pair:
+            assert abs(pair.small.info["n_vocab"] - pair.large.info["n_vocab"]) == 16
+            for method in ("speculative", "fs", "oracle", "contrastive"):
+                r = pair.generate("hello world", method=method, max_tokens=16, trace=True)
+                check_result(r)
+                # Only the shared vocabulary is ever produced.
+                assert all(t < n_small for t in r.tokens)
+
+
+def test_same_path_is_loaded_once(tiny_small):
+    with fsgen.Pair(tiny_small, tiny_small, **TINY) as pair:
+        assert pair.small is pair.large
+        assert pair.small_base is None
+        r = pair.generate("hello", method="speculative", draft_max=3, max_tokens=16)
+        assert len(r.tokens) == 16
+    with fsgen.Pair(tiny_small, str(tiny_small), small_base=tiny_small, **TINY) as pair:
+        assert pair.small is pair.large is pair.small_base
+
+
+def test_pair_from_model_objects(tiny_small, tiny_large):
+    with fsgen.Model(tiny_small, **TINY) as s, fsgen.Model(tiny_large, **TINY) as l:
+        expected = l.generate("hello world", max_tokens=24)
+        pair = fsgen.Pair(s, l, **TINY)
+        assert pair.small is s and pair.large is l
+        assert pair.generate("hello world", method="large", max_tokens=24).tokens == expected.tokens
+        assert pair.generate("hello world", method="speculative", max_tokens=24).tokens == expected.tokens
+        mixed = fsgen.Pair(s, tiny_large, **TINY)
+        assert mixed.small is s and mixed.large is not l
+        assert mixed.generate("hello world", method="large", max_tokens=24).tokens == expected.tokens
+        mixed.close()
+        pair.close()
+        # Closing a Pair leaves the Models it was given open and usable.
+        assert not s.closed and not l.closed
+        assert l.generate("hello world", max_tokens=24).tokens == expected.tokens
+        # The Models' own contexts were not disturbed by the Pair's.
+        assert s.generate("hello world", max_tokens=8).tokens == s.generate("hello world", max_tokens=8).tokens
+
+
+def test_small_and_large_methods_are_the_models_alone(tiny_small, tiny_large):
+    with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair, \
+            fsgen.Model(tiny_small, **TINY) as s, fsgen.Model(tiny_large, **TINY) as l:
+        for prompt in ("hello world", "x", "Once upon a time"):
+            small = pair.generate(prompt, method="small", max_tokens=32, trace=True)
+            large = pair.generate(prompt, method="large", max_tokens=32, trace=True)
+            assert small.tokens == s.generate(prompt, max_tokens=32).tokens
+            assert large.tokens == l.generate(prompt, max_tokens=32).tokens
+            assert small.tokens != large.tokens
+            assert (small.trace.source == 0).all() and small.stats["system2_fraction"] == 0
+            assert (large.trace.source == 1).all() and large.stats["system2_fraction"] == 1
+            check_result(small, s)
+            check_result(large, l)
+
+
+def test_default_method_is_speculative(tiny_small, tiny_large):
+    with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
+        r = pair.generate("hello world", max_tokens=24, trace=True)
+        assert r.tokens == pair.generate("hello world", method="large", max_tokens=24).tokens
+        assert r.stats["system2_calls"] > 0
+
+
+def test_pair_uses_the_large_models_chat_template(tiny_factory, tiny_small):
+    no_template = tiny_factory("tiny_no_template", seed=0, chat_template=None)
+    odd = "{{ messages[0]['content'] }}!"  # not a template llama.cpp recognises
+    odd_template = tiny_factory("tiny_odd_template", seed=0, chat_template=odd)
+    messages = [{"role": "user", "content": "hi"}]
+    with fsgen.Pair(no_template, tiny_small, **TINY) as pair:
+        r = pair.generate(messages=messages, method="speculative", max_tokens=8)
+        chatml = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        assert r.tokens == pair.generate(chatml, method="speculative", max_tokens=8).tokens
+        assert r.stats["n_prompt_tokens"] == len(pair.large.tokenize(chatml))
+        assert pair.generate(messages=messages, method="small", max_tokens=8).tokens == \
+            pair.generate(chatml, method="small", max_tokens=8).tokens
+    for large in (no_template, odd_template):
+        with fsgen.Pair(tiny_small, large, **TINY) as pair:
+            with pytest.raises(fsgen.TemplateError):
+                pair.generate(messages=messages, method="small", max_tokens=8)
+            # Plain prompts still work.
+            assert len(pair.generate("hi", method="speculative", max_tokens=4).tokens) == 4
+
+
+def test_proxy_needs_small_base(tiny_small, tiny_large):
+    with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
+        with pytest.raises(fsgen.InvalidArgumentError, match="small_base"):
+            pair.generate("hello", method="proxy", max_tokens=4)
+        with pytest.raises(fsgen.InvalidArgumentError, match="small_base"):
+            pair.generate("hello", method="fs", system2="proxy", max_tokens=4)
+
+
+@pytest.mark.parametrize("method, params", [
+    ("small", {}), ("large", {}), ("speculative", {"draft_max": 3}), ("speculative", {}),
+    ("contrastive", {}), ("contrastive", {"variant": "fsgen"}), ("proxy", {}),
+    ("fs", {}), ("fs", {"router": "always", "system2": "contrastive"}), ("oracle", {}),
+])
+def test_pair_stream_equals_generate(tiny_small, tiny_large, tiny_mixed, small_base, method, params):
+    # tiny_mixed as System 1: the entropy router consults System 2 at some steps only.
+    with fsgen.Pair(tiny_mixed, tiny_large, small_base=small_base, **TINY) as pair:
+        for prompt in ("hello world", "Once upon a time"):
+            r = pair.generate(prompt, method=method, max_tokens=40, trace=True, **params)
+            check_result(r)
+            stream = pair.stream(prompt, method=method, max_tokens=40, trace=True, **params)
+            assert stream.result is None
+            text, chunks = collect(stream)
+            assert text == r.text
+            assert stream.result is not None and stream.result.tokens == r.tokens
+            if method != "speculative" or params:  # adaptive drafting depends on timing
+                assert stream.result.trace.source.tolist() == r.trace.source.tolist()
+            # Each chunk names the system that wrote the token completing it.
+            position = 0
+            trace = stream.result.trace
+            for chunk in chunks:
+                while trace.token[position] != chunk.token:
+                    position += 1
+                assert chunk.source == trace.source[position], (chunk, position)
+                position += 1
+
+
+def test_pair_sources_per_method(tiny_mixed, tiny_large, small_base):
+    with fsgen.Pair(tiny_mixed, tiny_large, small_base=small_base, **TINY) as pair:
+        def sources(method, **params):
+            r = pair.generate("hello world", method=method, max_tokens=40, trace=True, **params)
+            return set(r.trace.source.tolist())
+        assert sources("small") == {0}
+        assert sources("large") == {1}
+        assert sources("speculative", draft_max=4) == {0, 1}
+        assert sources("contrastive") == {2}
+        assert sources("proxy") == {2}
+        assert sources("fs") == {0, 1}
+        assert sources("fs", system2="contrastive") == {0, 2}
+        assert sources("oracle") == {1}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_max_tokens_zero_and_one(tiny_small, tiny_large, small_base, method):
+    with fsgen.Pair(tiny_small, tiny_large, small_base=small_base, **TINY) as pair:
+        r = pair.generate("hello", method=method, max_tokens=0, trace=True)
+        assert r.tokens == [] and r.text == "" and r.finish_reason == "length"
+        check_result(r)
+        r = pair.generate("hello", method=method, max_tokens=1, trace=True)
+        assert len(r.tokens) == 1 and r.finish_reason == "length"
+        check_result(r)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_respects_the_context(tiny_small, tiny_large, small_base, method):
+    with fsgen.Pair(tiny_small, tiny_large, small_base=small_base, n_ctx=24, n_threads=1) as pair:
+        r = pair.generate("hello world", method=method, max_tokens=100, trace=True)
+        assert r.finish_reason == "length"
+        assert 2 + len(r.tokens) <= 24
+        check_result(r)
+
+
+def test_pair_cancel(tiny_small, tiny_large):
+    with fsgen.Pair(tiny_small, tiny_large, n_ctx=4096, n_threads=1) as pair:
+        stream = pair.stream("hello", method="fs", router="always", max_tokens=4000)
+        next(iter(stream))
+        pair.cancel()
+        list(stream)
+        assert stream.result.finish_reason == "cancelled" and len(stream.result.tokens) < 4000
+        r = pair.generate("hello", method="speculative", draft_max=2, max_tokens=8)
+        assert r.finish_reason == "length" and len(r.tokens) == 8

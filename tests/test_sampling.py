@@ -1,0 +1,168 @@
+"""Stochastic speculative decoding follows the large model's sampling distribution.
+
+Both samplers are restricted to the same top_k = 5 (temperature 1, top_p 1, min_p 0), so each
+position has at most 5 candidates. The drafter and the target share a vocabulary but not their
+distributions: their top-5 sets overlap only partly, so drafts are accepted, rejected by the
+ratio test, and rejected outright (a draft outside the target's top-5), and the residual
+distribution is drawn from. Seeds are fixed, so the chi-square tests are deterministic (they
+cannot flake); the significance level is 0.001.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import fsgen
+from helpers import Reference, chi2_goodness, chi2_two_sample, import_llama_cpp
+
+SAMPLING = dict(temperature=1.0, top_k=5, top_p=1.0, min_p=0.0)
+PROMPT = "hello world"
+N = 1500
+ALPHA = 1e-3
+CTX = dict(n_ctx=64, n_threads=1, n_batch=64)
+
+
+@pytest.fixture(scope="module")
+def sampling_models(tiny_factory):
+    # Same seed, so related; the target's sharper logits and larger layer weights make its
+    # distributions differ from the drafter's (top-5 sets overlap in 2 tokens after PROMPT).
+    drafter = tiny_factory("sampling_drafter", logit_scale=2.0, seed=0)
+    target = tiny_factory("sampling_target", logit_scale=3.0, seed=0, layer_scale=1.5)
+    return drafter, target
+
+
+@pytest.fixture(scope="module")
+def pair(sampling_models):
+    with fsgen.Pair(*sampling_models, **CTX) as p:
+        yield p
+
+
+def samples(pair, method, n_tokens=5, n=N, seed0=0, **params):
+    out = []
+    for seed in range(seed0, seed0 + n):
+        r = pair.generate(PROMPT, method=method, max_tokens=n_tokens, seed=seed, **SAMPLING, **params)
+        assert len(r.tokens) == n_tokens
+        out.append(tuple(r.tokens))
+    return out
+
+
+@pytest.fixture(scope="module")
+def large_samples(pair):
+    return samples(pair, "large", seed0=10_000)
+
+
+@pytest.fixture(scope="module")
+def speculative_samples(pair):
+    result = {}
+    for draft_max in (1, 2, 4):
+        result[draft_max] = samples(pair, "speculative", draft_max=draft_max)
+    assert len(set(map(tuple, result.values()))) == 3, "each draft length samples differently"
+    return result
+
+
+def top_k_probabilities(logits, k=5):
+    top = np.argsort(logits)[::-1][:k]
+    p = np.exp(logits[top].astype(np.float64) - logits[top].max())
+    return dict(zip(top.tolist(), (p / p.sum()).tolist()))
+
+
+@pytest.fixture(scope="module")
+def exact(sampling_models):
+    """The target's exact distributions (top-5, temperature 1) of the first token, of the first
+    two tokens jointly, and of the third token's marginal, from its logits (the reference engine)."""
+    import_llama_cpp()
+    ref = Reference(sampling_models[1], **CTX)
+    prompt = ref.tokenize(PROMPT)
+    first = top_k_probabilities(ref.start(prompt))
+    joint2, third = {}, Counter()
+    for t1, p1 in first.items():
+        ref.start(prompt)
+        second = top_k_probabilities(ref.feed(t1))
+        for t2, p2 in second.items():
+            joint2[(t1, t2)] = p1 * p2
+            ref.start(prompt)
+            ref.feed(t1)
+            for t3, p3 in top_k_probabilities(ref.feed(t2)).items():
+                third[t3] += p1 * p2 * p3
+    ref.close()
+    return {"first": first, "joint2": joint2, "third": dict(third)}
+
+
+def test_the_bed_exercises_rejection(pair, sampling_models):
+    """Drafter and target disagree enough that drafts are both accepted and rejected."""
+    r = [pair.generate(PROMPT, method="speculative", draft_max=2, max_tokens=12, seed=s, trace=True, **SAMPLING)
+         for s in range(40)]
+    drafted = sum(x.stats["drafted"] for x in r)
+    accepted = sum(x.stats["accepted"] for x in r)
+    assert 0.1 * drafted < accepted < 0.9 * drafted
+
+
+def test_seeded_speculative_sampling_is_deterministic(pair):
+    a = pair.generate(PROMPT, method="speculative", draft_max=3, max_tokens=16, seed=42, **SAMPLING)
+    b = pair.generate(PROMPT, method="speculative", draft_max=3, max_tokens=16, seed=42, **SAMPLING)
+    assert a.tokens == b.tokens
+    others = {tuple(pair.generate(PROMPT, method="speculative", draft_max=3, max_tokens=16, seed=s,
+                                  **SAMPLING).tokens) for s in range(5)}
+    assert len(others) > 1
+
+
+def _position(sample_list, index):
+    return Counter(s[index] for s in sample_list)
+
+
+@pytest.mark.parametrize("draft_max", [1, 2, 4])
+@pytest.mark.parametrize("position", [0, 2, 4])
+def test_speculative_matches_large_only_sampling(large_samples, speculative_samples, draft_max, position):
+    """Two-sample chi-square: speculative vs large-only, at the first, third and fifth token."""
+    stat, df, p = chi2_two_sample(_position(speculative_samples[draft_max], position),
+                                  _position(large_samples, position))
+    assert p > ALPHA, f"chi2={stat:.1f}, df={df}, p={p:.2g}"
+
+
+@pytest.mark.parametrize("draft_max", [1, 2, 4])
+def test_speculative_matches_exact_distribution(exact, speculative_samples, draft_max):
+    """Goodness of fit to the target's exact distributions: first token, first two tokens jointly,
+    third token's marginal."""
+    s = speculative_samples[draft_max]
+    for name, counts in (("first", _position(s, 0)), ("joint2", Counter(x[:2] for x in s)),
+                         ("third", _position(s, 2))):
+        stat, df, p = chi2_goodness(counts, exact[name])
+        assert p > ALPHA, f"{name}: chi2={stat:.1f}, df={df}, p={p:.2g}"
+
+
+def test_large_only_matches_exact_distribution(exact, large_samples):
+    for name, counts in (("first", _position(large_samples, 0)), ("joint2", Counter(x[:2] for x in large_samples)),
+                         ("third", _position(large_samples, 2))):
+        stat, df, p = chi2_goodness(counts, exact[name])
+        assert p > ALPHA, f"{name}: chi2={stat:.1f}, df={df}, p={p:.2g}"
+
+
+@pytest.fixture(scope="module")
+def small_samples(pair):
+    return samples(pair, "small", n=600)
+
+
+def test_the_two_sample_test_has_power(small_samples, large_samples):
+    """The drafter's own samples are told apart from the target's: the tests above can fail.
+    (Drawing a rejected draft's replacement from p_L instead of max(0, p_L - p_S) would shift the
+    first token's distribution by a chi-square of about 200 at this sample size.)"""
+    for position in (0, 2, 4):
+        assert chi2_two_sample(_position(small_samples, position), _position(large_samples, position))[2] < 1e-6
+
+
+def test_the_goodness_of_fit_test_has_power(exact, small_samples):
+    with pytest.raises(AssertionError):  # tokens the target never proposes
+        chi2_goodness(_position(small_samples, 0), exact["first"])
+    # On the target's own support only, the drafter's distribution is still rejected.
+    shared = {t: c for t, c in _position(small_samples, 0).items() if t in exact["first"]}
+    assert chi2_goodness(shared, exact["first"])[2] < 1e-6
+
+
+def test_proposals_stay_in_the_targets_top_k(exact, speculative_samples):
+    """Every sampled token is one the target's own top-5 sampler could have drawn."""
+    for sample_list in speculative_samples.values():
+        assert set(_position(sample_list, 0)) <= set(exact["first"])
+        assert set(itertools.islice((x[:2] for x in sample_list), None)) <= set(exact["joint2"])
