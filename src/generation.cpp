@@ -100,13 +100,15 @@ class Driver final : public Emitter {
     if (!tail.empty() && !result_.tokens.empty()) send({tail, last_source(), result_.tokens.back()});
     const auto end = Clock::now();
     result_.text = text_.text();
+    // Tokens cut off by a stop string start at the end of the text.
+    for (auto& offset : result_.trace.text_offset) offset = std::min(offset, text_.char_count());
     finalize_stats(std::chrono::duration<double>(generation_start - start).count(),
                    std::chrono::duration<double>(end - generation_start).count());
     return std::move(result_);
   }
 
  private:
-  bool cancelled() const { return context_.cancel != nullptr && context_.cancel->load(); }
+  bool cancelled() const { return context_.cancel != nullptr && context_.cancel->requested(); }
 
   bool finish(FinishReason reason) {
     if (!finished_) {
@@ -151,6 +153,14 @@ class Driver final : public Emitter {
 };
 
 }  // namespace
+
+Result cancelled_before_start(const std::vector<Token>& prompt, const GenerateOptions& options) {
+  Result result;
+  result.finish_reason = FinishReason::Cancelled;
+  result.stats.n_prompt_tokens = static_cast<int>(prompt.size());
+  result.has_trace = options.trace;
+  return result;
+}
 
 Result run_generation(Strategy& strategy, const std::vector<Token>& prompt, const GenerateOptions& options,
                       const RunContext& context, const ChunkCallback& on_chunk) {

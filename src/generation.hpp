@@ -17,6 +17,8 @@
 
 namespace fsgen {
 
+struct CancelFlags;  // session.hpp
+
 struct TokenRecord {
   Token token = 0;
   Source source = Source::System1;
@@ -56,8 +58,11 @@ struct RunContext {
   const Model* text_model = nullptr;  // detokenizes and knows the end-of-generation tokens
   int n_ctx = 0;                      // the smallest context among the models used
   int n_vocab = 0;                    // tokens the models share
-  const std::atomic<bool>* cancel = nullptr;
+  const CancelFlags* cancel = nullptr;
 };
+
+// The result of a call cancelled before it started (while it waited for the lock).
+Result cancelled_before_start(const std::vector<Token>& prompt, const GenerateOptions& options);
 
 Result run_generation(Strategy& strategy, const std::vector<Token>& prompt, const GenerateOptions& options,
                       const RunContext& context, const ChunkCallback& on_chunk);

@@ -20,6 +20,7 @@ struct GenerationJob::State {
   std::optional<Result> result;
   std::exception_ptr error;
   std::function<void()> cancel;
+  std::atomic<bool> stop_requested{false};  // cancel(): this job's own flag
   std::thread worker;
 };
 
@@ -41,7 +42,7 @@ GenerationJob::GenerationJob(Work work, std::function<void()> cancel, bool colle
     std::optional<Result> result;
     std::exception_ptr error;
     try {
-      result = work(on_chunk);
+      result = work(on_chunk, &s->stop_requested);
     } catch (const Error&) {
       error = std::current_exception();
     } catch (const std::bad_alloc&) {
@@ -65,7 +66,7 @@ GenerationJob::~GenerationJob() {
     std::lock_guard<std::mutex> lock(state_->mutex);
     state_->stop = true;
   }
-  if (!done() && state_->cancel) state_->cancel();
+  if (!done()) cancel();
   if (state_->worker.joinable()) state_->worker.join();
 }
 
@@ -90,6 +91,7 @@ bool GenerationJob::done() const {
 }
 
 void GenerationJob::cancel() {
+  state_->stop_requested.store(true);
   if (state_->cancel) state_->cancel();
 }
 

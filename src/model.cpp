@@ -111,8 +111,9 @@ std::shared_ptr<const Weights> load_weights(const std::string& path, const Model
 struct Model::Impl {
   std::shared_ptr<const Weights> weights;
   ModelOptions options;
-  std::mutex mutex;  // one generation at a time on this model's context
+  std::timed_mutex mutex;  // one generation at a time on this model's context
   std::atomic<bool> cancel{false};
+  CancelFlags cancel_flags{&cancel, nullptr};  // the Session's abort callback reads these
   std::unique_ptr<Session> session;
 
   const Weights& w() const {
@@ -226,17 +227,22 @@ std::vector<Token> Model::prompt_tokens(const Prompt& prompt) const {
   return tokenize(text, true);
 }
 
-Result Model::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk) {
+Result Model::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
+                       const std::atomic<bool>* stop) {
   options.validate();
   const std::vector<Token> tokens = prompt_tokens(prompt);
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  const auto lock = lock_unless_stopped(impl_->mutex, stop);
+  if (!lock.owns_lock()) return cancelled_before_start(tokens, options);
   impl_->w();  // closed meanwhile?
   impl_->cancel.store(false);
-  if (!impl_->session) impl_->session = std::make_unique<Session>(impl_->weights, impl_->options, &impl_->cancel);
+  CallFlagScope call_flag(impl_->cancel_flags, stop);
+  if (!impl_->session) {
+    impl_->session = std::make_unique<Session>(impl_->weights, impl_->options, &impl_->cancel_flags);
+  }
   auto strategy = make_single_strategy(*impl_->session, Source::System1);
   // llama.cpp pads the context to a multiple of 256: honour the n_ctx asked for, as Pair does.
   RunContext context{this, std::min(impl_->options.n_ctx, impl_->session->n_ctx()), impl_->session->n_vocab(),
-                     &impl_->cancel};
+                     &impl_->cancel_flags};
   return run_generation(*strategy, tokens, options, context, on_chunk);
 }
 
@@ -244,7 +250,7 @@ void Model::cancel() { impl_->cancel.store(true); }
 
 void Model::close() {
   impl_->cancel.store(true);
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
   impl_->session.reset();
   impl_->weights.reset();
 }

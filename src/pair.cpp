@@ -47,8 +47,9 @@ struct Pair::Impl {
   Model small, large;
   std::optional<Model> small_base;
   ModelOptions options;
-  std::mutex mutex;  // one generation at a time: the contexts' caches are shared state
+  std::timed_mutex mutex;  // one generation at a time: the contexts' caches are shared state
   std::atomic<bool> cancel{false};
+  CancelFlags cancel_flags{&cancel, nullptr};  // the Sessions' abort callback reads these
   std::unique_ptr<Session> small_session, large_session, small_base_session;
   DraftPlanner planner;
   int n_vocab = 0;
@@ -62,7 +63,7 @@ struct Pair::Impl {
   }
 
   Session& session(std::unique_ptr<Session>& slot, const Model& model) {
-    if (!slot) slot = std::make_unique<Session>(weights_of(model), options, &cancel);
+    if (!slot) slot = std::make_unique<Session>(weights_of(model), options, &cancel_flags);
     return *slot;
   }
   // A Pair shares the Model handles' weights instead of loading them again.
@@ -87,13 +88,14 @@ void Pair::cancel() { impl_->cancel.store(true); }
 
 void Pair::close() {
   impl_->cancel.store(true);
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
   impl_->small_session.reset();
   impl_->large_session.reset();
   impl_->small_base_session.reset();
 }
 
-Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk) {
+Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
+                      const std::atomic<bool>* stop) {
   options.validate();
   Impl& p = *impl_;
   const bool needs_base = options.method == Method::Proxy ||
@@ -104,8 +106,10 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
   }
   const std::vector<Token> tokens = p.large.prompt_tokens(prompt);  // the large model's template
 
-  std::lock_guard<std::mutex> lock(p.mutex);
+  const auto lock = lock_unless_stopped(p.mutex, stop);
+  if (!lock.owns_lock()) return cancelled_before_start(tokens, options);
   p.cancel.store(false);
+  CallFlagScope call_flag(p.cancel_flags, stop);
   auto small = [&]() -> Session& { return p.session(p.small_session, p.small); };
   auto large = [&]() -> Session& { return p.session(p.large_session, p.large); };
   auto small_base = [&]() -> Session& { return p.session(p.small_base_session, *p.small_base); };
@@ -147,7 +151,7 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
                                          p.n_vocab);
       break;
   }
-  RunContext context{text_model, p.options.n_ctx, p.n_vocab, &p.cancel};
+  RunContext context{text_model, p.options.n_ctx, p.n_vocab, &p.cancel_flags};
   return run_generation(*strategy, tokens, options, context, on_chunk);
 }
 

@@ -11,8 +11,8 @@ namespace fsgen {
 namespace {
 
 bool abort_requested(void* data) {
-  const auto* flag = static_cast<const std::atomic<bool>*>(data);
-  return flag != nullptr && flag->load(std::memory_order_relaxed);
+  const auto* flags = static_cast<const CancelFlags*>(data);
+  return flags != nullptr && flags->requested();
 }
 
 bool all_finite(const float* row, int n) {
@@ -24,8 +24,7 @@ bool all_finite(const float* row, int n) {
 
 }  // namespace
 
-Session::Session(std::shared_ptr<const Weights> weights, const ModelOptions& options,
-                 const std::atomic<bool>* cancel_flag)
+Session::Session(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel)
     : weights_(std::move(weights)), batch_(std::max(1, options.n_batch)) {
   llama_context_params params = llama_context_default_params();
   params.n_ctx = static_cast<uint32_t>(options.n_ctx);
@@ -36,7 +35,7 @@ Session::Session(std::shared_ptr<const Weights> weights, const ModelOptions& opt
   params.n_threads_batch = options.n_threads;
   params.no_perf = true;
   params.abort_callback = abort_requested;
-  params.abort_callback_data = const_cast<std::atomic<bool>*>(cancel_flag);
+  params.abort_callback_data = const_cast<CancelFlags*>(cancel);
   ctx_.reset(llama_init_from_model(weights_->model.get(), params));
   if (!ctx_) {
     throw ModelLoadError("llama.cpp could not create a context for " + weights_->info.path + " (n_ctx=" +

@@ -6,6 +6,8 @@
 // rollback after rejected drafts, and prefix reuse across calls all happen in one place.
 #pragma once
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <memory>
 #include <vector>
 
@@ -20,9 +22,44 @@ namespace fsgen {
 // finish_reason "cancelled".
 struct Cancelled {};
 
+// What stops a generation, checked between steps and by llama.cpp's abort callback during a
+// decode: the object's cancel() (Model/Pair: "whatever is running now") or the call's own flag
+// (a GenerationJob's, so that cancelling a job that waits for the object's lock cannot stop
+// another job, and is not lost when it starts).
+struct CancelFlags {
+  const std::atomic<bool>* object = nullptr;
+  const std::atomic<bool>* call = nullptr;  // set by generate() for the duration of one call
+  bool requested() const {
+    return (object != nullptr && object->load(std::memory_order_relaxed)) ||
+           (call != nullptr && call->load(std::memory_order_relaxed));
+  }
+};
+
+// Waits for a generation lock, giving up when `stop` is set meanwhile (a cancelled job queued
+// behind another must not wait for it). Returns an unlocked lock if it gave up.
+inline std::unique_lock<std::timed_mutex> lock_unless_stopped(std::timed_mutex& mutex, const std::atomic<bool>* stop) {
+  std::unique_lock<std::timed_mutex> lock(mutex, std::defer_lock);
+  while (!lock.try_lock_for(std::chrono::milliseconds(5))) {
+    if (stop != nullptr && stop->load()) break;
+  }
+  return lock;
+}
+
+// Sets CancelFlags::call for one generate() call (under the object's lock).
+class CallFlagScope {
+ public:
+  CallFlagScope(CancelFlags& flags, const std::atomic<bool>* call) : flags_(flags) { flags_.call = call; }
+  ~CallFlagScope() { flags_.call = nullptr; }
+  CallFlagScope(const CallFlagScope&) = delete;
+  CallFlagScope& operator=(const CallFlagScope&) = delete;
+
+ private:
+  CancelFlags& flags_;
+};
+
 class Session {
  public:
-  Session(std::shared_ptr<const Weights> weights, const ModelOptions& options, const std::atomic<bool>* cancel_flag);
+  Session(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel);
 
   // Make the cache hold seq[0:n] and return the logits after each of the last n_rows prefixes:
   // row i is the distribution of the token at position n - n_rows + i.

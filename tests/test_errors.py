@@ -103,15 +103,15 @@ def test_bad_path_type():
     (dict(missing_tensor="output_norm.weight"), "output_norm.weight"),
     (dict(wrong_shape="blk.0.attn_k.weight"), "blk.0.attn_k.weight"),
     (dict(arch="nosucharch"), "nosucharch"),
-    (dict(declared_layers=3), "3"),
+    (dict(declared_layers=3), "3 layers"),
     (dict(n_head=0), "head_count"),
     (dict(n_head=3), "head"),
 ])
 def test_fault_models_name_the_cause(tmp_path, fault, expected):
     path = tinymodels.make_model(tmp_path / "fault.gguf", **fault)
     message = load_error(path)
-    assert expected in message, message
     assert str(path) in message
+    assert expected in message.replace(str(path), ""), message
 
 
 def test_too_many_layers_is_refused_without_aborting(tmp_path):
@@ -131,7 +131,7 @@ def test_too_many_layers_is_refused_without_aborting(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, f"the process died ({done.returncode}): {done.stderr[-2000:]}"
     assert done.stdout.startswith("ModelLoadError:"), done.stdout
-    assert "1000" in done.stdout
+    assert "1000" in done.stdout.replace(str(path), "")  # the declared layer count is named
 
 
 def test_load_errors_name_the_cause_after_llama_cpp_is_imported(tmp_path):

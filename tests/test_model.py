@@ -279,22 +279,33 @@ def test_abandoned_stream_then_generate(tiny_small, small):
     assert small.generate("hello world", max_tokens=40).tokens == expected.tokens
     # Dropped without being closed.
     stream = small.stream("hello world", max_tokens=200)
-    next(iter(stream))
+    next(stream)
     del stream
     gc.collect()
     assert small.generate("hello world", max_tokens=40).tokens == expected.tokens
     # Closed explicitly (also a context manager).
     with small.stream("Once upon a time", max_tokens=200) as stream:
-        next(iter(stream))
+        next(stream)
     assert stream.result is None or stream.result.finish_reason in ("cancelled", "length")
     again = small.stream("hello world", max_tokens=40)
     assert collect(again)[0] == expected.text
 
 
+def test_breaking_out_of_a_stream_frees_its_work(tiny_small):
+    with fsgen.Model(tiny_small, n_ctx=2048, n_threads=1) as m:
+        stream = m.stream("hello", max_tokens=2000)
+        for _ in stream:
+            break
+        assert len(m.generate("hello", max_tokens=2).tokens) == 2
+        list(stream)
+        assert stream.result.finish_reason == "cancelled"
+        assert len(stream.result.tokens) < 2000
+
+
 def test_stream_cancel(tiny_small):
     with fsgen.Model(tiny_small, n_ctx=4096, n_threads=1) as m:
         stream = m.stream("hello", max_tokens=4000)  # seconds of work if not cancelled
-        first = next(iter(stream))
+        first = next(stream)
         stream.cancel()
         rest = list(stream)
         assert stream.result.finish_reason == "cancelled"

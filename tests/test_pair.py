@@ -192,7 +192,7 @@ def test_every_method_respects_the_context(tiny_small, tiny_large, small_base, m
 def test_pair_cancel(tiny_small, tiny_large):
     with fsgen.Pair(tiny_small, tiny_large, n_ctx=4096, n_threads=1) as pair:
         stream = pair.stream("hello", method="fs", router="always", max_tokens=4000)
-        next(iter(stream))
+        next(stream)
         pair.cancel()
         list(stream)
         assert stream.result.finish_reason == "cancelled" and len(stream.result.tokens) < 4000

@@ -1,6 +1,7 @@
 // Generation on a worker thread, with its chunks queued for the caller: streaming without
 // callbacks into the caller's thread, and a caller that can stay responsive (Ctrl-C) meanwhile.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -11,8 +12,11 @@ namespace fsgen {
 
 class GenerationJob {
  public:
-  using Work = std::function<Result(const ChunkCallback&)>;
-  // `cancel` stops the running generation (e.g. Pair::cancel); called by cancel() and the destructor.
+  // The work gets this job's own stop flag: pass it to Model/Pair::generate, so that cancel()
+  // stops this job and nothing else (not another job running on the same object), also when
+  // it is still waiting for the object's lock.
+  using Work = std::function<Result(const ChunkCallback&, const std::atomic<bool>* stop)>;
+  // `cancel`: optional, called by cancel() and the destructor after the stop flag is set.
   GenerationJob(Work work, std::function<void()> cancel, bool collect_chunks);
   ~GenerationJob();  // cancels and joins: abandoning a job frees its work
   GenerationJob(const GenerationJob&) = delete;

@@ -1,5 +1,6 @@
 // A loaded GGUF model: metadata, tokenization, chat template, and single-model generation.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,7 +52,10 @@ class Model {
   std::vector<Token> prompt_tokens(const Prompt& prompt) const;
 
   // Only Method::Small/Large-like single-model decoding; options.method is ignored.
-  Result generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk = {});
+  // stop: an optional flag of this call's own; set it (any thread) to end this call with
+  // finish_reason "cancelled" at its next decode step, even while it still waits for the lock.
+  Result generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk = {},
+                  const std::atomic<bool>* stop = nullptr);
   // Stops whatever this model's generate() is running at its next decode step.
   void cancel();
   // Frees the context and (once no Pair uses them) the weights.

@@ -1,6 +1,7 @@
 // A small and a large model (and optionally the small model's base, for proxy tuning) that share
 // one vocabulary, decoding together. Every per-token loop runs here, in C++.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <optional>
 
@@ -25,7 +26,10 @@ class Pair {
   const std::optional<Model>& small_base() const;
 
   // Prompts go through the large model's chat template (one shared tokenization).
-  Result generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk = {});
+  // stop: an optional flag of this call's own; set it (any thread) to end this call with
+  // finish_reason "cancelled" at its next decode step, even while it still waits for the lock.
+  Result generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk = {},
+                  const std::atomic<bool>* stop = nullptr);
   void cancel();
   void close();
 

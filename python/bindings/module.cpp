@@ -222,10 +222,10 @@ NB_MODULE(_core, m) {
              options.validate();
              fsgen::Prompt prompt = make_prompt(text, messages);
              return new fsgen::GenerationJob(
-                 [model, prompt, options](const fsgen::ChunkCallback& cb) mutable {
-                   return model.generate(prompt, options, cb);
+                 [model, prompt, options](const fsgen::ChunkCallback& cb, const std::atomic<bool>* stop) mutable {
+                   return model.generate(prompt, options, cb, stop);
                  },
-                 [model]() mutable { model.cancel(); }, stream);
+                 {}, stream);
            },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Model::cancel)
@@ -247,8 +247,10 @@ NB_MODULE(_core, m) {
              fsgen::Prompt prompt = make_prompt(text, messages);
              fsgen::Pair* p = &pair;
              return new fsgen::GenerationJob(
-                 [p, prompt, options](const fsgen::ChunkCallback& cb) { return p->generate(prompt, options, cb); },
-                 [p]() { p->cancel(); }, stream);
+                 [p, prompt, options](const fsgen::ChunkCallback& cb, const std::atomic<bool>* stop) {
+                   return p->generate(prompt, options, cb, stop);
+                 },
+                 {}, stream);
            },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::keep_alive<0, 1>(),
            nb::rv_policy::take_ownership)

@@ -238,27 +238,34 @@ class Stream:
 
     def __init__(self, job):
         self._job = job
+        self._chunks: Optional[Iterator[Chunk]] = None  # for next(stream)
         self.result: Optional[Result] = None
 
-    def __iter__(self) -> Iterator[Chunk]:
-        return self
-
     def __next__(self) -> Chunk:
+        if self._chunks is None:
+            self._chunks = self._iterate(close_when_left=False)
+        return next(self._chunks)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        # A generator: leaving a for-loop early drops it, and its `finally` frees the work.
+        return self._iterate(close_when_left=True)
+
+    def _iterate(self, close_when_left: bool) -> Iterator[Chunk]:
         job = self._job
-        if job is None:
-            raise StopIteration
+        finished = False
         try:
-            while True:
+            while job is not None and self._job is not None:
                 chunk = job.next_chunk(_WAIT_SLICE)
                 if chunk is not None:
-                    return Chunk(chunk.text, chunk.source, chunk.token)
-                if job.done():
+                    yield Chunk(chunk.text, chunk.source, chunk.token)
+                elif job.done():
                     self._job = None
+                    finished = True
                     self.result = Result(job.take_result())
-                    raise StopIteration
-        except KeyboardInterrupt:
-            self.close()
-            raise
+                    return
+        finally:
+            if not finished and close_when_left:
+                self.close()
 
     def cancel(self) -> None:
         job = self._job

@@ -172,8 +172,10 @@ class Speculative final : public Strategy {
       if (accept) {
         record.token = drafts_[i];
         record.source = Source::System1;
-        ++accepted;
-        if (!out.emit(record)) break;
+        const size_t before = out.sequence().size();
+        const bool more = out.emit(record);
+        accepted += out.sequence().size() > before;  // an end-of-generation token is not output
+        if (!more) break;
         continue;
       }
       record.token = replacement;
