@@ -117,8 +117,8 @@ def ggml_flags_of_fsgen_build() -> list[str]:
 
 def run_spec_simple(exe: pathlib.Path, small: str, large: str, prompt: str, max_tokens: int, draft: int,
                     threads: int, n_ctx: int) -> dict:
-    cmd = [str(exe), "-m", large, "-md", small, "-p", prompt, "-n", str(max_tokens), "--draft-max", str(draft),
-           "--draft-min", "0", "-t", str(threads), "-td", str(threads), "-c", str(n_ctx), "-cd", str(n_ctx),
+    cmd = [str(exe), "-m", large, "-md", small, "-p", prompt, "-n", str(max_tokens), "--spec-draft-n-max", str(draft),
+           "--spec-type", "draft-simple", "--spec-draft-n-min", "0", "-t", str(threads), "-td", str(threads), "-c", str(n_ctx),
            "--temp", "0", "--top-k", "1", "-b", "512", "-ub", "512", "-ngl", "0", "-ngld", "0"]
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <vector>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -10,6 +12,24 @@
 #include "fsgen/error.hpp"
 
 namespace fsgen {
+namespace {
+
+// Live jobs, for cancel_all(): how to stop each and how to wait for it.
+struct JobHooks {
+  std::function<void()> stop;
+  std::function<bool(double)> wait;
+};
+struct Registry {
+  std::mutex mutex;
+  uint64_t next_id = 0;
+  std::map<uint64_t, JobHooks> jobs;
+};
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: jobs may outlive static destruction
+  return *r;
+}
+
+}  // namespace
 
 struct GenerationJob::State {
   std::mutex mutex;
@@ -22,6 +42,7 @@ struct GenerationJob::State {
   std::function<void()> cancel;
   std::atomic<bool> stop_requested{false};  // cancel(): this job's own flag
   std::thread worker;
+  uint64_t registry_id = 0;
 };
 
 GenerationJob::GenerationJob(Work work, std::function<void()> cancel, bool collect_chunks)
@@ -59,9 +80,44 @@ GenerationJob::GenerationJob(Work work, std::function<void()> cancel, bool colle
     s->finished = true;
     s->changed.notify_all();
   });
+  std::weak_ptr<State> weak = state_;
+  JobHooks hooks{[weak] {
+                   if (auto s = weak.lock()) s->stop_requested.store(true);
+                 },
+                 [weak](double timeout_s) {
+                   auto s = weak.lock();
+                   if (!s) return true;
+                   std::unique_lock<std::mutex> lock(s->mutex);
+                   return s->changed.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                                              [&] { return s->finished; });
+                 }};
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  state_->registry_id = ++r.next_id;
+  r.jobs.emplace(state_->registry_id, std::move(hooks));
+}
+
+void GenerationJob::cancel_all(double timeout_s) {
+  std::vector<JobHooks> jobs;
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    for (const auto& [id, hooks] : r.jobs) jobs.push_back(hooks);
+  }
+  for (const auto& job : jobs) job.stop();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (const auto& job : jobs) {
+    const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+    job.wait(std::max(0.0, left));
+  }
 }
 
 GenerationJob::~GenerationJob() {
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    r.jobs.erase(state_->registry_id);
+  }
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
     state_->stop = true;

@@ -1,4 +1,7 @@
 #include <sys/stat.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -230,10 +233,11 @@ std::vector<Token> Model::prompt_tokens(const Prompt& prompt) const {
 Result Model::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
                        const std::atomic<bool>* stop) {
   options.validate();
-  const std::vector<Token> tokens = prompt_tokens(prompt);
+  // Everything that reads the weights happens under the lock, so that close() (which takes it)
+  // never frees them under a running call.
   const auto lock = lock_unless_stopped(impl_->mutex, stop);
-  if (!lock.owns_lock()) return cancelled_before_start(tokens, options);
-  impl_->w();  // closed meanwhile?
+  if (!lock.owns_lock()) return cancelled_before_start({}, options);
+  const std::vector<Token> tokens = prompt_tokens(prompt);  // throws if closed meanwhile
   impl_->cancel.store(false);
   CallFlagScope call_flag(impl_->cancel_flags, stop);
   if (!impl_->session) {
@@ -248,11 +252,30 @@ Result Model::generate(const Prompt& prompt, const GenerateOptions& options, con
 
 void Model::cancel() { impl_->cancel.store(true); }
 
+Model model_view(const Model& model) {
+  auto impl = std::make_shared<Model::Impl>();
+  impl->weights = model_weights(model);
+  impl->options = model.options();
+  return Model(std::move(impl));
+}
+
 void Model::close() {
   impl_->cancel.store(true);
-  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
-  impl_->session.reset();
-  impl_->weights.reset();
+  {
+    std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+    impl_->session.reset();
+    impl_->weights.reset();
+  }
+  release_free_memory();
+}
+
+void release_free_memory() {
+#if defined(__GLIBC__)
+  // A context's KV cache and compute buffers are large blocks allocated on a generation's worker
+  // thread (its own malloc arena) and freed here: glibc keeps such freed blocks, and repeated
+  // load/free cycles then grow the resident size. Hand them back to the system.
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace fsgen

@@ -49,6 +49,7 @@ struct Pair::Impl {
   ModelOptions options;
   std::timed_mutex mutex;  // one generation at a time: the contexts' caches are shared state
   std::atomic<bool> cancel{false};
+  bool closed = false;  // under mutex
   CancelFlags cancel_flags{&cancel, nullptr};  // the Sessions' abort callback reads these
   std::unique_ptr<Session> small_session, large_session, small_base_session;
   DraftPlanner planner;
@@ -75,10 +76,15 @@ Pair::Pair(Model small, Model large, std::optional<Model> small_base, const Mode
   if (small_base) check_vocab_compatible(small, *small_base);
   ModelOptions options = context_options;
   if (options.n_threads == 0) options.n_threads = large.options().n_threads;
-  impl_ = std::make_unique<Impl>(std::move(small), std::move(large), std::move(small_base), options);
+  std::optional<Model> base_view;
+  if (small_base) base_view = model_view(*small_base);
+  impl_ = std::make_unique<Impl>(model_view(small), model_view(large), std::move(base_view), options);
 }
 
-Pair::~Pair() = default;
+Pair::~Pair() {
+  impl_.reset();
+  release_free_memory();
+}
 
 const Model& Pair::small() const { return impl_->small; }
 const Model& Pair::large() const { return impl_->large; }
@@ -89,10 +95,15 @@ void Pair::cancel() { impl_->cancel.store(true); }
 void Pair::close() {
   impl_->cancel.store(true);
   std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  impl_->closed = true;
   impl_->small_session.reset();
   impl_->large_session.reset();
   impl_->small_base_session.reset();
-}
+  // The pair's own handles on the weights (model_view): freed here unless a Model still holds them.
+  impl_->small.close();
+  impl_->large.close();
+  if (impl_->small_base) impl_->small_base->close();
+}  // (Model::close has released the freed memory)
 
 Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
                       const std::atomic<bool>* stop) {
@@ -104,10 +115,10 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
   if (needs_base && !p.small_base) {
     throw InvalidArgumentError("proxy tuning needs the small model's base: Pair(small, large, small_base=...)");
   }
-  const std::vector<Token> tokens = p.large.prompt_tokens(prompt);  // the large model's template
-
   const auto lock = lock_unless_stopped(p.mutex, stop);
-  if (!lock.owns_lock()) return cancelled_before_start(tokens, options);
+  if (!lock.owns_lock()) return cancelled_before_start({}, options);
+  if (p.closed) throw InvalidArgumentError("this pair is closed");
+  const std::vector<Token> tokens = p.large.prompt_tokens(prompt);  // the large model's template
   p.cancel.store(false);
   CallFlagScope call_flag(p.cancel_flags, stop);
   auto small = [&]() -> Session& { return p.session(p.small_session, p.small); };

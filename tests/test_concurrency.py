@@ -274,8 +274,8 @@ def test_stream_cancel_from_another_thread(long_pair):
 def test_cancelling_a_queued_call_stops_only_that_call(long_pair):
     """Two streams on one pair: the second waits for the first. Cancelling the waiting one ends
     it at once (without running it) and does not touch the running one."""
-    first = long_pair.stream("hello world", method="small", max_tokens=400)
-    next(iter(first))  # running
+    first = long_pair.stream("hello world", method="small", **LONG)
+    next(first)  # running
     second = long_pair.stream("the", method="small", **LONG)
     time.sleep(0.05)
     started = time.monotonic()
@@ -283,8 +283,14 @@ def test_cancelling_a_queued_call_stops_only_that_call(long_pair):
     assert list(second) == []
     assert time.monotonic() - started < PROMPT_CANCEL_S
     assert second.result.finish_reason == "cancelled" and second.result.tokens == []
+    # The first one is still running: more text keeps coming until it is cancelled itself.
+    for _ in range(50):
+        next(first)
+    assert first.result is None
+    first.cancel()
     list(first)
-    assert first.result.finish_reason == "length" and len(first.result.tokens) == 400
+    assert first.result.finish_reason == "cancelled"
+    assert 50 < len(first.result.tokens) < LONG["max_tokens"]
 
 
 def test_closing_a_queued_stream_returns_at_once(long_pair):
@@ -451,23 +457,26 @@ def test_stream_outlives_its_pair(tiny_small, tiny_large):
 
 
 def test_closing_a_model_under_a_running_pair(tiny_small, tiny_large):
-    """close() on a Model that a Pair also uses: the pair's running call finishes or stops
-    cleanly; later calls either work (its contexts keep the weights) or raise an FsgenError."""
+    """close() on the Models a Pair was built from, while the pair generates: the pair holds its
+    own handles on the weights, so it goes on, and its outputs do not change. The weights are
+    freed when the pair is closed too."""
     small, large = fsgen.Model(tiny_small, **LONG_CTX), fsgen.Model(tiny_large, **LONG_CTX)
     pair = fsgen.Pair(small, large, **LONG_CTX)
-    stream = pair.stream("hello world", method="speculative", max_tokens=3000)
+    expected = {m: pair.generate("the", method=m, max_tokens=20).tokens for m in METHODS}
+    stream = pair.stream("hello world", method="speculative", max_tokens=600)
     next(stream)
     small.close()
     large.close()
     assert small.closed and large.closed
+    with pytest.raises(fsgen.InvalidArgumentError, match="closed"):
+        small.generate("the", max_tokens=4)
     list(stream)
-    assert stream.result.finish_reason in ("length", "cancelled")
+    assert stream.result.finish_reason == "length"
     for method in METHODS:
-        try:
-            pair.generate("the", method=method, max_tokens=10)
-        except fsgen.FsgenError:
-            pass
+        assert pair.generate("the", method=method, max_tokens=20).tokens == expected[method], method
     pair.close()
+    with pytest.raises(fsgen.InvalidArgumentError, match="closed"):
+        pair.generate("the", max_tokens=4)
 
 
 def test_closing_a_model_while_it_generates(tiny_small):
@@ -534,3 +543,26 @@ def test_interpreter_exit_with_live_objects(tiny_small, tiny_large, mode):
     assert done.returncode == 0, (done.returncode, done.stderr[-3000:])
     assert "terminate called" not in done.stderr and "Fatal" not in done.stderr, done.stderr[-3000:]
     assert time.monotonic() - started < 30
+
+
+# ---- memory: benchmarks/soak.py ----
+
+SOAK = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
+
+
+def run_soak(*args):
+    done = subprocess.run([sys.executable, str(SOAK), *args], capture_output=True, text=True, timeout=600,
+                          env=child_env())
+    assert done.returncode == 0, f"resident memory grew:\n{done.stdout}\n{done.stderr[-3000:]}"
+    assert "load/free" in done.stdout and "FAIL" not in done.stdout
+
+
+def test_memory_stays_flat_short():
+    """A shorter soak in the default run: 300 calls, 20 load/free cycles."""
+    run_soak("--calls", "300", "--cycles", "20")
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_soak():
+    """The full soak (issue 6): 1,000 generate calls and 50 load/free cycles, RSS within 5%."""
+    run_soak()

@@ -32,6 +32,11 @@ class GenerationJob {
   // The result once finished; rethrows the worker's exception.
   Result take_result();
 
+  // Cancels every job still running in the process and waits up to timeout_s for them to end.
+  // For process exit (Python's atexit): a job whose owner was never freed must not keep
+  // decoding while the process tears llama.cpp down.
+  static void cancel_all(double timeout_s);
+
  private:
   struct State;
   std::shared_ptr<State> state_;

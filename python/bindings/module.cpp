@@ -257,6 +257,8 @@ NB_MODULE(_core, m) {
       .def("cancel", &fsgen::Pair::cancel)
       .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>());
 
+  m.def("cancel_all_jobs", &fsgen::GenerationJob::cancel_all, "timeout"_a,
+        nb::call_guard<nb::gil_scoped_release>());
   m.def("check_vocab_compatible", &fsgen::check_vocab_compatible, "a"_a, "b"_a);
   m.def("build_info", []() {
     const fsgen::BuildInfo b = fsgen::build_info();

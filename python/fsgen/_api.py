@@ -5,6 +5,7 @@ checks them, and waits for the core in short slices so Ctrl-C works.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
 import threading
@@ -16,6 +17,10 @@ from . import _core
 from .errors import InvalidArgumentError
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+# At interpreter exit, stop every generation still running (a daemon thread's, or a stream never
+# closed): a worker thread decoding while the process tears llama.cpp down would crash it.
+atexit.register(_core.cancel_all_jobs, 10.0)
 _WAIT_SLICE = 0.1  # seconds between checks for KeyboardInterrupt
 
 _MODEL_OPTION_NAMES = ("n_ctx", "n_threads", "n_gpu_layers", "n_batch", "verbose")

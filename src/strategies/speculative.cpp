@@ -110,14 +110,19 @@ class Speculative final : public Strategy {
     seq_ = out.sequence();
     drafts_.clear();
     infos_.clear();
+    // The adaptive mode also ends a draft where System 1 is unsure: such a token is likely
+    // rejected, and drafting it costs a small-model step and a verify row.
+    constexpr float kAdaptiveConfidence = 0.3f;
+    const float p_min = options_.draft_p_min > 0 ? options_.draft_p_min
+                        : options_.draft_max == 0 ? kAdaptiveConfidence : 0.0f;
     for (int i = 0; i < target; ++i) {
       small_.eval(seq_);
       if (small_.last_decoded_tokens() == 1) planner_.observe_draft_step(small_.last_decode_seconds());
       const float* logits = small_.last_logits();
       Uncertainty u{};
-      const bool measure = out.tracing() || options_.draft_p_min > 0;
+      const bool measure = out.tracing() || p_min > 0;
       if (measure) u = measure_uncertainty(logits, n_vocab_);
-      if (options_.draft_p_min > 0 && u.top1 < options_.draft_p_min) break;
+      if (p_min > 0 && u.top1 < p_min) break;
       Token token;
       if (sampler.greedy()) {
         token = measure ? u.argmax : argmax(logits, n_vocab_);

@@ -1,13 +1,19 @@
 // C++ tests of the core, without Python (also the sanitizer build's test bed).
 //   core_tests SMALL.gguf LARGE.gguf
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "distribution.hpp"
 #include "fsgen/fsgen.hpp"
+#include "fsgen/job.hpp"
 #include "sampling.hpp"
 #include "text.hpp"
 
@@ -115,6 +121,73 @@ void test_models(const std::string& small_path, const std::string& large_path) {
   check(throws<fsgen::InvalidArgumentError>([&] { pair.generate(prompt, options); }), "negative max_tokens");
 }
 
+// Issue 6 under the sanitizers: damaged files, per-job cancellation, a queued job cancelled
+// while another runs, models closed under a pair, cancel_all.
+void test_reliability(const std::string& small_path, const std::string& large_path) {
+  std::ifstream in(small_path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string damaged = small_path + ".damaged.gguf";
+  for (size_t cut : {size_t(3), size_t(30), size_t(700), bytes.size() / 3, bytes.size() - 1}) {
+    std::ofstream(damaged, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(cut));
+    check(throws<fsgen::ModelLoadError>([&] { fsgen::Model::load(damaged); }),
+          "truncated at " + std::to_string(cut) + " is refused");
+  }
+  std::string flipped = bytes;
+  for (size_t i = 24; i < 4000 && i < flipped.size(); i += 97) flipped[i] = static_cast<char>(flipped[i] ^ 0x5A);
+  std::ofstream(damaged, std::ios::binary | std::ios::trunc).write(flipped.data(),
+                                                                   static_cast<std::streamsize>(flipped.size()));
+  try {
+    fsgen::Model::load(damaged);
+  } catch (const fsgen::Error&) {
+  }
+  std::remove(damaged.c_str());
+
+  fsgen::ModelOptions mo;
+  mo.n_ctx = 2048;
+  mo.n_threads = 1;
+  fsgen::Model small = fsgen::Model::load(small_path, mo);
+  fsgen::Model large = fsgen::Model::load(large_path, mo);
+  auto pair = std::make_shared<fsgen::Pair>(small, large, std::nullopt, mo);
+  const auto prompt = fsgen::Prompt::from_text("hello world");
+  fsgen::GenerateOptions options;
+  options.method = fsgen::Method::Small;
+  options.max_tokens = 2000;
+  auto job_on = [&](fsgen::Method method) {
+    options.method = method;
+    return std::make_unique<fsgen::GenerationJob>(
+        [pair, prompt, options](const fsgen::ChunkCallback& cb, const std::atomic<bool>* stop) {
+          return pair->generate(prompt, options, cb, stop);
+        },
+        nullptr, true);
+  };
+  auto running = job_on(fsgen::Method::Small);
+  check(running->next_chunk(10).has_value(), "the first job runs");
+  auto queued = job_on(fsgen::Method::Speculative);
+  queued->cancel();
+  const fsgen::Result q = queued->take_result();
+  check(q.finish_reason == fsgen::FinishReason::Cancelled && q.tokens.empty(), "a queued job cancelled at once");
+  check(!running->done(), "cancelling the queued job left the running one alone");
+  small.close();  // the pair holds its own handles
+  large.close();
+  running->cancel();
+  const fsgen::Result r = running->take_result();
+  check(r.finish_reason == fsgen::FinishReason::Cancelled && !r.tokens.empty(), "the running job cancelled");
+  options.max_tokens = 10;
+  options.method = fsgen::Method::Speculative;
+  check(pair->generate(prompt, options).tokens.size() == 10, "the pair works after its models were closed");
+
+  options.max_tokens = 2000;
+  auto a = job_on(fsgen::Method::FastSlow);
+  auto b = job_on(fsgen::Method::Large);
+  a->next_chunk(10);
+  fsgen::GenerationJob::cancel_all(10);
+  check(a->wait(0) && b->wait(0), "cancel_all ends every job");
+  a.reset();  // destroying a job joins it
+  b.reset();
+  pair->close();
+  check(throws<fsgen::InvalidArgumentError>([&] { pair->generate(prompt, options); }), "a closed pair refuses");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +196,7 @@ int main(int argc, char** argv) {
   if (argc >= 3) {
     try {
       test_models(argv[1], argv[2]);
+      test_reliability(argv[1], argv[2]);
     } catch (const std::exception& e) {
       check(false, std::string("unexpected exception: ") + e.what());
     }
