@@ -63,25 +63,42 @@ def run_fsgen(pair, prompt: str, max_tokens: int, method: str, params: dict) -> 
             "tokens": r.tokens, "share": share}
 
 
+_LLAMA_CPP_WORKER = r"""
+import json, sys, time
+import llama_cpp
+path, n_ctx, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=threads,
+                      n_threads_batch=threads, flash_attn=True, verbose=False)
+print("ready", flush=True)
+for line in sys.stdin:
+    prompt, max_tokens = json.loads(line)
+    llm.reset()
+    start = time.perf_counter(); first = None; n = 0
+    for _ in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True):
+        n += 1
+        first = first or time.perf_counter()
+    end = time.perf_counter()
+    print(json.dumps({"tps": (n - 1) / (end - first) if n > 1 else 0.0, "e2e": n / (end - start), "n": n,
+                      "share": None}), flush=True)
+"""
+
+
 class LlamaCppPython:
+    """llama-cpp-python in its own process (two OpenMP thread pools in one process slow each
+    other down), running the same libllama as fsgen through LLAMA_CPP_LIB_PATH; flash attention
+    on, as llama.cpp's default "auto" picks for fsgen on the CPU."""
+
     def __init__(self, path: str, n_ctx: int, threads: int):
-        os.environ["LLAMA_CPP_LIB_PATH"] = str(fsgen_lib_dir())  # the same engine as fsgen
-        import llama_cpp
-        self.llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=threads,
-                                   n_threads_batch=threads, verbose=False)
+        env = dict(os.environ, LLAMA_CPP_LIB_PATH=str(fsgen_lib_dir()))
+        self.proc = subprocess.Popen([sys.executable, "-c", _LLAMA_CPP_WORKER, path, str(n_ctx), str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise SystemExit("llama-cpp-python failed to start (pip install llama-cpp-python)")
 
     def run(self, prompt: str, max_tokens: int) -> dict:
-        self.llm.reset()
-        start = time.perf_counter()
-        first = None
-        n = 0
-        for _ in self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True):
-            n += 1
-            if first is None:
-                first = time.perf_counter()
-        end = time.perf_counter()
-        # Tokens after the first over the time after it: the generation phase.
-        return {"tps": (n - 1) / (end - first) if n > 1 else 0.0, "e2e": n / (end - start), "n": n, "share": None}
+        self.proc.stdin.write(json.dumps([prompt, max_tokens]) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
 
 
 def build_spec_simple(threads: int) -> pathlib.Path | None:

@@ -82,7 +82,7 @@ void GenerateOptions::validate() const {
   require(std::isfinite(s.top_p) && s.top_p > 0 && s.top_p <= 1, "top_p must be in (0, 1]");
   require(std::isfinite(s.min_p) && s.min_p >= 0 && s.min_p <= 1, "min_p must be in [0, 1]");
   for (const auto& stop_string : stop) require(!stop_string.empty(), "stop strings must not be empty");
-  require(speculative.draft_max >= 0 && speculative.draft_max <= 256, "draft_max must be None or between 1 and 256");
+  require(speculative.draft_max >= 0 && speculative.draft_max <= 64, "draft_max must be None or between 1 and 64");
   require(std::isfinite(speculative.draft_p_min) && speculative.draft_p_min >= 0 && speculative.draft_p_min <= 1,
           "draft_p_min must be in [0, 1]");
   require(speculative.adaptive_max >= 1 && speculative.adaptive_max <= 64, "adaptive_max must be in [1, 64]");

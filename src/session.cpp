@@ -34,6 +34,10 @@ Session::Session(std::shared_ptr<const Weights> weights, const ModelOptions& opt
   params.n_threads = options.n_threads;
   params.n_threads_batch = options.n_threads;
   params.no_perf = true;
+  params.flash_attn_type = static_cast<llama_flash_attn_type>(options.flash_attn);
+  // fsgen never asks for more output rows than a verify batch: a small logits buffer instead of
+  // n_batch rows of the whole vocabulary (hundreds of MB for a 150k vocabulary).
+  params.n_outputs_max = static_cast<uint32_t>(std::min(options.n_batch, kMaxOutputRows));
   params.abort_callback = abort_requested;
   params.abort_callback_data = const_cast<CancelFlags*>(cancel);
   ctx_.reset(llama_init_from_model(weights_->model.get(), params));

@@ -22,6 +22,9 @@ namespace fsgen {
 // finish_reason "cancelled".
 struct Cancelled {};
 
+// The most logits rows one decode returns (a verify batch: the longest draft + 1).
+constexpr int kMaxOutputRows = 65;
+
 // What stops a generation, checked between steps and by llama.cpp's abort callback during a
 // decode: the object's cancel() (Model/Pair: "whatever is running now") or the call's own flag
 // (a GenerationJob's, so that cancelling a job that waits for the object's lock cannot stop

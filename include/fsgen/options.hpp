@@ -15,6 +15,7 @@ struct ModelOptions {
   int n_gpu_layers = 0;     // layers offloaded to a GPU backend (-1: all)
   int n_batch = 512;        // logical and physical batch size
   bool verbose = false;     // forward llama.cpp's log to stderr
+  int flash_attn = -1;      // -1: llama.cpp decides (auto), 0: off, 1: on
 };
 
 struct SamplingOptions {

@@ -123,7 +123,8 @@ NB_MODULE(_core, m) {
       .def_rw("n_threads", &fsgen::ModelOptions::n_threads)
       .def_rw("n_gpu_layers", &fsgen::ModelOptions::n_gpu_layers)
       .def_rw("n_batch", &fsgen::ModelOptions::n_batch)
-      .def_rw("verbose", &fsgen::ModelOptions::verbose);
+      .def_rw("verbose", &fsgen::ModelOptions::verbose)
+      .def_rw("flash_attn", &fsgen::ModelOptions::flash_attn);
 
   nb::class_<fsgen::GenerateOptions>(m, "GenerateOptions")
       .def(nb::init<>())

@@ -144,7 +144,7 @@ def _generate_options(method: str, *, max_tokens=256, temperature=0.0, top_k=40,
 
     if method == "speculative":
         draft_max = params["draft_max"]
-        o.draft_max = 0 if draft_max is None else _int("draft_max", draft_max, 1, 256)
+        o.draft_max = 0 if draft_max is None else _int("draft_max", draft_max, 1, 64)
         o.draft_p_min = _float("draft_p_min", params["draft_p_min"])
     if method in ("fs", "oracle"):
         o.router = _name("router", params["router"])

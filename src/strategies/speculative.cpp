@@ -97,7 +97,7 @@ class Speculative final : public Strategy {
 
   void step(Emitter& out) override {
     const size_t room = out.room();
-    const int limit = static_cast<int>(std::min<size_t>(room > 0 ? room - 1 : 0, 256));
+    const int limit = static_cast<int>(std::min<size_t>(room > 0 ? room - 1 : 0, kMaxOutputRows - 1));
     const int target = options_.draft_max > 0 ? std::min(options_.draft_max, limit)
                                               : planner_.choose(std::min(options_.adaptive_max, limit));
     draft(out, target);
