@@ -50,14 +50,13 @@ void DraftPlanner::observe_round(int drafted, int accepted) {
   rejected_ = rejected_ * kDecay + (accepted < drafted ? 1 : 0);
 }
 
-int DraftPlanner::choose(int max_length) {
+int DraftPlanner::best_length(int max_length, double acceptance) const {
   const double single = verify_cost(1);
-  if (single <= 0 || max_length <= 0) return 0;  // first measure a plain large step
   const double draft = draft_cost_ > 0 ? draft_cost_ : cost_ratio_prior_ * single;
-  const double a = std::min(acceptance(), 0.999);
+  const double a = std::min(acceptance, 0.999);
   int best = 0;
-  double best_rate = 1.0 / single;
-  double expected = 1.0;  // tokens per round: 1 + a + a^2 + ... + a^k
+  double best_rate = 1.0 / single;  // tokens per second of the large model alone
+  double expected = 1.0;            // tokens per round: 1 + a + a^2 + ... + a^k
   double power = 1.0;
   for (int k = 1; k <= max_length; ++k) {
     power *= a;
@@ -70,17 +69,27 @@ int DraftPlanner::choose(int max_length) {
       best = k;
     }
   }
+  return best;
+}
+
+int DraftPlanner::choose(int max_length) {
+  if (verify_cost(1) <= 0 || max_length <= 0) return 0;  // first measure a plain large step
+  const int best = best_length(max_length, acceptance());
   if (best > 0) {
     idle_steps_ = 0;
     probe_interval_ = 32;
     return best;
   }
-  // Drafting does not pay at the current estimates. Probe now and then, less often each time
+  // Where drafting could not pay even if every draft were accepted (a draft step and a verify
+  // row cost too much on this machine), there is nothing to probe for.
+  const int hopeful = best_length(max_length, 1.0);
+  if (hopeful == 0) return 0;
+  // Drafting does not pay at the current acceptance. Probe now and then, less often each time
   // it fails, so a change in acceptance is noticed at a bounded cost.
   if (++idle_steps_ >= probe_interval_) {
     idle_steps_ = 0;
     probe_interval_ = std::min(probe_interval_ * 2, 1024);
-    return std::min(max_length, 3);
+    return hopeful;  // the length that could pay: measures its verify cost
   }
   return 0;
 }

@@ -43,6 +43,8 @@ class DraftPlanner {
   void observe_round(int drafted, int accepted);
   double acceptance() const;
   double verify_cost(int rows) const;  // measured, else interpolated (optimistic: invites a probe)
+  // The draft length with the best expected tokens/s at this per-token acceptance (0: none).
+  int best_length(int max_length, double acceptance) const;
 
  private:
   double cost_ratio_prior_;
