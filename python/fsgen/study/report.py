@@ -184,9 +184,9 @@ def _clean(x):
 
 def _version():
     try:
-        from importlib.metadata import version
-        return version("fsgen")
-    except Exception:  # noqa: BLE001 - not installed (source checkout)
+        import fsgen
+        return fsgen.__version__
+    except ImportError:
         return "?"
 
 
