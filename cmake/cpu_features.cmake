@@ -6,8 +6,12 @@
 # themselves (CMAKE_ARGS), we turn native off and switch on exactly the vector extensions this
 # CPU reports, AMX excepted. Other platforms keep llama.cpp's defaults.
 
+set(FSGEN_CORE_ARCH_FLAGS "")
 if(DEFINED CACHE{GGML_NATIVE} AND NOT FSGEN_CPU_FLAGS_AUTO)
   message(STATUS "fsgen: GGML_NATIVE=${GGML_NATIVE} chosen by the user; CPU flags left alone")
+  if(GGML_NATIVE AND NOT MSVC)
+    set(FSGEN_CORE_ARCH_FLAGS -march=native)
+  endif()
   return()
 endif()
 if(NOT CMAKE_SYSTEM_NAME STREQUAL "Linux" OR NOT EXISTS "/proc/cpuinfo")
@@ -41,3 +45,9 @@ foreach(opt AMX_TILE AMX_INT8 AMX_BF16)
   set(GGML_${opt} OFF CACHE BOOL "set by fsgen: AMX kernels crash, llama.cpp issue 20824" FORCE)
 endforeach()
 message(STATUS "fsgen: ggml CPU flags (native minus AMX): ${fsgen_enabled}")
+
+# fsgen's own per-token loops (softmax over the vocabulary) may use the same vector ISA.
+set(FSGEN_CORE_ARCH_FLAGS "")
+if("AVX2" IN_LIST fsgen_enabled AND "FMA" IN_LIST fsgen_enabled)
+  set(FSGEN_CORE_ARCH_FLAGS -mavx2 -mfma)
+endif()
