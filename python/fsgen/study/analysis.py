@@ -138,8 +138,9 @@ def tradeoff_table(groups, **ci) -> list:
                      "tokens_per_second": n_tok / secs if secs > 0 else float("nan"),
                      "tokens_per_second_median": float(np.median(
                          [x.get("tokens_per_second", np.nan) for x in st])),
-                     "system2_fraction": (sum(x.get("system2_calls", 0) for x in st) / n_tok
-                                          if n_tok else float("nan"))})
+                     # share of output tokens System 2 wrote (stats' own definition)
+                     "system2_fraction": (sum(x.get("system2_fraction", 0.0) * x.get("n_tokens", 0)
+                                              for x in st) / n_tok if n_tok else float("nan"))})
     return rows
 
 
