@@ -134,8 +134,11 @@ def main(argv=None) -> int:
     if (args.small is None) != (args.large is None):
         parser.error("give both --small and --large, or neither (tiny test-bed models)")
 
-    sys.path.insert(0, str(ROOT / "python"))
-    import fsgen
+    try:
+        import fsgen  # the installed package
+    except ImportError:  # a source tree with a dev build linked into python/fsgen
+        sys.path.insert(0, str(ROOT / "python"))
+        import fsgen
 
     with tempfile.TemporaryDirectory() as tmp:
         small, large = (args.small, args.large) if args.small else tiny_models(Path(tmp))

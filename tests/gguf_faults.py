@@ -256,7 +256,8 @@ class ChildCrash(AssertionError):
 
 def _child_env() -> dict:
     env = dict(os.environ)
-    python_dir = str(Path(__file__).resolve().parents[1] / "python")
+    import fsgen  # the children import the same fsgen as this process (installed or a dev tree)
+    python_dir = str(Path(fsgen.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (python_dir, env.get("PYTHONPATH")) if p)
     return env
 
