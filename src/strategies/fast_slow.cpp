@@ -13,9 +13,11 @@ class FastSlow final : public Strategy {
   FastSlow(Session& small, System2& system2, const RouterOptions& router, bool oracle, int n_vocab)
       : small_(small), system2_(system2), router_(router), oracle_(oracle), n_vocab_(n_vocab) {}
 
+  // System 2 reads the prompt up front too (unless it is never consulted): otherwise its first
+  // call would pay the whole prompt inside the generation.
   void prefill(const std::vector<Token>& prompt) override {
     small_.eval(prompt);
-    if (oracle_ || router_.router == Router::Always) system2_.prefill(prompt);
+    if (oracle_ || router_.router != Router::Never) system2_.prefill(prompt);
   }
 
   void step(Emitter& out) override {
