@@ -107,3 +107,14 @@ def smollm2_path() -> Path:
     if _in_ci():
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_small, tiny_large, tiny_small_base):
+    """`fsgen serve` on the tiny pair (with a proxy base) as a subprocess on 127.0.0.1; its context is
+    large enough for generations that last long enough to disconnect from."""
+    from server_helpers import Server
+    server = Server("--small", tiny_small, "--large", tiny_large, "--small-base", tiny_small_base,
+                    "--threads", 1, "--n-ctx", 8192, "--max-queue", 16)
+    yield server
+    server.stop()
