@@ -25,7 +25,8 @@ REQUEST_TIMEOUT = 60.0
 
 def need(module: str):
     try:
-        return __import__(module)
+        import importlib
+        return importlib.import_module(module)
     except ImportError as exc:
         skip_or_fail(f"{module} is needed for the server tests: pip install '.[serve,test]' ({exc})")
 

@@ -57,7 +57,7 @@ class ServerState:
                 name = f"{_display_name(small)}+{_display_name(large)}"
         self.model_id = name
         self.pair = runner is None and model is None or isinstance(runner, fsgen.Pair)
-        self.request_fields = fields.request_fields() if self.pair else ("top_k", "min_p")
+        self.request_fields = fields.request_fields() if self.pair else ("method", "top_k", "min_p")
         self.methods = fields.methods() if self.pair else [SINGLE_MODEL_METHOD]
 
     @staticmethod

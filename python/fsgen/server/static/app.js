@@ -158,7 +158,7 @@ async function send(text) {
   } finally {
     out.body.classList.remove("cursor");
     out.meta.textContent = statsLine(s);
-    $("stats").textContent = statsLine(s);
+    $("stats").textContent = "ready";
     controller = null;
     setBusy(false);
   }
