@@ -35,9 +35,13 @@ BAD = [  # (name, path, raw body or JSON object, status, words in the message)
     ("unknown router", CHAT, {"messages": OK_MESSAGES, "method": "fs", "router": "coin"}, 400, ["router"]),
     ("misspelt field", CHAT, {"messages": OK_MESSAGES, "treshold": 0.5}, 400, ["treshold"]),
     ("n=2", CHAT, {"messages": OK_MESSAGES, "n": 2}, 400, ["'n' must be 1"]),
-    ("tools", CHAT, {"messages": OK_MESSAGES, "tools": []}, 400, ["'tools'"]),
-    ("response_format", CHAT, {"messages": OK_MESSAGES, "response_format": {"type": "text"}}, 400,
+    ("tools", CHAT, {"messages": OK_MESSAGES, "tools": [{"type": "function", "function": {"name": "f"}}]}, 400,
+     ["'tools'"]),
+    ("tool_choice", CHAT, {"messages": OK_MESSAGES, "tool_choice": "auto"}, 400, ["'tool_choice'"]),
+    ("response_format", CHAT, {"messages": OK_MESSAGES, "response_format": {"type": "json_object"}}, 400,
      ["'response_format'"]),
+    ("logit_bias", CHAT, {"messages": OK_MESSAGES, "logit_bias": {"1": 5}}, 400, ["'logit_bias'"]),
+    ("echo", "/v1/completions", {"prompt": "hi", "echo": True}, 400, ["'echo'"]),
     ("logprobs", CHAT, {"messages": OK_MESSAGES, "logprobs": True}, 400, ["'logprobs'"]),
     ("presence penalty", CHAT, {"messages": OK_MESSAGES, "presence_penalty": 1.0}, 400, ["presence_penalty"]),
     ("prompt a list of lists", "/v1/completions", {"prompt": [[1, 2]]}, 400, ["prompt"]),
@@ -55,6 +59,27 @@ def test_bad_request(tiny_server, name, path, body, status, words):
     if name == "prompt over the context":
         assert error["code"] == "context_length_exceeded"
     assert httpx.get(tiny_server.url + "/health", timeout=10).status_code == 200
+
+
+def test_fields_that_ask_for_nothing_are_accepted(tiny_server):
+    body = {"messages": OK_MESSAGES, "max_tokens": 2, "temperature": 0, "tools": [], "tool_choice": "none",
+            "response_format": {"type": "text"}, "logit_bias": {}, "logprobs": False, "top_logprobs": None,
+            "presence_penalty": 0, "frequency_penalty": 0.0, "user": "someone", "n": 1, "stream_options": None}
+    r = httpx.post(tiny_server.url + CHAT, json=body, timeout=REQUEST_TIMEOUT)
+    assert r.status_code == 200, r.text
+
+
+def test_a_model_that_does_not_load_exits_1(tmp_path):
+    import subprocess
+    import sys
+    from server_helpers import PYTHON_DIR
+    import os
+    env = dict(os.environ, PYTHONPATH=str(PYTHON_DIR))
+    done = subprocess.run([sys.executable, "-m", "fsgen.cli", "serve", "--model", str(tmp_path / "missing.gguf"),
+                           "--port", "0"], capture_output=True, text=True, timeout=60, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "missing.gguf" in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_unknown_route_and_wrong_verb(tiny_server):

@@ -71,12 +71,17 @@ class GenRequest:
     include_usage: bool
 
 
+# Values of unsupported fields that ask for nothing (clients often send them): accepted, ignored.
+_ASKS_NOTHING = {"best_of": (1,), "echo": (False,), "tool_choice": ("none",),
+                 "response_format": ({"type": "text"},), "parallel_tool_calls": (False, True)}
+
+
 def _check_unsupported(body: dict) -> None:
     for name in UNSUPPORTED:
-        if name in body and body[name] is not None:
-            if name == "best_of" and body[name] == 1 or name == "echo" and body[name] is False:
-                continue
-            raise RequestError(f"'{name}' is not supported by fsgen serve", param=name, code="unsupported_field")
+        value = body.get(name)
+        if value is None or value in ([], {}, False) and name != "echo" or value in _ASKS_NOTHING.get(name, ()):
+            continue
+        raise RequestError(f"'{name}' is not supported by fsgen serve", param=name, code="unsupported_field")
     for name, allowed in NEUTRAL.items():
         if allowed is not None and name in body and body[name] not in allowed:
             raise RequestError(f"'{name}'={body[name]!r} is not supported by fsgen serve (only {allowed[1]!r})",

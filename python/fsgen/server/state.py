@@ -88,9 +88,10 @@ class ServerState:
                     runner = fsgen.Pair(a["small"], a["large"], small_base=a["small_base"], **a["options"])
             except BaseException as exc:  # reported through /health and the command line
                 self.load_error = f"{type(exc).__name__}: {exc}"
-                log.error("fsgen serve: could not load the models: %s", self.load_error)
                 if on_error:
                     on_error(self)
+                else:
+                    log.error("fsgen serve: could not load the models: %s", self.load_error)
                 return
             loop.call_soon_threadsafe(self._loaded, runner, on_ready)
 
