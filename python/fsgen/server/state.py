@@ -48,6 +48,7 @@ class ServerState:
         self.load_error: Optional[str] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.shutting_down = False
+        self._loading: Optional[threading.Thread] = None
         if name is None:
             if runner is not None:
                 name = self._runner_name(runner)
@@ -93,9 +94,16 @@ class ServerState:
                 else:
                     log.error("fsgen serve: could not load the models: %s", self.load_error)
                 return
-            loop.call_soon_threadsafe(self._loaded, runner, on_ready)
+            if self.shutting_down:  # stopped while loading
+                runner.close()
+                return
+            try:
+                loop.call_soon_threadsafe(self._loaded, runner, on_ready)
+            except RuntimeError:  # the loop is gone: the server stopped while loading
+                runner.close()
 
-        threading.Thread(target=load, name="fsgen-serve-load", daemon=True).start()
+        self._loading = threading.Thread(target=load, name="fsgen-serve-load", daemon=True)
+        self._loading.start()
 
     def _loaded(self, runner, on_ready) -> None:
         if self.shutting_down:
@@ -154,6 +162,8 @@ class ServerState:
 
     def close(self, timeout: float = 30.0) -> None:
         self.begin_shutdown()
+        if self._loading is not None:  # never leave llama.cpp loading while the process exits
+            self._loading.join(timeout)
         for generation in list(self.active):
             generation.join(timeout)
         if self._owns_runner and self.runner is not None:
