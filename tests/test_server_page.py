@@ -29,7 +29,8 @@ const log = document.getElementById('log');
 new MutationObserver(() => {
   const msgs = log.querySelectorAll('.msg.assistant .body');
   const body = msgs[msgs.length - 1];
-  if (body) window.__growth.push([body.querySelectorAll('.piece').length, document.body.dataset.busy]);
+  if (body) window.__growth.push([body.querySelectorAll('.piece').length, document.body.dataset.busy,
+                                  document.getElementById('stats').textContent]);
 }).observe(log, {childList: true, subtree: true});
 """
 
@@ -98,10 +99,12 @@ def test_page_streams_and_colours_by_source(tiny_server, browser, tmp_path):
 
     growth = browser.execute_script("return window.__growth")
     final = len(spans)
-    partial = {n for n, busy in growth if 0 < n < final and busy == "1"}
+    partial = {n for n, busy, _ in growth if 0 < n < final and busy == "1"}
     assert len(partial) >= 3, f"the reply should grow while tokens arrive, saw sizes {sorted(partial)} of {final}"
-    stats = browser.find_element(By.ID, "stats").text
+    stats = browser.find_elements(By.CSS_SELECTOR, ".msg.assistant .meta")[-1].text
     assert "tokens/s" in stats and "System 2" in stats and "drafts accepted" in stats, stats
+    live = [line for n, busy, line in growth if 0 < n < final and busy == "1"]
+    assert any("tokens/s" in line and "System 2" in line for line in live), "the live line during streaming"
 
     folder = Path(os.environ.get("FSGEN_ARTIFACTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
