@@ -1,10 +1,11 @@
 """`fsgen serve` against fsgen in-process, measured at the client, on the demo pair.
 
     python benchmarks/serve_bench.py [--prompts 4] [--max-tokens 96] [--threads 1] [--method speculative]
-                                     [--small S.gguf --large L.gguf] [--clients 1 2 4 8]
+                                     [--small S.gguf --large L.gguf] [--clients 1 2 4 8] [--repeats 1]
 
-One client: each prompt runs in-process (Pair.stream, chat messages) and then through the server
-(streamed chat completion over HTTP on 127.0.0.1), side by side, greedy, same method. Measured at
+One client: each prompt runs in-process (Pair.stream, chat messages) and through the server
+(streamed chat completion over HTTP on 127.0.0.1), side by side (alternating which goes first),
+greedy, same method. Measured at
 the client: first-token latency (request to first piece of text) and end-to-end tokens/s (tokens
 / time from request to last byte); the ratio server / in-process per prompt, median and worst.
 Concurrent clients: N clients at once, each sending the prompts in turn; aggregate tokens/s (all
@@ -95,6 +96,7 @@ def main() -> int:
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--method", default="speculative")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--repeats", type=int, default=1, help="side-by-side runs per prompt")
     args = parser.parse_args()
 
     import httpx
@@ -111,13 +113,18 @@ def main() -> int:
             in_process(pair, "hello", args.method, 8)  # warm both up
             over_http(client, "hello", args.method, 8)
             for i, prompt in enumerate(prompts):
-                a = in_process(pair, prompt, args.method, args.max_tokens)
-                b = over_http(client, prompt, args.method, args.max_tokens)
-                rows.append((a, b))
-                same = "same text" if a["text"] == b["text"] else "TEXT DIFFERS"
-                print(f"prompt {i}: in-process {a['tokens'] / a['seconds']:.2f} tok/s, first {a['first']:.3f} s | "
-                      f"server {b['tokens'] / b['seconds']:.2f} tok/s, first {b['first']:.3f} s | {same}",
-                      file=sys.stderr)
+                for _ in range(args.repeats):  # alternate which runs first: no order bias
+                    if len(rows) % 2 == 0:
+                        a = in_process(pair, prompt, args.method, args.max_tokens)
+                        b = over_http(client, prompt, args.method, args.max_tokens)
+                    else:
+                        b = over_http(client, prompt, args.method, args.max_tokens)
+                        a = in_process(pair, prompt, args.method, args.max_tokens)
+                    rows.append((a, b))
+                    same = "same text" if a["text"] == b["text"] else "TEXT DIFFERS"
+                    print(f"prompt {i}: in-process {a['tokens'] / a['seconds']:.2f} tok/s, first {a['first']:.3f} s"
+                          f" | server {b['tokens'] / b['seconds']:.2f} tok/s, first {b['first']:.3f} s | {same}",
+                          file=sys.stderr)
         concurrent = []
         for n in args.clients:
             latencies, tokens = [], []
