@@ -5,17 +5,7 @@ import sys
 
 from . import fields
 
-# Types of method options whose default is None (the table gives them once it is in the core).
-_NONE_DEFAULT_TYPES = {"draft_max": int}
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, int: int, float: float, str: str}
-
-
-def _option_type(name: str, info: dict):
-    if info.get("type") in _TYPES:
-        return _TYPES[info["type"]]
-    if info.get("default") is not None:
-        return type(info["default"])
-    return _NONE_DEFAULT_TYPES.get(name, float)
+_TYPES = {"int": int, "float": float}
 
 
 def add_parser(sub) -> None:
@@ -31,12 +21,15 @@ def add_parser(sub) -> None:
     p.add_argument("--method", choices=fields.methods(), default=None,
                    help="default method for requests that do not name one (pair default: speculative)")
     opts = p.add_argument_group("method options (apply to requests using a method that takes them)")
-    for name, info in fields.method_params().items():
-        kwargs = dict(type=_option_type(name, info), default=None, dest=f"opt_{name}",
-                      help=(info.get("doc") or "") + (f" (default {info['default']})"
-                                                      if info.get("default") is not None else ""))
-        if info.get("choices"):
-            kwargs["choices"] = info["choices"]
+    for name, spec in fields.method_params().items():  # from the core's table, as on fsgen generate
+        text = spec["doc"] + (f" (default: {spec['default']})" if spec["default"] is not None else "")
+        kwargs = dict(default=None, dest=f"opt_{name}", help=text)
+        if spec["type"] == "choice":
+            kwargs["choices"] = spec["choices"]
+        elif spec["type"] == "bool":
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = _TYPES.get(spec["type"], str)
         opts.add_argument("--" + name.replace("_", "-"), **kwargs)
     s = p.add_argument_group("defaults for requests that leave a field out (OpenAI's)")
     s.add_argument("--temperature", type=float, default=1.0)

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from . import fields
 
 MAX_TOKENS_CAP = 1 << 24  # the core's own upper bound; it stops earlier at the end of the context
 
@@ -162,11 +161,6 @@ def parse(kind: str, body: Any, defaults: Defaults, *, allowed_fields: tuple[str
         raise RequestError(f"'method' must be a string, got {method!r}", param="method")
 
     kwargs: dict[str, Any] = {}
-    # The command line's method options go with requests for that method only.
-    effective = method or defaults.method
-    for name, value in defaults.method_options.items():
-        if effective is not None and fields.applies(name, effective):
-            kwargs[name] = value
     for name in ("temperature", "top_p", "top_k", "min_p", "seed"):
         value = body.get(name)
         kwargs[name] = getattr(defaults, name) if value is None else value

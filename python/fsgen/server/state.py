@@ -58,7 +58,7 @@ class ServerState:
                 name = f"{_display_name(small)}+{_display_name(large)}"
         self.model_id = name
         self.pair = runner is None and model is None or isinstance(runner, fsgen.Pair)
-        self.request_fields = fields.request_fields() if self.pair else ("method", "top_k", "min_p")
+        self.request_fields = fields.request_fields(for_model=not self.pair)
         self.methods = fields.methods() if self.pair else [SINGLE_MODEL_METHOD]
 
     @staticmethod
@@ -124,6 +124,13 @@ class ServerState:
         """The keywords for runner.stream and the method's name; refuses what the runner does not take."""
         method = req.method or self.default_method()
         call = dict(req.kwargs)
+        # The command line's method options go with requests whose method takes them.
+        table_method = method if self.pair else "small"
+        router = call.get("router") or self.defaults.method_options.get("router")
+        system2 = call.get("system2") or self.defaults.method_options.get("system2")
+        for name, value in self.defaults.method_options.items():
+            if name not in call and fields.applies(name, table_method, router, system2):
+                call[name] = value
         if req.messages is not None:
             call["messages"] = req.messages
         else:
@@ -143,15 +150,15 @@ class ServerState:
         return call, method
 
     def precheck(self, call: dict) -> None:
-        """Validate before waiting in line, with the Python API's own checks where it exposes them."""
+        """Validate before waiting in line, with the checks the Python API makes when it starts a
+        generation (the core's table: names, types, ranges, which parameters apply)."""
         try:
-            from .._api import _generate_options, _prompt_args
+            from .._api import _prompt_args
+            from .._options import make_options
         except ImportError:  # validation then happens when the generation starts
             return
         _prompt_args(call.get("prompt"), call.get("messages"))
-        skip = {"prompt", "messages", "method", "trace"}
-        kwargs = {k: v for k, v in call.items() if k not in skip and v is not None}
-        _generate_options(call.get("method", "small"), **kwargs)
+        make_options({k: v for k, v in call.items() if k not in ("prompt", "messages")}, for_model=not self.pair)
 
     def begin_shutdown(self) -> None:
         """Stop taking requests, fail the waiting ones, cancel the running generations."""
