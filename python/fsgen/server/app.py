@@ -253,6 +253,16 @@ async def _finish(state: ServerState, gen: Generation, endpoint: str, started: f
         state.metrics.latency.labels(endpoint).observe(time.monotonic() - started)
 
 
+def _draft_name(chunk):
+    """"model", "ngram" or None: which draft a piece came from, where the core reports it."""
+    value = getattr(chunk, "draft_source", None)
+    if value is None:
+        value = getattr(chunk, "draft", None)
+    if isinstance(value, str):
+        return value or None
+    return DRAFT_NAMES.get(int(value or 0))
+
+
 def _sse_line(obj) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
@@ -264,7 +274,7 @@ async def _sse(req, rid: str, model: str, method: str, gen: Generation, first):
             yield _sse_line(protocol.stream_chunk(req, rid, model, role=True))
         item = first
         while item is not END:
-            draft = DRAFT_NAMES.get(int(getattr(item, "draft_source", 0) or 0))
+            draft = _draft_name(item)
             yield _sse_line(protocol.stream_chunk(req, rid, model, text=item.text, source=int(item.source),
                                                   draft=draft))
             item = await gen.next()

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
         elif spec["type"] == "bool":
             kwargs["action"] = "store_true"
         else:
-            kwargs["type"] = _TYPES.get(spec["type"], str)
+            kwargs.update(type=_TYPES.get(spec["type"], str), metavar=name.upper())
         opts.add_argument("--" + name.replace("_", "-"), **kwargs)
     s = p.add_argument_group("defaults for requests that leave a field out (OpenAI's)")
     s.add_argument("--temperature", type=float, default=1.0)
