@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+METHODS: list = []  # every method of the core's table, filled in main() once fsgen is imported
 PROMPTS = ["hello world", "Once upon a time", "the", "and of to the hello\n", "caf\u00e9 \u20ac \U0001F600"]
 
 
@@ -64,8 +65,7 @@ def tiny_models(directory: Path) -> tuple[Path, Path]:
 
 def one_call(pair, i: int, max_tokens: int) -> None:
     import fsgen
-    methods = list(fsgen.methods())  # every method of the core's table
-    method = methods[i % len(methods)]
+    method = METHODS[i % len(METHODS)]
     prompt = PROMPTS[(i // len(METHODS)) % len(PROMPTS)]
     sampled = (i // 3) % 2 == 1
     kwargs = dict(method=method, max_tokens=max_tokens, trace=i % 2 == 0,
@@ -208,6 +208,7 @@ def main(argv=None) -> int:
     except ImportError:  # a source tree with a dev build linked into python/fsgen
         sys.path.insert(0, str(ROOT / "python"))
         import fsgen
+    METHODS[:] = list(fsgen.methods())
 
     with tempfile.TemporaryDirectory() as tmp:
         small, large = (args.small, args.large) if args.small else tiny_models(Path(tmp))
