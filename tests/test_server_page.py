@@ -19,7 +19,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 PROMPT = "Tell me a story"
 # Long enough that the reply arrives over many network reads; a fixed draft length keeps which
 # tokens are accepted drafts independent of measured speed.
-MAX_TOKENS = 600
+MAX_TOKENS = 1000
 DRAFT_MAX = 4
 
 # Records, for every change of the reply, how many pieces it had and whether the page was still busy.
