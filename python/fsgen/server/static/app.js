@@ -42,6 +42,7 @@ async function loadModels() {
     if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
     const m = body.data[0];
     $("model").textContent = m.id;
+    $("model").title = m.id;
     $("method").replaceChildren(...m.fsgen.methods.map((name) => new Option(name, name, false,
       name === m.fsgen.default_method)));
   } catch (e) {
