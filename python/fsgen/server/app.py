@@ -154,7 +154,9 @@ def create_app(runner=None, *, model=None, small=None, large=None, small_base=No
             holder["gen"] = gen
             state.active.add(gen)
             gen.start()
-            asyncio.ensure_future(_finish(state, gen, endpoint, started))
+            finishing = asyncio.ensure_future(_finish(state, gen, endpoint, started))
+            state.tasks.add(finishing)  # the loop keeps only weak references to tasks
+            finishing.add_done_callback(state.tasks.discard)
             item = await gen.next()
             if item is END and gen.error is not None:
                 return error_response(map_error(gen.error))

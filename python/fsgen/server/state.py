@@ -44,7 +44,8 @@ class ServerState:
         self.max_body_bytes = max_body_bytes
         self.scheduler = Scheduler(max_queue)
         self.metrics = Metrics(self.scheduler)
-        self.active: set = set()
+        self.active: set = set()  # running Generations
+        self.tasks: set = set()  # their bookkeeping tasks
         self.load_error: Optional[str] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.shutting_down = False
