@@ -1,35 +1,19 @@
 // A loaded GGUF model: metadata, tokenization, chat template, and single-model generation.
 #pragma once
 #include <atomic>
-#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "fsgen/model_info.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/result.hpp"
 #include "fsgen/types.hpp"
 
-struct llama_model;
 struct llama_vocab;
 
 namespace fsgen {
-
-struct ModelInfo {
-  std::string path;
-  std::string architecture;   // general.architecture
-  std::string name;           // general.name, else the file name
-  std::string description;    // llama.cpp's one-line description
-  std::uint64_t n_params = 0;
-  std::uint64_t size_bytes = 0;
-  int file_type = -1;         // general.file_type (llama_ftype), -1 if absent
-  int n_vocab = 0;
-  int n_layer = 0;
-  int n_embd = 0;
-  int n_ctx_train = 0;
-  std::string chat_template;  // empty if the model has none
-};
 
 class Model {
  public:
@@ -62,7 +46,6 @@ class Model {
   void close();
   bool closed() const;
 
-  const llama_model* raw() const;
   const llama_vocab* vocab() const;
 
   struct Impl;
