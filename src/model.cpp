@@ -187,11 +187,6 @@ std::string Model::detokenize(const std::vector<Token>& tokens) const {
   return sanitize_utf8(bytes, nullptr);
 }
 
-std::string Model::token_text(Token token) const {
-  if (token < 0 || token >= info().n_vocab) throw InvalidArgumentError("token id outside the vocabulary");
-  return llama_vocab_get_text(vocab(), token);
-}
-
 bool Model::is_eog(Token token) const { return llama_vocab_is_eog(vocab(), token); }
 
 std::string Model::apply_chat_template(const std::vector<ChatMessage>& messages, bool add_assistant) const {

@@ -52,10 +52,9 @@ class Session {
   // Seconds spent in the last eval's decode calls, and how many tokens it decoded.
   double last_decode_seconds() const { return last_seconds_; }
   int last_decoded_tokens() const { return last_decoded_; }
-  void clear();
-  const Weights& weights() const { return *weights_; }
 
  private:
+  void clear();  // drops the whole cache
   void rollback(size_t keep);
   void decode_range(const Token* seq, size_t begin, size_t end, size_t first_output);
 

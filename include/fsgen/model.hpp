@@ -27,7 +27,6 @@ class Model {
   std::vector<Token> tokenize(std::string_view text, bool parse_special = true) const;
   // Correct UTF-8 across token boundaries; special tokens are rendered.
   std::string detokenize(const std::vector<Token>& tokens) const;
-  std::string token_text(Token token) const;  // the vocabulary's text of one token
   std::string piece(Token token) const;       // the bytes one token decodes to (maybe part of a character)
   bool is_eog(Token token) const;
   // Throws TemplateError if the model has no template or llama.cpp does not support it.
