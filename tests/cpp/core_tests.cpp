@@ -100,6 +100,7 @@ void test_models(const std::string& small_path, const std::string& large_path) {
     for (auto s : r.trace.source) from_small += s == 0;
     check(from_small == r.stats.accepted, "accepted drafts are System 1's tokens");
   }
+  options.speculative.draft_max = 0;  // speculative's parameter: refused with one model (method small)
   options.method = fsgen::Method::Oracle;
   const fsgen::Result oracle = pair.generate(prompt, options);
   check(oracle.tokens == reference.tokens, "oracle with System 2 = large emits large's tokens");
