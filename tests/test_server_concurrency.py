@@ -137,15 +137,15 @@ def test_sigint_cancels_running_generations_and_exits_cleanly(tiny_small, tiny_l
 
 
 @pytest.mark.slow
-def test_smollm2(smollm2_path):
+def test_smollm2(smollm2):
     """Once on a real model: chat through the openai client equals the Python API's greedy answer."""
     import fsgen
     from server_helpers import need
     openai = need("openai")
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    with fsgen.Model(smollm2_path, n_ctx=512, n_threads=1) as m:
+    with fsgen.Model(smollm2, n_ctx=512, n_threads=1) as m:
         expected = m.generate(messages=messages, max_tokens=24)
-    with Server("--model", smollm2_path, "--threads", 1, "--n-ctx", 512) as server:
+    with Server("--model", smollm2, "--threads", 1, "--n-ctx", 512) as server:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="x", timeout=REQUEST_TIMEOUT, max_retries=0)
         r = client.chat.completions.create(model="smollm2", messages=messages, max_tokens=24, temperature=0)
         assert r.choices[0].message.content == expected.text
