@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS: list = []  # every method of the core's table, filled in main() once fsgen is imported
 PROMPTS = ["hello world", "Once upon a time", "the", "and of to the hello\n", "caf\u00e9 \u20ac \U0001F600"]
 
 
@@ -130,6 +129,9 @@ def phase_server(small, large, args, samples: list) -> None:
     import subprocess
 
     import httpx
+
+    import fsgen
+    methods = list(fsgen.methods())  # every method of the core's table
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "fsgen.cli", "serve", "--small", str(small), "--large", str(large),
                              "--small-base", str(small), "--port", "0", "--threads", str(args.threads),
@@ -150,8 +152,8 @@ def phase_server(small, large, args, samples: list) -> None:
             time.sleep(0.1)
         with httpx.Client(base_url=url, timeout=120) as client:
             for i in range(args.server_requests):
-                method = METHODS[i % len(METHODS)]
-                prompt = PROMPTS[(i // len(METHODS)) % len(PROMPTS)]
+                method = methods[i % len(methods)]
+                prompt = PROMPTS[(i // len(methods)) % len(PROMPTS)]
                 body = dict(method=method, max_tokens=args.max_tokens, temperature=0.8 if (i // 3) % 2 else 0.0,
                             seed=i)
                 chat = i % 2 == 0
@@ -210,7 +212,6 @@ def main(argv=None) -> int:
     except ImportError:  # a source tree with a dev build linked into python/fsgen
         sys.path.insert(0, str(ROOT / "python"))
         import fsgen
-    METHODS[:] = list(fsgen.methods())
 
     with tempfile.TemporaryDirectory() as tmp:
         small, large = (args.small, args.large) if args.small else tiny_models(Path(tmp))
