@@ -68,10 +68,24 @@ def test_scaling_fit_respects_lower_bound():
     assert fit["fitted"] and min(fit["a"], fit["b"], fit["alpha"]) >= 0.05 - 1e-9
 
 
+def test_three_ratios_are_an_exact_interpolation_not_a_fit():
+    r = np.array([2.0, 8.0, 32.0])
+    fit = M.fit_scaling_law(r, M.scaling_law(r, 10.0, 20.0, 0.5))
+    assert not fit["fitted"] and math.isnan(fit["r2"]), (fit["fitted"], fit["r2"])
+    assert fit["kind"] == "interpolation" and fit["interpolated"] and all(math.isnan(fit[k]) for k in ("se_a", "se_b", "se_alpha"))
+    assert "interpolation" in fit["message"] and "no R²" in fit["message"]
+    assert fit["max_residual"] < 1e-6
+    assert (fit["a"], fit["b"], fit["alpha"]) == pytest.approx((10.0, 20.0, 0.5), rel=1e-4)
+    four = M.fit_scaling_law(np.r_[r, 64.0], M.scaling_law(np.r_[r, 64.0], 10.0, 20.0, 0.5) +
+                             np.array([0.1, -0.1, 0.1, -0.1]))
+    assert four["kind"] == "fit" and four["fitted"] and 0.99 < four["r2"] < 1.0
+    assert all(0 < four[k] < np.inf for k in ("se_a", "se_b", "se_alpha"))
+
+
 @pytest.mark.parametrize("ratios", [[3.0], [3.0, 3.0, 3.0], [3.0, 10.0, 3.0, 10.0]])
 def test_no_fit_with_fewer_than_three_ratios(ratios):
     fit = M.fit_scaling_law(ratios, np.linspace(5, 9, len(ratios)))
-    assert not fit["fitted"] and "no fit" in fit["message"]
+    assert not fit["fitted"] and fit["kind"] == "none" and "no fit" in fit["message"]
     assert len(fit["points"]) == len(ratios) and math.isnan(fit["a"])
 
 

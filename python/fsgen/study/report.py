@@ -45,6 +45,13 @@ def _fmt(x, kind="num"):
     return str(x)
 
 
+def _param(r, name) -> str:
+    """A scaling-law parameter: "value ± se" for a fit, the value alone for an interpolation."""
+    if r["fitted"]:
+        return f"{_fmt(r[name])} ± {_fmt(r['se_' + name])}"
+    return _fmt(r[name]) if r.get("interpolated") else "–"
+
+
 def table(rows, columns) -> str:
     """Markdown table; columns: list of (header, function of a row -> str)."""
     if not rows:
@@ -138,12 +145,15 @@ def render(t, figs, meta) -> str:
                                           ("frequency", lambda r: f"{r['frequency_pct']:.2f}%")]))
     md.append("\n" + table(t["scaling"], [
         ("config", lambda r: r["config"]), ("pairs", lambda r: r["n_pairs"]),
-        ("a ± se", lambda r: f"{_fmt(r['a'])} ± {_fmt(r['se_a'])}" if r["fitted"] else "–"),
-        ("b ± se", lambda r: f"{_fmt(r['b'])} ± {_fmt(r['se_b'])}" if r["fitted"] else "–"),
-        ("α ± se", lambda r: f"{_fmt(r['alpha'])} ± {_fmt(r['se_alpha'])}" if r["fitted"] else "–"),
-        ("R²", lambda r: _fmt(r["r2"])), ("note", lambda r: r["message"])]))
-    md.append("\nFrequencies in percent; parameters bounded ≥ 0.05 as in FS-GEN; standard errors "
-              "from curve_fit's covariance.\n\n" + _fig(figs, "scaling_law.png", "scaling law"))
+        ("kind", lambda r: r.get("kind", "fit" if r["fitted"] else "none")),
+        ("a ± se", lambda r: _param(r, "a")), ("b ± se", lambda r: _param(r, "b")),
+        ("α ± se", lambda r: _param(r, "alpha")),
+        ("R²", lambda r: _fmt(r["r2"]) if r["fitted"] else "–"),
+        ("note", lambda r: r["message"])]))
+    md.append("\nFrequencies in percent; parameters bounded ≥ 0.05 as in FS-GEN. A fit (≥ 4 "
+              "distinct ratios) gives R² and standard errors from curve_fit's covariance; with "
+              "exactly 3 ratios the three parameters interpolate the points exactly and there is "
+              "no goodness of fit to report.\n\n" + _fig(figs, "scaling_law.png", "scaling law"))
     md.append("\n## 5. Quality and speed\n")
     md.append(table(t["tradeoff"], [("pair", lambda r: r["pair"]), ("config", lambda r: r["config"]),
                                     ("prompts", lambda r: r["n_prompts"]),
