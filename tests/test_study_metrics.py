@@ -46,10 +46,30 @@ def test_router_threshold():
     mis = np.r_[np.zeros(95, bool), np.ones(5, bool)]
     r = M.router_threshold("entropy", ent, mis, 0.10)
     assert r["system2_fraction"] == pytest.approx(0.10) and r["caught"] == 1.0
-    assert r["threshold"] == pytest.approx(1.0)
+    assert r["threshold"] == pytest.approx(0.55)          # midway between 0.1 and 1.0
     r = M.router_threshold("top1", 1 - ent / 2, mis, 0.05)
     assert r["system2_fraction"] == pytest.approx(0.05) and r["caught"] == 1.0
-    assert r["threshold"] == pytest.approx(1 - ent[95] / 2)
+    assert r["threshold"] == pytest.approx(1 - (ent[94] + ent[95]) / 4)
+
+
+def test_router_rule_is_the_cores_at_ties():
+    """Issue 9, bug 6: the study flags with the core's strict rule, and a reported threshold
+    applied by the core's router reproduces the reported System 2 fraction."""
+    from fsgen import _core
+
+    cases = {"entropy": np.r_[np.zeros(6), [1.0, 1.0, 2.0, 2.0]],
+             "top1": np.r_[np.ones(6), [0.5, 0.5, 0.25, 0.25]],
+             "margin": np.r_[np.ones(6), [0.5, 0.5, 0.0, 0.0]]}
+    for feature, v in cases.items():
+        mis = np.r_[np.zeros(8, bool), [True, True]]
+        for target, frac in ((0.2, 0.2), (0.3, 0.4), (1.0, 1.0)):   # ties flagged together
+            r = M.router_threshold(feature, v, mis, target)
+            core = np.asarray(_core.route(feature, v.astype(np.float32), r["threshold"]), bool)
+            assert core.mean() == r["system2_fraction"] == pytest.approx(frac), (feature, target)
+            assert r["caught"] == 1.0
+    assert M.consults("entropy", [0.4, 0.5, 0.6], 0.5).tolist() == [False, False, True]
+    assert M.consults("top1", [0.4, 0.5, 0.6], 0.5).tolist() == [True, False, False]
+    assert M.consults("margin", [0.1, 0.2, 0.3], 0.2).tolist() == [True, False, False]
 
 
 def test_scaling_fit_recovers_constants():

@@ -8,6 +8,8 @@ Collaboration frequency, per method (events / denominator, pooled over the promp
   * correction (speculative): drafts cut short by System 2 / generated tokens (each such draft
                ends in exactly one token where System 2 overrode System 1, so this is the
                speculative analogue of the mismatch fraction).
+Router thresholds use the core's own rule (``fsgen._core.route``: entropy > t, top1 < t,
+margin < t), the one definition shared with the routers of src/distribution.cpp.
 Confidence intervals: 95% percentile bootstrap over prompts (prompts resampled with replacement,
 the pooled ratio recomputed; 2000 resamples, fixed seed). NaN when fewer than two prompts.
 """
@@ -161,19 +163,42 @@ def risk(feature, values):
     return ORIENTATION[feature] * np.asarray(values, float)
 
 
+def consults(feature, values, threshold) -> np.ndarray:
+    """Where the core's router on ``feature`` consults System 2 for these values: the core's own
+    rule (``fsgen._core.route``; entropy: value > threshold; top1 and margin: value < threshold,
+    compared in float32), so that the study and the routers never disagree at ties."""
+    from fsgen import _core   # lazily: the rest of this module needs no compiled code
+
+    v = np.ascontiguousarray(values, dtype=np.float32)
+    return np.asarray(_core.route(feature, v, float(threshold)), dtype=bool)
+
+
 def router_threshold(feature, values, labels, target) -> dict:
-    """The threshold on System 1's ``feature`` that consults System 2 on (at least) a ``target``
-    fraction of tokens (entropy: consult when ≥ t; top1 and margin: when ≤ t), and the share of
-    mismatches it catches. In-sample, so optimistic."""
-    r, y = _finite(risk(feature, values), labels)
-    if not len(r):
+    """The threshold on System 1's ``feature`` at which the core's router (see :func:`consults`)
+    consults System 2 on at least a ``target`` fraction of tokens, and the share of mismatches it
+    catches. The threshold lies midway between the k-th most uncertain token and the next observed
+    value beyond it, so that the strict rule flags that token and every tie with it. In-sample,
+    so optimistic."""
+    v, y = _finite(values, labels)
+    if not len(v):
         return {"threshold": math.nan, "system2_fraction": math.nan, "caught": math.nan}
+    v = v.astype(np.float32)
+    sign = np.float32(ORIENTATION[feature])
+    r = sign * v                                       # exact in float32: a sign flip
     k = max(1, math.ceil(target * len(r)))
-    t = np.sort(r)[::-1][k - 1]
-    flagged = r >= t
+    rk = np.sort(r)[::-1][k - 1]
+    below = r[r < rk]
+    if len(below):
+        # Midway to the next observed value (that value itself if float32 cannot go between).
+        nb = below.max()
+        t = np.float32((float(rk) + float(nb)) / 2)
+        t = t if nb <= t < rk else nb
+    else:
+        t = np.nextafter(rk, np.float32(-np.inf))
+    threshold = float(sign * t)
+    flagged = consults(feature, v, threshold)
     caught = float(flagged[y].mean()) if y.any() else math.nan
-    return {"threshold": float(ORIENTATION[feature] * t),
-            "system2_fraction": float(flagged.mean()), "caught": caught}
+    return {"threshold": threshold, "system2_fraction": float(flagged.mean()), "caught": caught}
 
 
 def describe(values) -> dict:

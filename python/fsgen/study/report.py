@@ -134,7 +134,9 @@ def render(t, figs, meta) -> str:
                      ("target System 2 fraction", lambda r: _fmt(r["target"], "pct"))] +
                     [(f, (lambda f: lambda r: r.get(f, "–"))(f)) for f in FEATURES]))
     md.append("Cells: threshold: share of mismatches caught (System 2 fraction reached). "
-              "Entropy consults System 2 when ≥ the threshold; top1 and margin when ≤.")
+              "The core's rule: entropy consults System 2 when > the threshold; top1 and "
+              "margin when < (the threshold lies midway between the last token flagged and the "
+              "next observed value).")
     for f in figs:
         if f.startswith(("uncertainty_", "roc_")):
             md.append(_fig(figs, f, f[:-4]))
