@@ -141,3 +141,12 @@ def test_double_forked_daemon_dies_with_a_passing_run(tmp_path):
     """
     assert score(code)["status"] == "passed"
     _assert_gone(pidfile)
+
+
+def test_a_driver_that_cannot_run_is_an_error_not_a_failed_reply(monkeypatch, tmp_path):
+    class Missing:
+        __file__ = str(tmp_path / "no-such-driver.py")
+
+    monkeypatch.setattr(scoring, "sandbox", Missing)
+    with pytest.raises(RuntimeError, match="scoring driver gave no result"):
+        score(RIGHT)

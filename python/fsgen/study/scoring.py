@@ -35,6 +35,8 @@ from . import sandbox
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
+# 1: exit status 0 was a pass (an early exit() passed); 2: check() must run to its end.
+SCORER_VERSION = 2
 TIMEOUT_S = 10.0
 MEMORY_BYTES = 1 << 30        # address space
 FILE_BYTES = 16 << 20         # largest file the program may write (stdout/stderr go to files)
@@ -86,6 +88,12 @@ def run_program(source: str, entry: str = "", *, timeout=TIMEOUT_S, memory=MEMOR
     dict
         ``{"status": "passed" | "failed" | "timeout" | "crashed", "detail": str}``; passed only
         when the program and ``check`` ran to their end.
+
+    Raises
+    ------
+    RuntimeError
+        When the scoring driver itself could not run (e.g. its file is missing): the reply is
+        then not scored at all rather than scored 0.
     """
     with tempfile.TemporaryDirectory(prefix="fsgen-score-") as tmp:
         Path(tmp, "program.py").write_text(source, encoding="utf-8")
@@ -103,8 +111,9 @@ def run_program(source: str, entry: str = "", *, timeout=TIMEOUT_S, memory=MEMOR
         try:
             res = json.loads(out.decode().strip().splitlines()[-1])
         except (ValueError, IndexError):
-            return {"status": "crashed", "detail": "scoring driver failed: " +
-                    err.decode("utf-8", "replace").strip()[-1000:]}
+            # Not the program's doing (under the threat model): never score it as a failure.
+            raise RuntimeError("the scoring driver gave no result: " +
+                               err.decode("utf-8", "replace").strip()[-1000:]) from None
         path = os.path.join(tmp, "output.txt")
         with open(path, "rb") as f:
             f.seek(max(0, os.path.getsize(path) - 2000))
