@@ -204,46 +204,9 @@ NB_MODULE(_core, m) {
       .def_rw("verbose", &fsgen::ModelOptions::verbose)
       .def_rw("flash_attn", &fsgen::ModelOptions::flash_attn);
 
+  // Built from names and values by make_options (the parameter table validates them); opaque here.
   nb::class_<fsgen::GenerateOptions>(m, "GenerateOptions")
-      .def(nb::init<>())
-      .def_prop_rw("method", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.method)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) { o.method = fsgen::parse_method(v); })
-      .def_rw("max_tokens", &fsgen::GenerateOptions::max_tokens)
-      .def_prop_rw("temperature", [](const fsgen::GenerateOptions& o) { return o.sampling.temperature; },
-                   [](fsgen::GenerateOptions& o, float v) { o.sampling.temperature = v; })
-      .def_prop_rw("top_k", [](const fsgen::GenerateOptions& o) { return o.sampling.top_k; },
-                   [](fsgen::GenerateOptions& o, int v) { o.sampling.top_k = v; })
-      .def_prop_rw("top_p", [](const fsgen::GenerateOptions& o) { return o.sampling.top_p; },
-                   [](fsgen::GenerateOptions& o, float v) { o.sampling.top_p = v; })
-      .def_prop_rw("min_p", [](const fsgen::GenerateOptions& o) { return o.sampling.min_p; },
-                   [](fsgen::GenerateOptions& o, float v) { o.sampling.min_p = v; })
-      .def_prop_rw("seed", [](const fsgen::GenerateOptions& o) { return o.sampling.seed; },
-                   [](fsgen::GenerateOptions& o, std::uint64_t v) { o.sampling.seed = v; })
-      .def_rw("stop", &fsgen::GenerateOptions::stop)
-      .def_rw("trace", &fsgen::GenerateOptions::trace)
-      .def_prop_rw("draft_max", [](const fsgen::GenerateOptions& o) { return o.speculative.draft_max; },
-                   [](fsgen::GenerateOptions& o, int v) { o.speculative.draft_max = v; })
-      .def_prop_rw("draft_p_min", [](const fsgen::GenerateOptions& o) { return o.speculative.draft_p_min; },
-                   [](fsgen::GenerateOptions& o, float v) { o.speculative.draft_p_min = v; })
-      .def_prop_rw("contrastive_alpha", [](const fsgen::GenerateOptions& o) { return o.contrastive.alpha; },
-                   [](fsgen::GenerateOptions& o, float v) { o.contrastive.alpha = v; })
-      .def_prop_rw("contrastive_beta", [](const fsgen::GenerateOptions& o) { return o.contrastive.beta; },
-                   [](fsgen::GenerateOptions& o, float v) { o.contrastive.beta = v; })
-      .def_prop_rw("contrastive_variant",
-                   [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.contrastive.variant)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) {
-                     o.contrastive.variant = fsgen::parse_contrastive_variant(v);
-                   })
-      .def_prop_rw("proxy_alpha", [](const fsgen::GenerateOptions& o) { return o.proxy.alpha; },
-                   [](fsgen::GenerateOptions& o, float v) { o.proxy.alpha = v; })
-      .def_prop_rw("router", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.router.router)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) { o.router.router = fsgen::parse_router(v); })
-      .def_prop_rw("threshold", [](const fsgen::GenerateOptions& o) { return o.router.threshold; },
-                   [](fsgen::GenerateOptions& o, std::optional<float> v) { o.router.threshold = v; })
-      .def_prop_ro("effective_threshold", [](const fsgen::GenerateOptions& o) { return o.router.effective_threshold(); })
-      .def_prop_rw("system2", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.system2)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) { o.system2 = fsgen::parse_system2(v); })
-      .def("validate", &fsgen::GenerateOptions::validate);
+      .def_prop_ro("method", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.method)); });
 
   nb::class_<fsgen::Result>(m, "Result")
       .def_ro("text", &fsgen::Result::text)
