@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("scipy", reason="the study extra (scipy) is not installed")
+from helpers import require
+
+require("scipy", "pip install 'fsgen[study]'")
 from fsgen.study import metrics as M  # noqa: E402
 
 

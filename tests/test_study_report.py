@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("scipy", reason="the study extra (scipy) is not installed")
-pytest.importorskip("matplotlib", reason="the study extra (matplotlib) is not installed")
+from helpers import require
+
+require("scipy", "pip install 'fsgen[study]'")
+require("matplotlib", "pip install 'fsgen[study]'")
 from fsgen.study import analysis, cli, methods, runner  # noqa: E402
 from fsgen.study.records import RecordStore  # noqa: E402
 

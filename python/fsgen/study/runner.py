@@ -19,15 +19,9 @@ RECORDED_ERRORS = ("ContextOverflowError", "GenerationError")
 
 
 def resolve(arg) -> str:
-    """A model argument: an existing path as is, else a pulled model's name via fsgen.hub."""
-    if Path(str(arg)).exists():
-        return str(arg)
-    try:
-        from fsgen import hub
-    except ImportError:
-        return str(arg)
-    fn = getattr(hub, "resolve_model", None)
-    return str(fn(arg)) if fn else str(arg)
+    """A model argument: an existing path as is, else a pulled model's name (fsgen.hub)."""
+    from fsgen import hub
+    return hub.resolve_model(str(arg))
 
 
 def pair_id(small, large) -> str:
