@@ -133,3 +133,10 @@ def test_cli(tiny_small, tiny_large, task, tmp_path, capsys):
     assert rc == 0
     assert "oracle" in capsys.readouterr().out
     assert (out / "report.md").exists() and len(read_records(out / "records.jsonl")) == 4
+    # models are recorded by file name, size and SHA-256, never by their path here
+    from fsgen.study.records import model_identity
+    rec = read_records(out / "records.jsonl")[0]
+    assert rec["small"] == model_identity(tiny_small)
+    assert rec["large"] == model_identity(tiny_large) and rec["small_base"] is None
+    for name in ("records.jsonl", "report.md", "summary.json"):
+        assert str(tiny_small.parent) not in (out / name).read_text(), name

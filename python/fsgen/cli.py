@@ -183,7 +183,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         study = sub.add_parser("study", help="the FS-GEN study (needs: pip install 'fsgen[study]')")
         study.set_defaults(missing=str(exc))
 
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    # Without the study's extras its real options are not registered: say what to install
+    # rather than "unrecognized arguments: --pair ...".
+    if unknown and not getattr(args, "missing", None):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command == "generate":
             return cmd_generate(args)
