@@ -98,12 +98,12 @@ JinjaOutcome try_jinja(const std::string& tmpl, const std::vector<ChatMessage>& 
     // raise_exception is the template refusing the input (e.g. roles that do not alternate): note
     // it, so that such a refusal is reported as it is instead of falling back to the built-in path.
     auto refusal = std::make_shared<std::optional<std::string>>();
-    ctx.set_val("raise_exception",
-                jinja::mk_val<jinja::value_func>("raise_exception", [refusal](const jinja::func_args& args) -> jinja::value {
-                  args.ensure_count(1, 1);
-                  *refusal = args.get_pos(0)->as_string().str();
-                  throw jinja::raised_exception(**refusal);
-                }));
+    const jinja::func_handler raise = [refusal](const jinja::func_args& args) -> jinja::value {
+      args.ensure_count(1, 1);
+      *refusal = args.get_pos(0)->as_string().str();
+      throw jinja::raised_exception(**refusal);
+    };
+    ctx.set_val("raise_exception", jinja::mk_val<jinja::value_func>("raise_exception", raise));
     try {
       jinja::runtime runtime(ctx);
       const jinja::value results = runtime.execute(compiled->program);
@@ -119,9 +119,11 @@ JinjaOutcome try_jinja(const std::string& tmpl, const std::vector<ChatMessage>& 
   } catch (const std::exception& e) {
     outcome.error = e.what();
   }
-  // The engine starts its runtime messages with a rule on a line of its own.
-  const size_t start = outcome.error.find_first_not_of("\n-");
-  outcome.error.erase(0, start == std::string::npos ? 0 : start);
+  if (!outcome.refused) {
+    // The engine starts its runtime messages with a rule on a line of its own.
+    const size_t start = outcome.error.find_first_not_of("\n-");
+    outcome.error.erase(0, start == std::string::npos ? 0 : start);
+  }
   return outcome;
 }
 

@@ -56,8 +56,8 @@ void test_chatml_model(const std::string& path) {
     check(builtin.has_value() && *builtin == jinja, "ChatML: the Jinja rendering equals the built-in one");
     check(model.apply_chat_template(kChat, add) == jinja, "Model::apply_chat_template renders the same");
   }
-  check(model.apply_chat_template({{"user", "hi"}}) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
-        "ChatML text exactly");
+  const std::string chatml = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n";
+  check(model.apply_chat_template({{"user", "hi"}}) == chatml, "ChatML text exactly");
 }
 
 void test_custom_model(const std::string& path) {
@@ -73,7 +73,7 @@ void test_custom_model(const std::string& path) {
   check(model.apply_chat_template(kChat, false) == expected, "custom template: loops, conditionals, bos/eos");
   check(model.apply_chat_template(kChat, true) == expected + "A:", "add_assistant is add_generation_prompt");
   const std::string refused = template_error([&] { model.apply_chat_template({{"tool", "x"}}); });
-  check(contains(refused, "TemplateError") && contains(refused, "refused") && contains(refused, "unknown role: tool"),
+  check(contains(refused, "TemplateError") && contains(refused, "refused these messages: unknown role: tool"),
         "raise_exception becomes TemplateError with the template's message: " + refused);
   const std::vector<fsgen::Token> tokens = model.prompt_tokens(fsgen::Prompt::from_messages({{"user", "hi"}}));
   check(model.detokenize(tokens) == "<|endoftext|>Q1: hi\nA:", "generation prompts go through the template");
@@ -83,7 +83,8 @@ void test_renderer() {
   fsgen::ChatSpecialTokens special;
   special.bos = "<s>";
   special.eos = "</s>";
-  const std::string tmpl = "{{ bos_token }}{% for m in messages %}{{ m.role }}={{ m.content }};{% endfor %}{{ eos_token }}";
+  const std::string tmpl =
+      "{{ bos_token }}{% for m in messages %}{{ m.role }}={{ m.content }};{% endfor %}{{ eos_token }}";
   check(fsgen::render_jinja_chat_template(tmpl, {{"user", "a"}}, true, special) == "<s>user=a;</s>",
         "bos/eos kept when tokenizing does not add them");
   special.add_bos = special.add_eos = true;
@@ -92,21 +93,22 @@ void test_renderer() {
 
   // A template the engine cannot parse, not a built-in one: TemplateError with the parser's message.
   const std::string broken = "{% for m in messages %}{{ m.content }";
-  const std::string error = template_error([&] { fsgen::render_chat_template(broken, {{"user", "a"}}, true, special, "M"); });
+  const std::vector<fsgen::ChatMessage> one = {{"user", "a"}};
+  const std::string error = template_error([&] { fsgen::render_chat_template(broken, one, true, special, "M"); });
   check(contains(error, "TemplateError") && contains(error, "failed to render") && contains(error, "parser"),
         "a broken template raises TemplateError with the renderer's message: " + error);
   // Broken for Jinja but recognised by llama.cpp (ChatML markers): the built-in path renders it.
   const std::string broken_chatml = "{% for m in messages %}<|im_start|>{{ m.role }";
-  check(fsgen::render_chat_template(broken_chatml, {{"user", "a"}}, true, special, "M") ==
+  check(fsgen::render_chat_template(broken_chatml, one, true, special, "M") ==
             "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\n",
         "the built-in templates are the fallback");
   // A refusal is not second-guessed by the fallback, even for a template the built-in list knows.
   const std::string refusing = "<|im_start|>{{ raise_exception('no, thanks') }}";
-  const std::string refusal = template_error([&] { fsgen::render_chat_template(refusing, {{"user", "a"}}, true, special, "M"); });
+  const std::string refusal = template_error([&] { fsgen::render_chat_template(refusing, one, true, special, "M"); });
   check(contains(refusal, "refused these messages: no, thanks"), "raise_exception is final: " + refusal);
   // A runtime error that is not a refusal (an unknown filter) also reports the engine's message.
   const std::string error2 = template_error(
-      [&] { fsgen::render_chat_template("{{ messages | no_such_filter }}", {{"user", "a"}}, true, special, "M"); });
+      [&] { fsgen::render_chat_template("{{ messages | no_such_filter }}", one, true, special, "M"); });
   check(contains(error2, "TemplateError") && contains(error2, "no_such_filter"), "unknown filter: " + error2);
 }
 
