@@ -6,7 +6,7 @@ import pytest
 
 import fsgen
 import tinymodels
-from helpers import CHATML, TINY, collect, skip_or_fail, smollm2  # noqa: F401
+from helpers import CHATML, TINY, collect, skip_or_fail
 
 CHAT = [{"role": "system", "content": "  be brief "}, {"role": "user", "content": "hi \u00e9"},
         {"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}]
@@ -117,7 +117,7 @@ def test_tiny_templates_render_as_jinja2_does(request, fixture):
                 assert m.apply_chat_template(chat, add_assistant=add) == expected
 
 
-def test_smollm2_renders_as_jinja2_does(smollm2):  # noqa: F811
+def test_smollm2_renders_as_jinja2_does(smollm2):
     # A real template with a default system message (which llama.cpp's built-in ChatML leaves out).
     with fsgen.Model(smollm2, n_ctx=256, n_threads=1) as m:
         template = m.info["chat_template"]
