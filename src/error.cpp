@@ -25,8 +25,8 @@ const std::pair<const char*, Method> kMethods[] = {
     {"contrastive", Method::Contrastive}, {"proxy", Method::Proxy}, {"fs", Method::FastSlow},
     {"oracle", Method::Oracle}};
 const std::pair<const char*, Router> kRouters[] = {{"entropy", Router::Entropy}, {"top1", Router::Top1},
-                                                   {"margin", Router::Margin},   {"always", Router::Always},
-                                                   {"never", Router::Never}};
+                                                   {"margin", Router::Margin},   {"budget", Router::Budget},
+                                                   {"always", Router::Always},   {"never", Router::Never}};
 const std::pair<const char*, System2Kind> kSystem2[] = {
     {"large", System2Kind::Large}, {"contrastive", System2Kind::Contrastive}, {"proxy", System2Kind::Proxy}};
 const std::pair<const char*, ContrastiveVariant> kVariants[] = {{"standard", ContrastiveVariant::Standard},
@@ -69,6 +69,7 @@ float RouterOptions::effective_threshold() const {
     case Router::Entropy: return 0.5f;  // nats
     case Router::Top1: return 0.5f;     // FS-GEN's `threshold`
     case Router::Margin: return 0.4f;   // FS-GEN's delta_threshold: (p1 - p2) / 2 < 0.2
+    case Router::Budget: return 0.5f;   // where the adaptive threshold starts (nats)
     default: return 0.0f;
   }
 }

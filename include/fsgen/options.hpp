@@ -46,6 +46,10 @@ struct ProxyOptions {
 struct RouterOptions {
   Router router = Router::Entropy;
   std::optional<float> threshold;  // unset: the router's own default
+  float system2_share = 0.1f;      // Router::Budget: the share of tokens System 2 is consulted on
+  // fs with System 2 = the large model: while System 2 is consulted on most tokens, hand the
+  // writing over to speculative verification (Stats::guard_tokens counts what it wrote).
+  bool guard = true;
   float effective_threshold() const;
 };
 

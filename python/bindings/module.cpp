@@ -46,6 +46,7 @@ nb::dict stats_dict(const fsgen::Stats& s) {
   d["accepted"] = s.accepted;
   d["acceptance_rate"] = s.acceptance_rate;
   d["mean_accepted_length"] = s.mean_accepted_length;
+  d["guard_tokens"] = s.guard_tokens;
   return d;
 }
 
@@ -162,6 +163,11 @@ NB_MODULE(_core, m) {
                    [](fsgen::GenerateOptions& o, const std::string& v) { o.router.router = fsgen::parse_router(v); })
       .def_prop_rw("threshold", [](const fsgen::GenerateOptions& o) { return o.router.threshold; },
                    [](fsgen::GenerateOptions& o, std::optional<float> v) { o.router.threshold = v; })
+      // Temporary, until the options contract's parameter table lands: budget router and fs guard.
+      .def_prop_rw("system2_share", [](const fsgen::GenerateOptions& o) { return o.router.system2_share; },
+                   [](fsgen::GenerateOptions& o, float v) { o.router.system2_share = v; })
+      .def_prop_rw("guard", [](const fsgen::GenerateOptions& o) { return o.router.guard; },
+                   [](fsgen::GenerateOptions& o, bool v) { o.router.guard = v; })
       .def_prop_ro("effective_threshold", [](const fsgen::GenerateOptions& o) { return o.router.effective_threshold(); })
       .def_prop_rw("system2", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.system2)); },
                    [](fsgen::GenerateOptions& o, const std::string& v) { o.system2 = fsgen::parse_system2(v); })

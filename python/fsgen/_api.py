@@ -27,7 +27,7 @@ _MODEL_OPTION_NAMES = ("n_ctx", "n_threads", "n_gpu_layers", "n_batch", "verbose
 
 # Method parameters and their defaults (../shared/API.md).
 _ROUTED = {"router": "entropy", "threshold": None, "system2": "large", "alpha": None, "beta": 0.5,
-           "variant": "standard"}
+           "variant": "standard", "system2_share": None, "guard": None}
 METHOD_PARAMS: dict[str, dict[str, Any]] = {
     "small": {},
     "large": {},
@@ -151,6 +151,11 @@ def _generate_options(method: str, *, max_tokens=256, temperature=0.0, top_k=40,
         o.system2 = _name("system2", params["system2"])
         if params["threshold"] is not None:
             o.threshold = _float("threshold", params["threshold"])
+        # Temporary pass-through until the parameter table lands (issue 9).
+        if params.get("system2_share") is not None:
+            o.system2_share = _float("system2_share", params["system2_share"])
+        if params.get("guard") is not None:
+            o.guard = bool(params["guard"])
     system2 = o.system2 if method in ("fs", "oracle") else method
     alpha = params.get("alpha")
     if system2 == "contrastive":

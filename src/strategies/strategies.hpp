@@ -28,9 +28,10 @@ std::unique_ptr<System2> make_proxy_system2(Session& large_base, Session& small_
 std::unique_ptr<Strategy> make_single_strategy(Session& session, Source source);
 
 // System 1 writes; System 2 is consulted when the router says so (always: contrastive/proxy as
-// methods; oracle: always, emitting System 2's token and recording mismatches).
+// methods; oracle: always, emitting System 2's token and recording mismatches). handover: the
+// guard's strategy (speculative, for System 2 = the large model), or null for no guard.
 std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& system2, const RouterOptions& router,
-                                                  bool oracle, int n_vocab);
+                                                  bool oracle, int n_vocab, Strategy* handover = nullptr);
 
 // Learns, across calls on one pair, what drafting and verifying cost on this machine and how
 // often drafts are accepted, and picks the draft length with the best expected tokens/second.
