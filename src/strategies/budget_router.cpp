@@ -26,8 +26,9 @@ bool BudgetRouter::decide(float entropy) const {
   // The calls stay within a band around the target, so the share holds over any stretch of
   // tokens even where the quantile lags a drift or every entropy is the same; inside the band the
   // router is free to wait for the most uncertain tokens.
-  if (consulted_ + kMaxLag <= target_after) return true;
-  if (consulted_ + 1 > target_after + kMaxLead) return false;
+  const double band = std::max(kBandCalls, kBandShare * decided_);
+  if (consulted_ + band <= target_after) return true;
+  if (consulted_ + 1 > target_after + band) return false;
   if (static_cast<int>(sorted_.size()) < kWarmup) return behind && entropy > warm_threshold_;
 
   // The share wanted from here: the requested one, plus the debt (or minus the surplus) of calls

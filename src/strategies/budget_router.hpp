@@ -23,8 +23,10 @@ class BudgetRouter {
  private:
   static constexpr int kWarmup = 8;       // tokens decided by warm_threshold (under the budget)
   static constexpr double kHorizon = 16;  // tokens over which a debt or surplus of calls is evened out
-  static constexpr double kMaxLag = 1.5;  // calls behind the target that force a call
-  static constexpr double kMaxLead = 1.5;  // calls ahead of the target that forbid one
+  // The band the calls keep around the target: at most this many calls behind or ahead, or this
+  // share of the tokens decided so far if more (so the share is within 3 points from 64 tokens on).
+  static constexpr double kBandCalls = 1.9;
+  static constexpr double kBandShare = 0.02;
 
   bool decide(float entropy) const;
 
