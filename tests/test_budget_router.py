@@ -131,3 +131,16 @@ def test_guard_only_where_system2_is_the_large_model(mixed_pair, method, params)
     r = mixed_pair.generate(PROMPTS[0], method=method, router="always", max_tokens=MAX_TOKENS, trace=True, **params)
     assert r.stats["guard_tokens"] == 0 and r.stats["drafted"] == 0
     assert r.trace.system2_called.all()
+
+
+def test_guard_and_share_apply_only_where_they_mean_something(mixed_pair):
+    with pytest.raises(fsgen.InvalidArgumentError, match="guard"):
+        mixed_pair.generate(PROMPTS[0], method="fs", system2="contrastive", guard=False, max_tokens=4)
+    with pytest.raises(fsgen.InvalidArgumentError, match="guard"):
+        mixed_pair.generate(PROMPTS[0], method="oracle", guard=False, max_tokens=4)
+    with pytest.raises(fsgen.InvalidArgumentError, match="system2_share"):
+        mixed_pair.generate(PROMPTS[0], method="fs", router="entropy", system2_share=0.2, max_tokens=4)
+    with pytest.raises(fsgen.InvalidArgumentError, match="system2_share"):
+        mixed_pair.generate(PROMPTS[0], method="fs", router="budget", system2_share=0.0, max_tokens=4)
+    with pytest.raises(fsgen.InvalidArgumentError, match="guard"):
+        mixed_pair.generate(PROMPTS[0], method="fs", guard="yes", max_tokens=4)

@@ -27,7 +27,11 @@ struct SamplingOptions {
   bool greedy() const { return temperature <= 0.0f; }
 };
 
+// Defaults, ranges and where each option applies: the parameter table (fsgen/params.hpp).
 struct SpeculativeOptions {
+  // Where drafts come from. Speculative: Auto; one model (small/large, Model::generate): None
+  // (no drafting) or Ngram.
+  DraftSource draft = DraftSource::Auto;
   int draft_max = 0;         // 0: cost-aware adaptive; > 0: fixed draft length
   float draft_p_min = 0.0f;  // stop a draft when System 1's top-1 probability falls below this
   int adaptive_max = 16;     // longest draft the adaptive mode considers
@@ -51,6 +55,10 @@ struct RouterOptions {
   // writing over to speculative verification (Stats::guard_tokens counts what it wrote).
   bool guard = true;
   float effective_threshold() const;
+  // The routers' one rule, for a value of the router's feature (System 1's entropy for entropy
+  // and budget, top-1 probability for top1, p1 - p2 for margin): entropy consults strictly above
+  // the threshold, top1 and margin strictly below it. The study's thresholds use it too.
+  bool consults(float value) const;
 };
 
 struct GenerateOptions {
@@ -65,7 +73,7 @@ struct GenerateOptions {
   RouterOptions router;
   System2Kind system2 = System2Kind::Large;
 
-  // Throws InvalidArgumentError naming the first bad field.
+  // Throws InvalidArgumentError naming the first bad field (ranges from the parameter table).
   void validate() const;
 };
 
