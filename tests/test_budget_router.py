@@ -144,3 +144,19 @@ def test_guard_and_share_apply_only_where_they_mean_something(mixed_pair):
         mixed_pair.generate(PROMPTS[0], method="fs", router="budget", system2_share=0.0, max_tokens=4)
     with pytest.raises(fsgen.InvalidArgumentError, match="guard"):
         mixed_pair.generate(PROMPTS[0], method="fs", guard="yes", max_tokens=4)
+
+
+def test_cli_budget_router_and_guard_flags(tiny_mixed, tiny_large):
+    import json
+    from test_cli import run_cli
+
+    def stats(*flags):
+        done = run_cli("generate", "--small", tiny_mixed, "--large", tiny_large, "--method", "fs", "--stats", "--raw",
+                       "hello world", "--max-tokens", 64, "--threads", 1, "--n-ctx", 256, *flags)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout[done.stdout.rindex("{\n"):])
+
+    assert stats("--router", "always")["guard_tokens"] > 0
+    assert stats("--router", "always", "--no-guard")["guard_tokens"] == 0
+    budget = stats("--router", "budget", "--system2-share", "0.2")
+    assert abs(budget["system2_fraction"] - 0.2) <= SHARE_TOLERANCE and budget["guard_tokens"] == 0
