@@ -175,25 +175,26 @@ FS_FREEFORM_PROMPTS = [
 FS_SHARES = (0.025, 0.05, 0.1, 0.2)
 
 
-def fs_budget_rows() -> dict:
+def fs_budget_rows(shares=FS_SHARES) -> dict:
     """large-only, fs as FS-GEN runs it (entropy > 0.5 nats, no guard), fs at its defaults (the
     guard on), and the budget router at each share."""
     rows = {"large": ("large", {}),
             "fs (entropy > 0.5, no guard)": ("fs", {"guard": False}),
             "fs (defaults: entropy > 0.5, guard)": ("fs", {})}
-    for share in FS_SHARES:
+    for share in shares:
         rows[f"fs (budget {100 * share:g}%)"] = ("fs", {"router": "budget", "system2_share": share})
     return rows
 
 
-def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int = len(FS_FREEFORM_PROMPTS)) -> dict:
+def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int = len(FS_FREEFORM_PROMPTS),
+                      shares=FS_SHARES) -> dict:
     """Runs fs_budget_rows on HumanEval and free-form prompts, each prompt's rows side by side,
     and prints per row: System 2's share achieved (median; worst distance from the target for the
     budget rows), tokens/s against large-only per prompt (median and worst), and how often the
     guard fired. Returns the raw measurements."""
-    prompt_sets = {"HumanEval": humaneval_prompts(n_humaneval) if n_humaneval else [],
-                   "free-form": FS_FREEFORM_PROMPTS[:n_freeform]}
-    rows = fs_budget_rows()
+    prompt_sets = {"free-form": FS_FREEFORM_PROMPTS[:n_freeform],
+                   "HumanEval": humaneval_prompts(n_humaneval) if n_humaneval else []}
+    rows = fs_budget_rows(shares)
     results: dict[str, dict[str, list[dict]]] = {}
     for set_name, texts in prompt_sets.items():
         for i, text in enumerate(texts):
@@ -219,7 +220,7 @@ def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int =
             if name == "large":
                 continue
             ratios = [r["tps"] / b["tps"] for r, b in zip(runs, base) if b["tps"] > 0]
-            target = next((s for s in FS_SHARES if name == f"fs (budget {100 * s:g}%)"), None)
+            target = next((s for s in shares if name == f"fs (budget {100 * s:g}%)"), None)
             worst = f"{100 * max(abs(r['share'] - target) for r in runs):.1f}pt" if target else "—"
             fired = sum(r["guard_tokens"] > 0 for r in runs)
             print(f"{set_name:<11}{name:<38}{100 * statistics.median(r['share'] for r in runs):>8.0f}%{worst:>8}"
@@ -247,6 +248,8 @@ def main() -> int:
     ap.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
     ap.add_argument("--fs-freeform", type=int, default=len(FS_FREEFORM_PROMPTS),
                     help="free-form prompts in the fs section (default all)")
+    ap.add_argument("--fs-shares", default=",".join(f"{s:g}" for s in FS_SHARES),
+                    help="System 2 shares for the budget rows of the fs section")
     ap.add_argument("--fs-budget-only", action="store_true",
                     help="only the fs section: fixed threshold, guard and budget router (HumanEval and free-form)")
     args = ap.parse_args()
@@ -259,7 +262,8 @@ def main() -> int:
     pair = fsgen.Pair(small, large, n_threads=args.threads, n_ctx=args.n_ctx)
     if args.fs_budget_only:
         pair.generate("def f(x):", method="speculative", max_tokens=16)  # page the weights in
-        fs_results = fs_budget_section(pair, args.prompts, args.max_tokens, args.fs_freeform)
+        fs_results = fs_budget_section(pair, args.prompts, args.max_tokens, args.fs_freeform,
+                                       [float(x) for x in args.fs_shares.split(",") if x])
         if args.json:
             args.json.write_text(json.dumps(fs_results, indent=1))
         return 0
@@ -305,7 +309,8 @@ def main() -> int:
               f"{min(ratios):>6.2f}x{statistics.median(r['e2e'] for r in runs):>11.1f}"
               f"{(f'{sum(same)}/{len(same)}' if same else '—'):>15}"
               f"  {(f'{100 * statistics.median(shares):.0f}%' if shares else '—')}")
-    fs_budget_section(pair, args.prompts, args.max_tokens, args.fs_freeform)
+    fs_budget_section(pair, args.prompts, args.max_tokens, args.fs_freeform,
+                      [float(x) for x in args.fs_shares.split(",") if x])
     rss = peak_rss_of_pair(small, large, args.threads, args.n_ctx)
     files = os.path.getsize(small) + os.path.getsize(large)
     print(f"\npeak RSS of a loaded pair: {rss / 2**20:.0f} MiB; the two GGUF files: {files / 2**20:.0f} MiB "

@@ -160,12 +160,17 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
     case Method::Oracle: {
       system2 = make_system2(options.system2);
       // fs's guard hands over to speculative verification, which writes the large model's text:
-      // only where System 2 is the large model alone.
+      // only where System 2 is the large model alone, and not under a budget (the share is the
+      // contract there).
       const bool guarded = options.method == Method::FastSlow && options.router.guard &&
-                           options.system2 == System2Kind::Large;
-      if (guarded) handover = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab);
+                           options.system2 == System2Kind::Large && options.router.router != Router::Budget;
+      FsHandover guard;
+      if (guarded) {
+        handover = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab);
+        guard = {handover.get(), &large(), &p.planner};
+      }
       strategy = make_fast_slow_strategy(small(), *system2, options.router, options.method == Method::Oracle,
-                                         p.n_vocab, handover.get());
+                                         p.n_vocab, guard);
       break;
     }
   }

@@ -217,7 +217,8 @@ std::vector<ParamSpec> build_table() {
       if (!b) fail("guard must be True or False, got " + describe_value(v));
       o.router.guard = *b;
     };
-    p.scopes = {{{M::FastSlow}, {}, {S::Large}, true}};
+    // Not with the budget router: the share asked for is the contract there.
+    p.scopes = {{{M::FastSlow}, {R::Entropy, R::Top1, R::Margin, R::Always, R::Never}, {S::Large}, true}};
     t.push_back(p);
   }
   {

@@ -41,7 +41,7 @@ def spends_on_uncertain_tokens(entropy: np.ndarray, called: np.ndarray) -> bool:
 @pytest.mark.parametrize("share", [0.025, 0.1, 0.2])
 def test_budget_router_holds_the_share(mixed_pair, share):
     for prompt in PROMPTS:
-        r = mixed_pair.generate(prompt, method="fs", router="budget", system2_share=share, guard=False,
+        r = mixed_pair.generate(prompt, method="fs", router="budget", system2_share=share,
                                 max_tokens=MAX_TOKENS, trace=True)
         check_result(r)
         t, s = r.trace, r.stats
@@ -59,7 +59,7 @@ def test_budget_router_holds_the_share(mixed_pair, share):
 @pytest.mark.parametrize("share", [0.1, 0.2])
 def test_budget_router_spends_on_the_most_uncertain_tokens(mixed_pair, share):
     for prompt in PROMPTS:
-        r = mixed_pair.generate(prompt, method="fs", router="budget", system2_share=share, guard=False,
+        r = mixed_pair.generate(prompt, method="fs", router="budget", system2_share=share,
                                 max_tokens=MAX_TOKENS, trace=True)
         entropy, called = r.trace.entropy, r.trace.system2_called.astype(bool)
         assert spends_on_uncertain_tokens(entropy, called), (prompt, mean_entropy_rank(entropy, called))
@@ -73,19 +73,19 @@ def test_budget_router_differs_from_a_fixed_threshold(mixed_pair):
     # At 0.5 nats the entropy router consults System 2 on about half of tiny_mixed's tokens; the
     # budget holds its share on the same text.
     fixed = mixed_pair.generate(PROMPTS[0], method="fs", router="entropy", guard=False, max_tokens=MAX_TOKENS)
-    budget = mixed_pair.generate(PROMPTS[0], method="fs", router="budget", system2_share=0.1, guard=False,
+    budget = mixed_pair.generate(PROMPTS[0], method="fs", router="budget", system2_share=0.1,
                                  max_tokens=MAX_TOKENS)
     assert fixed.stats["system2_fraction"] > 0.3
     assert abs(budget.stats["system2_fraction"] - 0.1) <= SHARE_TOLERANCE
 
 
 def test_budget_router_all_and_default_share(mixed_pair):
-    everything = mixed_pair.generate(PROMPTS[2], method="fs", router="budget", system2_share=1.0, guard=False,
+    everything = mixed_pair.generate(PROMPTS[2], method="fs", router="budget", system2_share=1.0,
                                      max_tokens=MAX_TOKENS, trace=True)
     assert everything.trace.system2_called.all()
     large = mixed_pair.generate(PROMPTS[2], method="large", max_tokens=MAX_TOKENS)
     assert everything.tokens == large.tokens  # System 2 = the large model on every token
-    default = mixed_pair.generate(PROMPTS[2], method="fs", router="budget", guard=False, max_tokens=MAX_TOKENS)
+    default = mixed_pair.generate(PROMPTS[2], method="fs", router="budget", max_tokens=MAX_TOKENS)
     assert abs(default.stats["system2_fraction"] - 0.1) <= SHARE_TOLERANCE  # system2_share defaults to 0.1
 
 
@@ -115,9 +115,14 @@ def test_guard_is_on_by_default_for_fs_and_changes_the_text_only_when_it_fires(m
         default = mixed_pair.generate(prompt, method="fs", max_tokens=MAX_TOKENS)  # entropy > 0.5: ~half the tokens
         plain = mixed_pair.generate(prompt, method="fs", guard=False, max_tokens=MAX_TOKENS)
         rare = mixed_pair.generate(prompt, method="fs", threshold=3.0, max_tokens=MAX_TOKENS)
-        rare_plain = mixed_pair.generate(prompt, method="fs", threshold=3.0, guard=False, max_tokens=MAX_TOKENS)
-        assert plain.stats["guard_tokens"] == 0 and rare.stats["guard_tokens"] == 0
-        assert rare.tokens == rare_plain.tokens  # the guard did not fire: fs's own text
+        rare_plain = mixed_pair.generate(prompt, method="fs", threshold=3.0, guard=False, max_tokens=MAX_TOKENS,
+                                         trace=True)
+        assert plain.stats["guard_tokens"] == 0
+        # Below a quarter of any 16-token window consulted the guard cannot fire (whatever the
+        # measured costs): fs's own text.
+        called = rare_plain.trace.system2_called.astype(int)
+        if np.convolve(called, np.ones(16, dtype=int), "valid").max(initial=0) < 4:
+            assert rare.stats["guard_tokens"] == 0 and rare.tokens == rare_plain.tokens
         if default.stats["guard_tokens"] > 0:
             on += 1
         else:
@@ -144,6 +149,8 @@ def test_guard_and_share_apply_only_where_they_mean_something(mixed_pair):
         mixed_pair.generate(PROMPTS[0], method="fs", router="budget", system2_share=0.0, max_tokens=4)
     with pytest.raises(fsgen.InvalidArgumentError, match="guard"):
         mixed_pair.generate(PROMPTS[0], method="fs", guard="yes", max_tokens=4)
+    with pytest.raises(fsgen.InvalidArgumentError, match="guard"):  # the share is the contract there
+        mixed_pair.generate(PROMPTS[0], method="fs", router="budget", guard=True, max_tokens=4)
 
 
 def test_cli_budget_router_and_guard_flags(tiny_mixed, tiny_large):

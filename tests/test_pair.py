@@ -129,7 +129,7 @@ def test_proxy_needs_small_base(tiny_small, tiny_large):
 @pytest.mark.parametrize("method, params", [
     ("small", {}), ("large", {}), ("speculative", {"draft_max": 3}), ("speculative", {}),
     ("contrastive", {}), ("contrastive", {"variant": "fsgen"}), ("proxy", {}),
-    ("fs", {}), ("fs", {"guard": False}), ("fs", {"router": "budget", "guard": False}),
+    ("fs", {}), ("fs", {"guard": False}), ("fs", {"router": "budget"}),
     ("fs", {"router": "always", "system2": "contrastive"}), ("oracle", {}),
 ])
 def test_pair_stream_equals_generate(tiny_small, tiny_large, tiny_mixed, small_base, method, params):

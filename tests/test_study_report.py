@@ -57,7 +57,7 @@ def test_configs():
                        "params": {"system2": "contrastive"}}
     # fs without its guard: FS-GEN's method
     assert cfgs[5]["params"] == {"router": "entropy", "threshold": 0.5, "guard": False}
-    assert cfgs[8]["params"] == {"router": "budget", "system2_share": 0.2, "guard": False}
+    assert cfgs[8]["params"] == {"router": "budget", "system2_share": 0.2}
     assert [c["config"] for c in methods.configs(("fs",))][2:] == [
         "fs@entropy=0.1", "fs@entropy=0.3", "fs@entropy=0.5", "fs@entropy=1", "fs@entropy=2",
         "fs@budget=0.025", "fs@budget=0.05", "fs@budget=0.1", "fs@budget=0.2"]

@@ -4,6 +4,7 @@
 // each step records whether System 1's own greedy token differed (a mismatch). The budget router
 // consults System 2 on a set share of the tokens (budget_router.hpp); the guard hands the writing
 // to speculative verification while System 2 is being consulted on most tokens (fs_guard.hpp).
+#include <chrono>
 #include <optional>
 
 #include "distribution.hpp"
@@ -17,8 +18,9 @@ namespace {
 class FastSlow final : public Strategy {
  public:
   FastSlow(Session& small, System2& system2, const RouterOptions& router, bool oracle, int n_vocab,
-           Strategy* handover)
-      : small_(small), system2_(system2), router_(router), oracle_(oracle), n_vocab_(n_vocab), handover_(handover) {
+           const FsHandover& handover)
+      : small_(small), system2_(system2), router_(router), oracle_(oracle), n_vocab_(n_vocab),
+        handover_(handover.strategy), large_(handover.large), planner_(handover.planner) {
     if (router_.router == Router::Budget && !oracle_) budget_.emplace(router_.system2_share, kBudgetWarmThreshold);
   }
 
@@ -39,6 +41,7 @@ class FastSlow final : public Strategy {
       guard_.observe_handover(written > 0 ? written : 1);
       return;
     }
+    const auto start = std::chrono::steady_clock::now();
     const std::vector<Token>& seq = out.sequence();
     small_.eval(seq);
     const float* small_logits = small_.last_logits();
@@ -50,6 +53,11 @@ class FastSlow final : public Strategy {
     const bool consult = oracle_ || (budget_ ? budget_->consults(u.entropy) : router_consults(router_, u));
     if (consult) {
       const float* scores = system2_.scores(seq, small_logits);
+      // A call right after another decodes one token of the large model: what a token costs
+      // large-only, learnt for the guard and the speculative planner alike.
+      if (planner_ != nullptr && large_ != nullptr && large_->last_decoded_tokens() == 1) {
+        planner_->observe_verify(1, large_->last_decode_seconds());
+      }
       out.count_system2_call();
       record.token = out.sampler().choose(scores, n_vocab_);
       record.source = system2_.source();
@@ -59,7 +67,10 @@ class FastSlow final : public Strategy {
       record.token = out.sampler().choose(small_logits, n_vocab_);
     }
     out.emit(record);
-    if (handover_ != nullptr) guard_.observe_fs_token(consult);
+    if (handover_ != nullptr) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      guard_.observe_fs_token(consult, seconds, planner_ != nullptr ? planner_->verify_cost(1) : 0.0);
+    }
   }
 
  private:
@@ -72,6 +83,8 @@ class FastSlow final : public Strategy {
   bool oracle_;
   int n_vocab_;
   Strategy* handover_;
+  Session* large_;
+  DraftPlanner* planner_;
   std::optional<BudgetRouter> budget_;
   FsGuard guard_;
 };
@@ -79,7 +92,7 @@ class FastSlow final : public Strategy {
 }  // namespace
 
 std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& system2, const RouterOptions& router,
-                                                  bool oracle, int n_vocab, Strategy* handover) {
+                                                  bool oracle, int n_vocab, const FsHandover& handover) {
   return std::make_unique<FastSlow>(small, system2, router, oracle, n_vocab, handover);
 }
 

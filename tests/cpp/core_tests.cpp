@@ -246,6 +246,16 @@ void test_fs_guard() {
   check(guard.handing_over(), "high again: hand over");
   guard.observe_handover(FsGuard::kFirstSpan);
   check(!guard.handing_over(), "after a low window the span is short again");
+  // With the large model's cost of a token known: a quarter consulted hands over only if fs's
+  // tokens cost more than the large model's.
+  FsGuard cheap, dear, unknown;
+  for (int i = 0; i < FsGuard::kWindow; ++i) {
+    cheap.observe_fs_token(i % 4 == 0, 0.05, 0.1);
+    dear.observe_fs_token(i % 4 == 0, 0.15, 0.1);
+    unknown.observe_fs_token(i % 4 == 0, 0.15, 0.0);
+  }
+  check(!cheap.handing_over() && dear.handing_over() && !unknown.handing_over(),
+        "a quarter consulted: hand over only where fs is measured slower than the large model");
 }
 
 }  // namespace

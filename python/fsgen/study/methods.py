@@ -16,8 +16,9 @@ def configs(methods=DEFAULT_METHODS, thresholds=DEFAULT_THRESHOLDS, *, shares=DE
     contrastive and proxy run in oracle mode (System 2 = that method, consulted at every step) so
     that mismatches against System 1's greedy token are recorded; fs runs once per entropy
     threshold and once per budget share (``fs@budget=0.1``: router "budget", System 2 on 10% of
-    the tokens), without fs's guard (FS-GEN's method; ``params={"fs": {"guard": True}}`` asks
-    for it, under other ids). Every method runs with fsgen's defaults unless ``params`` overrides them, e.g.
+    the tokens); the fixed thresholds without fs's guard (FS-GEN's method;
+    ``params={"fs": {"guard": True}}`` asks for it, under other ids; the guard does not apply
+    under a budget). Every method runs with fsgen's defaults unless ``params`` overrides them, e.g.
     ``{"speculative": {"draft_max": 5}, "contrastive": {"variant": "fsgen"}}`` (FS-GEN's
     settings); overridden configs get ids like ``speculative[draft_max=5]`` so that records made
     with other settings are never mixed with them."""
@@ -43,6 +44,6 @@ def configs(methods=DEFAULT_METHODS, thresholds=DEFAULT_THRESHOLDS, *, shares=DE
                      "params": {"router": "entropy", "threshold": float(t), "guard": False, **extra}}
                     for t in thresholds]
             out += [{"config": f"fs@budget={b:g}{tag}", "method": "fs",
-                     "params": {"router": "budget", "system2_share": float(b), "guard": False, **extra}}
+                     "params": {"router": "budget", "system2_share": float(b), **extra}}
                     for b in shares]
     return out
