@@ -9,7 +9,10 @@ taken prompt by prompt against large-only fsgen, then the median is reported. Ro
   thresholds;
 - llama-cpp-python, large only, running the same libllama (LLAMA_CPP_LIB_PATH);
 - llama.cpp's `llama-speculative-simple` built from the same pinned source (built here on first use
-  into benchmarks/out/llama-build; skip with --no-spec-simple).
+  into benchmarks/out/llama-build; skip with --no-spec-simple);
+- then a section of its own for fs on HumanEval and free-form prompts: FS-GEN's fixed threshold
+  without the guard, fs at its defaults (guard on), and the budget router at 2.5/5/10/20% (System 2's
+  share achieved, tokens/s against large-only per prompt); `--fs-budget-only` runs just that.
 tokens/s is the generation phase (prompt processing excluded); e2e includes it. Peak memory (RSS)
 of a loaded pair is measured in a child process and set next to the two files' sizes.
 """
@@ -159,6 +162,74 @@ def peak_rss_of_pair(small: str, large: str, threads: int, n_ctx: int) -> float:
     return int(out.stdout.strip().splitlines()[-1]) * 1024  # Linux reports KiB
 
 
+# ---- fs: fixed threshold, its guard, and the budget router ----
+
+# Prose and less familiar code: where System 1 is unsure on many tokens and fs at a fixed
+# threshold consults System 2 on most of them.
+FS_FREEFORM_PROMPTS = [
+    "Write a short story (three paragraphs) about a lighthouse keeper who finds a message in a bottle.",
+    "Explain, in plain prose for a general reader, why the Roman Republic collapsed.",
+    "Write a Haskell function that parses arithmetic expressions with a monadic parser, and explain it.",
+    "Write a Fortran 77 subroutine that solves a tridiagonal system, with comments.",
+]
+FS_SHARES = (0.025, 0.05, 0.1, 0.2)
+
+
+def fs_budget_rows(shares=FS_SHARES) -> dict:
+    """large-only, fs as FS-GEN runs it (entropy > 0.5 nats, no guard), fs at its defaults (the
+    guard on), and the budget router at each share."""
+    rows = {"large": ("large", {}),
+            "fs (entropy > 0.5, no guard)": ("fs", {"guard": False}),
+            "fs (defaults: entropy > 0.5, guard)": ("fs", {})}
+    for share in shares:
+        rows[f"fs (budget {100 * share:g}%)"] = ("fs", {"router": "budget", "system2_share": share})
+    return rows
+
+
+def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int = len(FS_FREEFORM_PROMPTS),
+                      shares=FS_SHARES) -> dict:
+    """Runs fs_budget_rows on HumanEval and free-form prompts, each prompt's rows side by side,
+    and prints per row: System 2's share achieved (median; worst distance from the target for the
+    budget rows), tokens/s against large-only per prompt (median and worst), and how often the
+    guard fired. Returns the raw measurements."""
+    prompt_sets = {"free-form": FS_FREEFORM_PROMPTS[:n_freeform],
+                   "HumanEval": humaneval_prompts(n_humaneval) if n_humaneval else []}
+    rows = fs_budget_rows(shares)
+    results: dict[str, dict[str, list[dict]]] = {}
+    for set_name, texts in prompt_sets.items():
+        for i, text in enumerate(texts):
+            print(f"fs section: {set_name} prompt {i + 1}/{len(texts)}", file=sys.stderr)
+            prompt = pair.large.apply_chat_template([{"role": "user", "content": text}])
+            for name, (method, params) in rows.items():
+                r = pair.generate(prompt, method=method, max_tokens=max_tokens, **params)
+                results.setdefault(set_name, {}).setdefault(name, []).append(
+                    {"tps": r.stats["tokens_per_second"], "share": r.stats["system2_fraction"],
+                     "n": r.stats["n_tokens"], "guard_tokens": r.stats["guard_tokens"]})
+            done = {k: v[-1] for k, v in results[set_name].items()}
+            print("  " + "; ".join(f"{k}: {v['tps'] / done['large']['tps']:.2f}x S2 {100 * v['share']:.0f}%"
+                                   for k, v in done.items() if k != "large"), file=sys.stderr)
+    print(f"\nfs: fixed threshold, guard, budget router (≤{max_tokens} new tokens, greedy; the share is "
+          "System 2's share of the output tokens)")
+    header = (f"{'prompts':<11}{'method':<38}{'S2 share':>9}{'|Δ| max':>8}{'× large':>9}{'min ×':>7}"
+              f"{'guard fired':>13}")
+    print(header)
+    print("-" * len(header))
+    for set_name, by_row in results.items():
+        base = by_row["large"]
+        for name, runs in by_row.items():
+            if name == "large":
+                continue
+            ratios = [r["tps"] / b["tps"] for r, b in zip(runs, base) if b["tps"] > 0]
+            target = next((s for s in shares if name == f"fs (budget {100 * s:g}%)"), None)
+            worst = f"{100 * max(abs(r['share'] - target) for r in runs):.1f}pt" if target else "—"
+            fired = sum(r["guard_tokens"] > 0 for r in runs)
+            print(f"{set_name:<11}{name:<38}{100 * statistics.median(r['share'] for r in runs):>8.0f}%{worst:>8}"
+                  f"{statistics.median(ratios):>8.2f}x{min(ratios):>6.2f}x{f'{fired}/{len(runs)}':>13}")
+    print("× large: tokens/s (generation phase) over large-only's on the same prompt, median (min: the worst "
+          "prompt).")
+    return results
+
+
 # ---- main ----
 
 def main() -> int:
@@ -175,6 +246,12 @@ def main() -> int:
     ap.add_argument("--no-spec-simple", action="store_true")
     ap.add_argument("--no-llama-cpp-python", action="store_true")
     ap.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
+    ap.add_argument("--fs-freeform", type=int, default=len(FS_FREEFORM_PROMPTS),
+                    help="free-form prompts in the fs section (default all)")
+    ap.add_argument("--fs-shares", default=",".join(f"{s:g}" for s in FS_SHARES),
+                    help="System 2 shares for the budget rows of the fs section")
+    ap.add_argument("--fs-budget-only", action="store_true",
+                    help="only the fs section: fixed threshold, guard and budget router (HumanEval and free-form)")
     args = ap.parse_args()
 
     import fsgen
@@ -183,6 +260,13 @@ def main() -> int:
     else:
         small, large = (str(p) for p in fsgen.pull("demo"))
     pair = fsgen.Pair(small, large, n_threads=args.threads, n_ctx=args.n_ctx)
+    if args.fs_budget_only:
+        pair.generate("def f(x):", method="speculative", max_tokens=16)  # page the weights in
+        fs_results = fs_budget_section(pair, args.prompts, args.max_tokens, args.fs_freeform,
+                                       [float(x) for x in args.fs_shares.split(",") if x])
+        if args.json:
+            args.json.write_text(json.dumps(fs_results, indent=1))
+        return 0
     prompts = [pair.large.apply_chat_template([{"role": "user", "content": p}])
                for p in humaneval_prompts(args.prompts)]
 
@@ -225,6 +309,8 @@ def main() -> int:
               f"{min(ratios):>6.2f}x{statistics.median(r['e2e'] for r in runs):>11.1f}"
               f"{(f'{sum(same)}/{len(same)}' if same else '—'):>15}"
               f"  {(f'{100 * statistics.median(shares):.0f}%' if shares else '—')}")
+    fs_budget_section(pair, args.prompts, args.max_tokens, args.fs_freeform,
+                      [float(x) for x in args.fs_shares.split(",") if x])
     rss = peak_rss_of_pair(small, large, args.threads, args.n_ctx)
     files = os.path.getsize(small) + os.path.getsize(large)
     print(f"\npeak RSS of a loaded pair: {rss / 2**20:.0f} MiB; the two GGUF files: {files / 2**20:.0f} MiB "

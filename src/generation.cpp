@@ -25,6 +25,7 @@ class Driver final : public Emitter {
   Sampler& sampler() override { return sampler_; }
   bool tracing() const override { return options_.trace; }
   void count_system2_call() override { ++result_.stats.system2_calls; }
+  void count_guard_tokens(int n) override { result_.stats.guard_tokens += n; }
 
   size_t room() const override {
     if (finished_) return 0;

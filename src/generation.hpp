@@ -40,6 +40,8 @@ class Emitter {
   virtual size_t room() const = 0;
   virtual void record_draft(int length, int accepted) = 0;
   virtual void count_system2_call() = 0;
+  // fs's guard: tokens written while the writing was handed over to speculative verification.
+  virtual void count_guard_tokens(int n) = 0;
   virtual bool tracing() const = 0;
   virtual Sampler& sampler() = 0;
 };

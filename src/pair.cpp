@@ -127,6 +127,7 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
   auto small_base = [&]() -> Session& { return p.session(p.small_base_session, *p.small_base); };
 
   std::unique_ptr<System2> system2;
+  std::unique_ptr<Strategy> handover;  // before strategy: the fs strategy points at it
   std::unique_ptr<Strategy> strategy;
   const Model* text_model = &p.large;
   auto make_system2 = [&](System2Kind kind) {
@@ -157,11 +158,22 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
       strategy = make_fast_slow_strategy(small(), *system2, always, false, p.n_vocab);
       break;
     case Method::FastSlow:
-    case Method::Oracle:
+    case Method::Oracle: {
       system2 = make_system2(options.system2);
+      // fs's guard hands over to speculative verification, which writes the large model's text:
+      // only where System 2 is the large model alone, and not under a budget (the share is the
+      // contract there).
+      const bool guarded = options.method == Method::FastSlow && options.router.guard &&
+                           options.system2 == System2Kind::Large && options.router.router != Router::Budget;
+      FsHandover guard;
+      if (guarded) {
+        handover = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab);
+        guard = {handover.get(), &large(), &p.planner};
+      }
       strategy = make_fast_slow_strategy(small(), *system2, options.router, options.method == Method::Oracle,
-                                         p.n_vocab);
+                                         p.n_vocab, guard);
       break;
+    }
   }
   RunContext context{text_model, p.options.n_ctx, p.n_vocab, &p.cancel_flags};
   return run_generation(*strategy, tokens, options, context, on_chunk);

@@ -206,6 +206,22 @@ std::vector<ParamSpec> build_table() {
     t.push_back(p);
   }
   {
+    ParamSpec p;
+    p.name = "guard";
+    p.type = ParamType::Bool;
+    p.group = MG;
+    p.doc = "fs: while System 2 is consulted on most tokens, hand the writing over to speculative verification "
+            "(it then writes the large model's text; stats guard_tokens); False: FS-GEN's method as published";
+    p.set = [](GenerateOptions& o, const ParamValue& v) {
+      const auto* b = std::get_if<bool>(&v);
+      if (!b) fail("guard must be True or False, got " + describe_value(v));
+      o.router.guard = *b;
+    };
+    // Not with the budget router: the share asked for is the contract there.
+    p.scopes = {{{M::FastSlow}, {R::Entropy, R::Top1, R::Margin, R::Always, R::Never}, {S::Large}, true}};
+    t.push_back(p);
+  }
+  {
     auto p = choice_param<System2Kind>("system2", MG, std::string("large"), {"large", "contrastive", "proxy"},
                                        "what System 2 does when consulted", parse_system2,
                                        [](GenerateOptions& o) -> System2Kind& { return o.system2; });

@@ -30,7 +30,7 @@ SYSTEM2 = tuple(_PARAMS["system2"]["choices"])
 STATS_KEYS = {
     "n_prompt_tokens", "n_tokens", "prompt_seconds", "generation_seconds", "seconds",
     "tokens_per_second", "system2_calls", "system2_fraction", "mismatches", "mismatch_fraction",
-    "drafted", "accepted", "acceptance_rate", "mean_accepted_length",
+    "drafted", "accepted", "acceptance_rate", "mean_accepted_length", "guard_tokens",
 }
 
 TRACE_DTYPES = {
@@ -91,6 +91,7 @@ def check_stats(result) -> None:
     assert 0.0 <= stats["acceptance_rate"] <= 1.0
     assert stats["accepted"] <= stats["drafted"]
     assert stats["mismatches"] <= stats["n_tokens"]
+    assert stats["guard_tokens"] <= stats["n_tokens"]
     n = stats["n_tokens"]
     assert stats["mismatch_fraction"] == pytest.approx(stats["mismatches"] / n if n else 0.0)
     assert stats["acceptance_rate"] == pytest.approx(stats["accepted"] / stats["drafted"] if stats["drafted"] else 0.0)

@@ -49,6 +49,7 @@ def test_names_come_from_the_core():
     assert "budget" in ROUTERS and "contrastive" in SYSTEM2
     assert fsgen.methods()["proxy"]["needs_small_base"]
     assert fsgen.method_params("fs", "budget") == ["router", "system2_share", "system2"]
+    assert fsgen.method_params("fs") == ["router", "threshold", "guard", "system2"]
     assert fsgen.method_params("fs", "entropy", "contrastive") == ["router", "threshold", "system2", "alpha", "beta",
                                                                     "variant"]
     assert fsgen.method_params("large") == ["draft", "draft_max"]

@@ -137,6 +137,12 @@ def test_self_pair_accepts_every_draft(request, which):
 
 # ---- fast and slow: routers ----
 
+def no_guard(system2: str) -> dict:
+    """fs's routing as FS-GEN defines it: without the guard (which exists where System 2 is the
+    large model), since it hands the writing to speculative verification on tiny_mixed."""
+    return {"guard": False} if system2 == "large" else {}
+
+
 @pytest.mark.parametrize("system2, method, params", [
     ("large", "large", {}),
     ("contrastive", "contrastive", {}),
@@ -148,7 +154,7 @@ def test_self_pair_accepts_every_draft(request, which):
 def test_fs_always_equals_its_system2(mixed_pair, system2, method, params):
     for prompt in PROMPTS[:5]:
         fs = mixed_pair.generate(prompt, method="fs", router="always", system2=system2, max_tokens=MAX_TOKENS,
-                                 trace=True, **params)
+                                 trace=True, **params, **no_guard(system2))
         direct = mixed_pair.generate(prompt, method=method, max_tokens=MAX_TOKENS, trace=True, **params)
         assert fs.tokens == direct.tokens, prompt
         check_result(fs)
@@ -189,7 +195,8 @@ def test_router_consults_exactly_where_system1_is_unsure(mixed_pair, router, thr
     params = {} if threshold is None else {"threshold": threshold}
     consulted = total = 0
     for prompt in PROMPTS:
-        r = mixed_pair.generate(prompt, method="fs", router=router, max_tokens=MAX_TOKENS, trace=True, **params)
+        r = mixed_pair.generate(prompt, method="fs", router=router, max_tokens=MAX_TOKENS, trace=True, guard=False,
+                                **params)
         check_result(r)
         t = r.trace
         expected = consult(t)
@@ -216,7 +223,8 @@ def test_oracle_emits_system2_tokens_and_counts_mismatches(mixed_pair):
 
 def test_fs_trace_counts(mixed_pair):
     for system2 in ("large", "contrastive", "proxy"):
-        r = mixed_pair.generate(PROMPTS[2], method="fs", system2=system2, max_tokens=MAX_TOKENS, trace=True)
+        r = mixed_pair.generate(PROMPTS[2], method="fs", system2=system2, max_tokens=MAX_TOKENS, trace=True,
+                                **no_guard(system2))
         check_result(r)
         t, s = r.trace, r.stats
         assert s["n_tokens"] == len(t) == int((t.source == 0).sum()) + int((t.source != 0).sum())
@@ -312,7 +320,8 @@ def test_oracle_mismatches_match_reference(mixed_pair, references):
 def test_fs_entropy_router_matches_reference(mixed_pair, references):
     refs = [references["small"], references["large"]]
     for prompt in PROMPTS[:4]:
-        r = mixed_pair.generate(prompt, method="fs", router="entropy", threshold=0.5, max_tokens=32, trace=True)
+        r = mixed_pair.generate(prompt, method="fs", router="entropy", threshold=0.5, max_tokens=32, trace=True,
+                                guard=False)
         logits = [ref.start(refs[0].tokenize(prompt)) for ref in refs]
         for step, token in enumerate(r.tokens):
             entropy = uncertainty(logits[0])[0]

@@ -127,12 +127,13 @@ def test_cli(tiny_small, tiny_large, task, tmp_path, capsys):
     from fsgen import cli
     out = tmp_path / "cli-out"
     rc = cli.main(["study", "--pair", str(tiny_small), str(tiny_large), "--task", str(task),
-                   "--limit", "1", "--methods", "oracle,fs", "--thresholds", "0.5",
+                   "--limit", "1", "--methods", "oracle,fs", "--thresholds", "0.5", "--shares", "0.1",
                    "--max-tokens", "8", "--n-ctx", "512", "--threads", "2", "--out", str(out),
                    "--no-progress"])
     assert rc == 0
     assert "oracle" in capsys.readouterr().out
-    assert (out / "report.md").exists() and len(read_records(out / "records.jsonl")) == 4
+    assert (out / "report.md").exists() and len(read_records(out / "records.jsonl")) == 5
+    assert {r["config"] for r in read_records(out / "records.jsonl")} >= {"fs@entropy=0.5", "fs@budget=0.1"}
     # models are recorded by file name, size and SHA-256, never by their path here
     from fsgen.study.records import model_identity
     rec = read_records(out / "records.jsonl")[0]

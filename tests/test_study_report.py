@@ -51,13 +51,22 @@ def fake_records(n_pairs=3, n_prompts=4):
 
 
 def test_configs():
-    cfgs = methods.configs(("oracle", "contrastive", "speculative", "fs"), (0.5, 1.0))
+    cfgs = methods.configs(("oracle", "contrastive", "speculative", "fs"), (0.5, 1.0), shares=(0.05, 0.2))
     assert [c["config"] for c in cfgs] == ["small", "large", "oracle", "contrastive",
-                                           "speculative", "fs@entropy=0.5", "fs@entropy=1"]
+                                           "speculative", "fs@entropy=0.5", "fs@entropy=1",
+                                           "fs@budget=0.05", "fs@budget=0.2"]
     assert cfgs[3] == {"config": "contrastive", "method": "oracle",
                        "params": {"system2": "contrastive"}}
-    assert cfgs[5]["params"] == {"router": "entropy", "threshold": 0.5}
-    cfgs = methods.configs(("speculative", "contrastive", "fs"), (0.5,), baselines=False,
+    # fs without its guard: FS-GEN's method
+    assert cfgs[5]["params"] == {"router": "entropy", "threshold": 0.5, "guard": False}
+    assert cfgs[8]["params"] == {"router": "budget", "system2_share": 0.2}
+    assert [c["config"] for c in methods.configs(("fs",))][2:] == [
+        "fs@entropy=0.1", "fs@entropy=0.3", "fs@entropy=0.5", "fs@entropy=1", "fs@entropy=2",
+        "fs@budget=0.025", "fs@budget=0.05", "fs@budget=0.1", "fs@budget=0.2"]
+    guarded = methods.configs(("fs",), (0.5,), shares=(), baselines=False, params={"fs": {"guard": True}})
+    assert guarded == [{"config": "fs@entropy=0.5[guard=True]", "method": "fs",
+                        "params": {"router": "entropy", "threshold": 0.5, "guard": True}}]
+    cfgs = methods.configs(("speculative", "contrastive", "fs"), (0.5,), shares=(), baselines=False,
                            params={"speculative": {"draft_max": 5},
                                    "contrastive": {"variant": "fsgen", "beta": 0.5}})
     assert [c["config"] for c in cfgs] == ["speculative[draft_max=5]",

@@ -51,6 +51,9 @@ struct RouterOptions {
   Router router = Router::Entropy;
   std::optional<float> threshold;  // unset: the router's own default
   float system2_share = 0.1f;      // Router::Budget: the share of tokens System 2 is consulted on
+  // fs with System 2 = the large model: while System 2 is consulted on most tokens, hand the
+  // writing over to speculative verification (Stats::guard_tokens counts what it wrote).
+  bool guard = true;
   float effective_threshold() const;
   // The routers' one rule, for a value of the router's feature (System 1's entropy for entropy
   // and budget, top-1 probability for top1, p1 - p2 for margin): entropy consults strictly above

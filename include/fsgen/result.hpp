@@ -24,6 +24,7 @@ struct Stats {
   int accepted = 0;              // speculative: draft tokens accepted
   double acceptance_rate = 0;
   double mean_accepted_length = 0;  // accepted draft tokens per verify round
+  int guard_tokens = 0;          // fs: tokens written while its guard handed over to speculative verification
 };
 
 // Per generated token (one row each); per draft round in `draft_*`.

@@ -47,6 +47,7 @@ nb::dict stats_dict(const fsgen::Stats& s) {
   d["accepted"] = s.accepted;
   d["acceptance_rate"] = s.acceptance_rate;
   d["mean_accepted_length"] = s.mean_accepted_length;
+  d["guard_tokens"] = s.guard_tokens;
   return d;
 }
 

@@ -34,6 +34,7 @@ class Stats(TypedDict):
     accepted: int
     acceptance_rate: float
     mean_accepted_length: float
+    guard_tokens: int  # fs: tokens written while its guard handed over to speculative verification
 
 
 class Drafts:

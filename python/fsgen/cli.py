@@ -30,7 +30,7 @@ def _add_table_flags(p, *, for_model_only: bool = False) -> None:
         if kind == "choice":
             p.add_argument(flag, choices=spec["choices"], default=None, help=text)
         elif kind == "bool":
-            p.add_argument(flag, action="store_true", default=None, help=text)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)  # --no-guard
         else:
             p.add_argument(flag, type=int if kind == "int" else float, default=None, help=text)
 

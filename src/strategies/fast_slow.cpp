@@ -1,8 +1,15 @@
 // Fast and slow: System 1 (the small model) writes; a router reads System 1's uncertainty and
 // consults System 2 only when it is unsure. With the "always" router this is contrastive
 // decoding or proxy tuning as plain methods; in oracle mode System 2 decides every token and
-// each step records whether System 1's own greedy token differed (a mismatch).
+// each step records whether System 1's own greedy token differed (a mismatch). The budget router
+// consults System 2 on a set share of the tokens (budget_router.hpp); the guard hands the writing
+// to speculative verification while System 2 is being consulted on most tokens (fs_guard.hpp).
+#include <chrono>
+#include <optional>
+
 #include "distribution.hpp"
+#include "strategies/budget_router.hpp"
+#include "strategies/fs_guard.hpp"
 #include "strategies/strategies.hpp"
 
 namespace fsgen {
@@ -10,17 +17,31 @@ namespace {
 
 class FastSlow final : public Strategy {
  public:
-  FastSlow(Session& small, System2& system2, const RouterOptions& router, bool oracle, int n_vocab)
-      : small_(small), system2_(system2), router_(router), oracle_(oracle), n_vocab_(n_vocab) {}
+  FastSlow(Session& small, System2& system2, const RouterOptions& router, bool oracle, int n_vocab,
+           const FsHandover& handover)
+      : small_(small), system2_(system2), router_(router), oracle_(oracle), n_vocab_(n_vocab),
+        handover_(handover.strategy), large_(handover.large), planner_(handover.planner) {
+    if (router_.router == Router::Budget && !oracle_) budget_.emplace(router_.system2_share, kBudgetWarmThreshold);
+  }
 
   // System 2 reads the prompt up front too (unless it is never consulted): otherwise its first
   // call would pay the whole prompt inside the generation.
   void prefill(const std::vector<Token>& prompt) override {
     small_.eval(prompt);
     if (oracle_ || router_.router != Router::Never) system2_.prefill(prompt);
+    if (handover_ != nullptr) handover_->prefill(prompt);  // the caches already hold it: free
   }
 
   void step(Emitter& out) override {
+    if (handover_ != nullptr && guard_.handing_over()) {
+      const size_t before = out.sequence().size();
+      handover_->step(out);
+      const int written = static_cast<int>(out.sequence().size() - before);
+      out.count_guard_tokens(written);
+      guard_.observe_handover(written > 0 ? written : 1);
+      return;
+    }
+    const auto start = std::chrono::steady_clock::now();
     const std::vector<Token>& seq = out.sequence();
     small_.eval(seq);
     const float* small_logits = small_.last_logits();
@@ -29,8 +50,14 @@ class FastSlow final : public Strategy {
     record.entropy = u.entropy;
     record.top1 = u.top1;
     record.margin = u.margin;
-    if (oracle_ || router_consults(router_, u)) {
+    const bool consult = oracle_ || (budget_ ? budget_->consults(u.entropy) : router_consults(router_, u));
+    if (consult) {
       const float* scores = system2_.scores(seq, small_logits);
+      // A call right after another decodes one token of the large model: what a token costs
+      // large-only, learnt for the guard and the speculative planner alike.
+      if (planner_ != nullptr && large_ != nullptr && large_->last_decoded_tokens() == 1) {
+        planner_->observe_verify(1, large_->last_decode_seconds());
+      }
       out.count_system2_call();
       record.token = out.sampler().choose(scores, n_vocab_);
       record.source = system2_.source();
@@ -40,21 +67,33 @@ class FastSlow final : public Strategy {
       record.token = out.sampler().choose(small_logits, n_vocab_);
     }
     out.emit(record);
+    if (handover_ != nullptr) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      guard_.observe_fs_token(consult, seconds, planner_ != nullptr ? planner_->verify_cost(1) : 0.0);
+    }
   }
 
  private:
+  // Where the budget router's threshold starts (nats): the entropy router's default.
+  static constexpr float kBudgetWarmThreshold = 0.5f;
+
   Session& small_;
   System2& system2_;
   RouterOptions router_;
   bool oracle_;
   int n_vocab_;
+  Strategy* handover_;
+  Session* large_;
+  DraftPlanner* planner_;
+  std::optional<BudgetRouter> budget_;
+  FsGuard guard_;
 };
 
 }  // namespace
 
 std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& system2, const RouterOptions& router,
-                                                  bool oracle, int n_vocab) {
-  return std::make_unique<FastSlow>(small, system2, router, oracle, n_vocab);
+                                                  bool oracle, int n_vocab, const FsHandover& handover) {
+  return std::make_unique<FastSlow>(small, system2, router, oracle, n_vocab, handover);
 }
 
 }  // namespace fsgen

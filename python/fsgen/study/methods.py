@@ -6,15 +6,19 @@ from .._options import METHOD_NAMES
 DEFAULT_METHODS = ("oracle", "contrastive", "speculative", "fs")
 METHODS = METHOD_NAMES  # the core's methods (fsgen.methods()); each is a study config below
 DEFAULT_THRESHOLDS = (0.1, 0.3, 0.5, 1.0, 2.0)   # entropy router, nats
+DEFAULT_SHARES = (0.025, 0.05, 0.1, 0.2)          # budget router: System 2's share of the tokens
 
 
-def configs(methods=DEFAULT_METHODS, thresholds=DEFAULT_THRESHOLDS, *, proxy=False,
-            baselines=True, params=None) -> list:
+def configs(methods=DEFAULT_METHODS, thresholds=DEFAULT_THRESHOLDS, *, shares=DEFAULT_SHARES,
+            proxy=False, baselines=True, params=None) -> list:
     """Method configurations: [{"config": id, "method": fsgen method, "params": {...}}].
 
     contrastive and proxy run in oracle mode (System 2 = that method, consulted at every step) so
     that mismatches against System 1's greedy token are recorded; fs runs once per entropy
-    threshold. Every method runs with fsgen's defaults unless ``params`` overrides them, e.g.
+    threshold and once per budget share (``fs@budget=0.1``: router "budget", System 2 on 10% of
+    the tokens); the fixed thresholds without fs's guard (FS-GEN's method;
+    ``params={"fs": {"guard": True}}`` asks for it, under other ids; the guard does not apply
+    under a budget). Every method runs with fsgen's defaults unless ``params`` overrides them, e.g.
     ``{"speculative": {"draft_max": 5}, "contrastive": {"variant": "fsgen"}}`` (FS-GEN's
     settings); overridden configs get ids like ``speculative[draft_max=5]`` so that records made
     with other settings are never mixed with them."""
@@ -37,6 +41,9 @@ def configs(methods=DEFAULT_METHODS, thresholds=DEFAULT_THRESHOLDS, *, proxy=Fal
             out.append({"config": m + tag, "method": "oracle", "params": {"system2": s2, **extra}})
         elif m == "fs":
             out += [{"config": f"fs@entropy={t:g}{tag}", "method": "fs",
-                     "params": {"router": "entropy", "threshold": float(t), **extra}}
+                     "params": {"router": "entropy", "threshold": float(t), "guard": False, **extra}}
                     for t in thresholds]
+            out += [{"config": f"fs@budget={b:g}{tag}", "method": "fs",
+                     "params": {"router": "budget", "system2_share": float(b), **extra}}
+                    for b in shares]
     return out

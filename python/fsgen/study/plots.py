@@ -160,21 +160,24 @@ def scaling(fits, points, path):
 
 
 def tradeoff(rows, path, title):
-    """fs: score and tokens/s against the router threshold, with small and large as references,
-    and the score/speed plane (the Pareto view)."""
-    fs = sorted((r for r in rows if r["method"] == "fs"), key=lambda r: r["threshold"])
+    """fs: score and tokens/s against the entropy router's threshold, with small and large as
+    references, and the score/speed plane (the Pareto view) with one curve per router: fixed
+    entropy thresholds and the budget router's System 2 shares."""
+    fs = [r for r in rows if r["method"] == "fs"]
+    fixed = sorted((r for r in fs if r.get("threshold") is not None), key=lambda r: r["threshold"])
+    budget = sorted((r for r in fs if r.get("system2_share") is not None), key=lambda r: r["system2_share"])
     ref = {r["method"]: r for r in rows if r["method"] in ("small", "large")}
     has_score = any(r["score"] is not None and not _nan(r["score"]) for r in rows)
     fig = Figure(figsize=(15, 4.3), layout="constrained")
     ax1, ax2, ax3 = fig.subplots(1, 3)
-    t = [r["threshold"] for r in fs]
+    t = [r["threshold"] for r in fixed]
     for ax, key, ylabel in ((ax1, "score", "score (pass@1 or task score, %)"),
                             (ax2, "tokens_per_second", "generation speed (tokens/s)")):
         scale = 100 if key == "score" else 1
         if key == "score" and not has_score:
             ax.text(0.5, 0.5, "task has no scores", ha="center", transform=ax.transAxes)
         else:
-            ax.plot(t, [_v(r[key]) * scale for r in fs], "o-", label="fs (entropy router)")
+            ax.plot(t, [_v(r[key]) * scale for r in fixed], "o-", label="fs (entropy router)")
             for m, ls in (("small", "--"), ("large", ":")):
                 if m in ref:
                     ax.axhline(_v(ref[m][key]) * scale, ls=ls, color="grey" if m == "small"
@@ -187,11 +190,16 @@ def tradeoff(rows, path, title):
     ax1.set_title("Quality against threshold")
     ax2.set_title("Speed against threshold")
     if has_score:
-        ax3.plot([_v(r["tokens_per_second"]) for r in fs], [100 * _v(r["score"]) for r in fs],
-                 "o-", label="fs")
-        for r in fs:
-            ax3.annotate(f"{r['threshold']:g}", (_v(r["tokens_per_second"]), 100 * _v(r["score"])),
-                         fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for curve, label, marker, name in ((fixed, "fs (entropy threshold)", "o-", lambda r: f"{r['threshold']:g}"),
+                                           (budget, "fs (budget: System 2 share)", "^-",
+                                            lambda r: f"{100 * r['system2_share']:g}%")):
+            if not curve:
+                continue
+            ax3.plot([_v(r["tokens_per_second"]) for r in curve], [100 * _v(r["score"]) for r in curve],
+                     marker, label=label)
+            for r in curve:
+                ax3.annotate(name(r), (_v(r["tokens_per_second"]), 100 * _v(r["score"])),
+                             fontsize=7, xytext=(3, 3), textcoords="offset points")
         for m, mk in (("small", "s"), ("large", "D")):
             if m in ref:
                 ax3.plot([_v(ref[m]["tokens_per_second"])], [100 * _v(ref[m]["score"])], mk,
@@ -202,7 +210,7 @@ def tradeoff(rows, path, title):
     ax3.set_ylim(-3, 103)
     ax3.set_xlabel("generation speed (tokens/s)")
     ax3.set_ylabel("score (%)")
-    ax3.set_title("Quality/speed (labels: threshold)")
+    ax3.set_title("Quality/speed (labels: threshold, or System 2 share)")
     fig.suptitle(title)
     return _save(fig, path)
 

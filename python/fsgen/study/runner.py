@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from . import analysis
-from .methods import DEFAULT_METHODS, DEFAULT_THRESHOLDS, configs
+from .methods import DEFAULT_METHODS, DEFAULT_SHARES, DEFAULT_THRESHOLDS, configs
 from .records import (RecordStore, draft_columns, key, model_identity, pieces_from_offsets,
                       trace_columns)
 from .scoring import SCORER_VERSION, score_item
@@ -79,12 +79,13 @@ def _now() -> str:
 
 
 def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-out",
-        thresholds=DEFAULT_THRESHOLDS, max_tokens=512, n_ctx=4096, n_threads=None,
+        thresholds=DEFAULT_THRESHOLDS, shares=DEFAULT_SHARES, max_tokens=512, n_ctx=4096, n_threads=None,
         progress=True, baselines=True, method_params=None) -> dict:
     """Run every method for every pair and prompt (skipping what ``out/records.jsonl`` already
     holds), then analyze. ``pairs``: [(small, large), ...] paths or pulled model names;
     ``small_base``: one base model for every pair or a list aligned with ``pairs`` (enables
-    proxy); ``task``: "humaneval", a JSONL path or a tasks.Task; ``method_params``: per-method
+    proxy); ``task``: "humaneval", a JSONL path or a tasks.Task; ``thresholds``/``shares``: fs's
+    entropy thresholds and budget router shares; ``method_params``: per-method
     overrides of fsgen's defaults (see methods.configs). Returns the tables."""
     import fsgen
     from tqdm.auto import tqdm
@@ -98,7 +99,7 @@ def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-ou
         methods = DEFAULT_METHODS + (("proxy",) if all(bases) else ())
     out = Path(out)
     store = RecordStore(out / analysis.RECORDS_FILE)
-    plan = [(p, b, configs(methods, thresholds, proxy=bool(b), baselines=baselines,
+    plan = [(p, b, configs(methods, thresholds, shares=shares, proxy=bool(b), baselines=baselines,
                            params=method_params)) for p, b in zip(pairs, bases)]
     total = sum(len(items) * len(c) for _, _, c in plan)
     todo = {pair_id(*p): sum((pair_id(*p), c["config"], it.id) not in store
@@ -134,7 +135,7 @@ def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-ou
                for it in items}
     records = [r for r in store.records() if key(r) in planned]
     meta = {"task": tk.name, "max_tokens": max_tokens,
-            "methods": list(methods), "thresholds": list(thresholds),
+            "methods": list(methods), "thresholds": list(thresholds), "shares": list(shares),
             "method_params": method_params or {},
             "date": time.strftime("%Y-%m-%d"), "fsgen_version": getattr(fsgen, "__version__", "?")}
     return analysis.analyze(out, records, meta=meta)
