@@ -124,7 +124,9 @@ NB_MODULE(_core, m) {
       .def_rw("n_gpu_layers", &fsgen::ModelOptions::n_gpu_layers)
       .def_rw("n_batch", &fsgen::ModelOptions::n_batch)
       .def_rw("verbose", &fsgen::ModelOptions::verbose)
-      .def_rw("flash_attn", &fsgen::ModelOptions::flash_attn);
+      .def_rw("flash_attn", &fsgen::ModelOptions::flash_attn)
+      .def_rw("rpc", &fsgen::ModelOptions::rpc)
+      .def_rw("rpc_timeout", &fsgen::ModelOptions::rpc_timeout);
 
   nb::class_<fsgen::GenerateOptions>(m, "GenerateOptions")
       .def(nb::init<>())
@@ -256,10 +258,13 @@ NB_MODULE(_core, m) {
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::keep_alive<0, 1>(),
            nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Pair::cancel)
-      .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>());
+      .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("large_lost", &fsgen::Pair::large_lost)
+      .def("reload_large", &fsgen::Pair::reload_large, nb::call_guard<nb::gil_scoped_release>());
 
   m.def("cancel_all_jobs", &fsgen::GenerationJob::cancel_all, "timeout"_a,
         nb::call_guard<nb::gil_scoped_release>());
+  m.def("rpc_helper_path", &fsgen::rpc_helper_path);
   m.def("check_vocab_compatible", &fsgen::check_vocab_compatible, "a"_a, "b"_a);
   m.def("build_info", []() {
     const fsgen::BuildInfo b = fsgen::build_info();
@@ -269,6 +274,7 @@ NB_MODULE(_core, m) {
     d["backends"] = b.backends;
     d["cpu_features"] = b.cpu_features;
     d["system_info"] = b.system_info;
+    d["rpc"] = b.rpc;
     return d;
   });
 }

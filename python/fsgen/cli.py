@@ -1,4 +1,4 @@
-"""The fsgen command: generate, demo, pull, models, study."""
+"""The fsgen command: generate, demo, pull, models, study, rpc-server."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +20,10 @@ def _add_generate(sub) -> None:
     which.add_argument("--small", help="System 1: the small model (path or name)")
     p.add_argument("--large", help="System 2: the large model (path or name)")
     p.add_argument("--small-base", help="the small model's base, for --method proxy")
+    p.add_argument("--rpc", action="append", metavar="HOST:PORT",
+                   help="--model: run the model on this `fsgen rpc-server` (repeat for several)")
+    p.add_argument("--large-rpc", action="append", metavar="HOST:PORT",
+                   help="run System 2 (the large model) on this `fsgen rpc-server` (repeat for several)")
     p.add_argument("--method", choices=METHODS, default=None, help="decoding method (pair default: speculative)")
     p.add_argument("--router", choices=ROUTERS, default=None, help="fs/oracle: when System 2 is consulted")
     p.add_argument("--threshold", type=float, default=None, help="the router's threshold")
@@ -59,13 +63,17 @@ def cmd_generate(args) -> int:
             raise SystemExit("fsgen generate: --large/--small-base need --small, not --model")
         if args.method not in (None, "small", "large"):
             raise SystemExit(f"fsgen generate: --method {args.method} needs a pair (--small S --large L)")
-        runner = Model(args.model, **options)
+        if args.large_rpc:
+            raise SystemExit("fsgen generate: --large-rpc needs a pair (--small S --large L); use --rpc with --model")
+        runner = Model(args.model, rpc=args.rpc, **options)
         template_model = runner
         call = {}
     else:
         if not args.large:
             raise SystemExit("fsgen generate: --small needs --large")
-        runner = Pair(args.small, args.large, small_base=args.small_base, **options)
+        if args.rpc:
+            raise SystemExit("fsgen generate: with a pair, --large-rpc puts System 2 on a server (--rpc is for --model)")
+        runner = Pair(args.small, args.large, small_base=args.small_base, large_rpc=args.large_rpc, **options)
         template_model = runner.large
         args.method = args.method or "speculative"
         call = dict(method=args.method, **_method_params(args))
@@ -118,6 +126,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     models = sub.add_parser("models", help="list cached models")
     models.add_argument("--remove", metavar="NAME")
 
+    from . import rpc_server
+    rpc_server.add_parser(sub)
+
     try:
         from .study.cli import add_parser as add_study
         add_study(sub)
@@ -137,6 +148,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "models":
             from . import hub
             return hub.cmd_models(args)
+        if args.command == "rpc-server":
+            from . import rpc_server
+            return rpc_server.cmd(args)
         if args.command == "study":
             if getattr(args, "missing", None):
                 print(f"fsgen study needs its extras ({args.missing}): pip install 'fsgen[study]'", file=sys.stderr)
