@@ -12,6 +12,7 @@
 
 #include "fsgen/error.hpp"
 #include "fsgen/model.hpp"
+#include "fsgen/remote.hpp"
 #include "ggml-rpc.h"
 #include "generation.hpp"
 #include "logging.hpp"
@@ -271,6 +272,12 @@ Result Model::generate(const Prompt& prompt, const GenerateOptions& options, con
 }
 
 void Model::cancel() { impl_->cancel.store(true); }
+
+std::optional<RemoteStats> remote_stats(const Model& model) {
+  const auto weights = model_weights(model);
+  if (!weights->remote) return std::nullopt;
+  return weights->remote->stats();
+}
 
 Model model_view(const Model& model) {
   auto impl = std::make_shared<Model::Impl>();

@@ -4,7 +4,8 @@ The kernels here have no netem qdisc, so latency is added in userspace: every ch
 side is written to the other at its arrival time plus --delay-ms (per direction: a round trip gains
 twice the delay). Chunks are not delayed again behind one another: a burst arrives a delay later,
 as a burst. SIGUSR1 holds all traffic (a stalled link: bytes are kept, nothing is forwarded, no
-connection is closed); SIGUSR2 releases it.
+connection is closed); SIGUSR2 releases it. SIGHUP prints "bytes UP DOWN" (forwarded to the server
+and back to the client so far).
 
     python tests/delay_proxy.py --target-port 50052 --delay-ms 5   # prints "port N" when ready
 
@@ -23,17 +24,21 @@ from typing import Optional
 _LOOPBACK = "127.0.0.1"
 
 
+_counts = {"up": 0, "down": 0}
+
+
 class _Link:
     def __init__(self, delay: float, held: asyncio.Event):
         self.delay = delay
         self.released = held  # set: traffic flows; cleared: held
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str) -> None:
         queue: asyncio.Queue = asyncio.Queue()
         sender = asyncio.ensure_future(self._send(queue, writer))
         try:
             while True:
                 data = await reader.read(1 << 16)
+                _counts[direction] += len(data)
                 queue.put_nowait((time.monotonic() + self.delay, data))
                 if not data:
                     break
@@ -64,6 +69,7 @@ async def _serve(target_port: int, delay: float, listen_port: int) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, released.clear)
     loop.add_signal_handler(signal.SIGUSR2, released.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: print(f"bytes {_counts['up']} {_counts['down']}", flush=True))
 
     async def handle(client_reader, client_writer):
         try:
@@ -73,7 +79,8 @@ async def _serve(target_port: int, delay: float, listen_port: int) -> None:
             return
         link = _Link(delay, released)
         try:
-            await asyncio.gather(link.pump(client_reader, server_writer), link.pump(server_reader, client_writer))
+            await asyncio.gather(link.pump(client_reader, server_writer, "up"),
+                                 link.pump(server_reader, client_writer, "down"))
         except (ConnectionError, OSError):
             pass
         finally:
@@ -107,6 +114,12 @@ class DelayProxy:
 
     def release(self) -> None:
         self.process.send_signal(signal.SIGUSR2)
+
+    def bytes(self) -> tuple[int, int]:
+        """Bytes forwarded so far: (to the server, back to the client)."""
+        self.process.send_signal(signal.SIGHUP)
+        fields = self.process.stdout.readline().split()
+        return int(fields[1]), int(fields[2])
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -8,64 +8,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 import fsgen
 from delay_proxy import DelayProxy
 from helpers import TINY
+from rpc_server_process import RpcServer, child_env, free_port
 
-PYTHON_DIR = Path(fsgen.__file__).resolve().parent.parent
 PROMPT = "hello world"
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), os.environ.get("PYTHONPATH", "")]),
-                NO_COLOR="1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RpcServer:
-    """`fsgen rpc-server` in a subprocess on a free loopback port."""
-
-    def __init__(self, port=None):
-        self.port = port or free_port()
-        self.endpoint = f"127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "fsgen.cli", "rpc-server", "--port", str(self.port), "--threads", "1"],
-            stdout=subprocess.DEVNULL, stderr=self.log, env=_env(), stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"rpc-server exited: {self.stderr()}")
-            try:  # a bare connection: the server drops it and waits for the next client
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("rpc-server did not start listening within 30 s")
-
-    def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-
-    def stderr(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+_env = child_env
 
 
 @pytest.fixture
@@ -118,6 +73,15 @@ def test_rpc_server_warns_that_the_protocol_is_unauthenticated(server):
     assert "NO AUTHENTICATION" in server.stderr()
 
 
+def test_ctrl_c_ends_the_rpc_server():
+    server = RpcServer()
+    try:
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=10) != 0
+    finally:
+        server.kill()
+
+
 def test_offloaded_model_gives_the_local_tokens(server, tiny_large):
     with fsgen.Model(tiny_large, **TINY) as local:
         expected = local.generate(PROMPT, max_tokens=24)
@@ -126,6 +90,9 @@ def test_offloaded_model_gives_the_local_tokens(server, tiny_large):
         assert remote.info["n_params"] == local_info["n_params"]
         got = remote.generate(PROMPT, max_tokens=24)
         assert got.tokens == expected.tokens and got.text == expected.text
+        stats = remote.rpc_stats()
+        assert stats["endpoints"] == [server.endpoint] and not stats["lost"]
+        assert stats["evals"] >= 24 and 0 < stats["overhead_per_eval"] < stats["round_trip_seconds"]
         again = remote.generate(PROMPT + " again", max_tokens=8)  # the remote cache rolls back
     with fsgen.Model(tiny_large, **TINY) as local:
         assert again.tokens == local.generate(PROMPT + " again", max_tokens=8).tokens
@@ -157,6 +124,7 @@ def test_bad_rpc_arguments(tiny_small, tiny_large):
     with pytest.raises(fsgen.InvalidArgumentError):
         fsgen.Model(tiny_large, rpc=["127.0.0.1:1"], rpc_timeout=0, **TINY)
     with fsgen.Model(tiny_large, **TINY) as large:
+        assert large.rpc_stats() is None
         with pytest.raises(fsgen.InvalidArgumentError, match="large_rpc"):
             fsgen.Pair(tiny_small, large, large_rpc=["127.0.0.1:1"], **TINY)
 

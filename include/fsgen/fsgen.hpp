@@ -6,5 +6,6 @@
 #include "fsgen/model.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/pair.hpp"
+#include "fsgen/remote.hpp"
 #include "fsgen/result.hpp"
 #include "fsgen/types.hpp"

@@ -233,7 +233,20 @@ NB_MODULE(_core, m) {
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Model::cancel)
       .def("close", &fsgen::Model::close, nb::call_guard<nb::gil_scoped_release>())
-      .def_prop_ro("closed", &fsgen::Model::closed);
+      .def_prop_ro("closed", &fsgen::Model::closed)
+      .def("rpc_stats", [](const fsgen::Model& model) -> std::optional<nb::dict> {
+        const auto s = fsgen::remote_stats(model);
+        if (!s) return std::nullopt;
+        nb::dict d;
+        d["endpoints"] = s->endpoints;
+        d["lost"] = s->lost;
+        d["evals"] = s->evals;
+        d["rows"] = s->rows;
+        d["round_trip_seconds"] = s->round_trip_seconds;
+        d["helper_seconds"] = s->helper_seconds;
+        d["overhead_per_eval"] = s->overhead_per_eval();
+        return d;
+      });
 
   nb::class_<fsgen::Pair>(m, "Pair")
       .def("__init__",

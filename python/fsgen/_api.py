@@ -380,6 +380,12 @@ class Model:
     def cancel(self) -> None:
         self._core.cancel()
 
+    def rpc_stats(self) -> Optional[dict]:
+        """For a model on RPC servers (rpc=...): endpoints, lost, evals, rows, round_trip_seconds,
+        helper_seconds and overhead_per_eval (what the helper process adds to each call, in seconds);
+        None for a model in this process."""
+        return self._core.rpc_stats()
+
     def close(self) -> None:
         self._core.close()
 

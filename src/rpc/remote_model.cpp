@@ -130,6 +130,14 @@ RemoteModel::~RemoteModel() {
 
 std::string RemoteModel::endpoints() const { return join(options_.rpc, ", "); }
 
+RemoteStats RemoteModel::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  RemoteStats s = stats_;
+  s.endpoints = options_.rpc;
+  s.lost = lost_;
+  return s;
+}
+
 bool RemoteModel::lost() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return lost_;
@@ -354,8 +362,13 @@ int RemoteModel::eval(int id, size_t keep, const Token* tokens, size_t n_new, si
   request.n_new = n_new;
   request.n_rows = n_rows;
   std::string message;
+  const auto start = Clock::now();
   const Reply reply = call(&request, sizeof(request), tokens, n_new * sizeof(Token), &message);
   if (reply.status != Status::Ok) rethrow(reply, message);
+  stats_.evals += 1;
+  stats_.round_trip_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  stats_.helper_seconds += reply.seconds;
+  stats_.rows += n_rows;
   return reply.decoded;
 }
 

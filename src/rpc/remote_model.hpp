@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fsgen/options.hpp"
+#include "fsgen/remote.hpp"
 #include "fsgen/types.hpp"
 #include "rpc/helper_protocol.hpp"
 #include "session.hpp"
@@ -40,6 +41,7 @@ class RemoteModel {
   std::string endpoints() const;
 
   bool lost() const;
+  RemoteStats stats() const;
   // Kills a helper that is still running, probes again and reloads the weights (a restarted
   // server has lost them). Sessions notice the new generation and recreate their contexts.
   void restart();
@@ -83,6 +85,7 @@ class RemoteModel {
   uint64_t generation_ = 0;
   bool used_[kMaxContexts] = {};
   uint64_t n_params_ = 0, size_bytes_ = 0;
+  RemoteStats stats_;
   std::string description_;
 };
 
