@@ -10,8 +10,10 @@
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/prctl.h>
-#include <csignal>
 #endif
+
+#include <csignal>
+#include <cstdlib>
 
 #include <chrono>
 #include <cstdio>
@@ -150,6 +152,11 @@ int session(const std::map<std::string, std::string>& flags) {
 #if defined(__linux__)
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive fsgen
 #endif
+  // A broken connection to the server then ends in ggml-rpc's abort with its message on stderr
+  // (fsgen quotes it) rather than a silent SIGPIPE; and no debugger-driven backtrace, which would
+  // only delay the exit fsgen is waiting for.
+  std::signal(SIGPIPE, SIG_IGN);
+  ::setenv("GGML_NO_BACKTRACE", "1", 1);
   const std::string path = flag(flags, "model", "");
   const int n_vocab = std::stoi(flag(flags, "n-vocab", "0"));
   ModelOptions options;

@@ -281,10 +281,14 @@ std::string RemoteModel::helper_stderr() const {
   std::string text(static_cast<size_t>(end - from), '\0');
   const ssize_t n = ::pread(stderr_fd_, text.data(), text.size(), from);
   text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  // The last lines say why (ggml's abort message): keep up to three, on one line.
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  // The interesting part is the last lines (ggml's abort message); drop its backtrace.
-  const size_t bt = text.find("\n#");
-  if (bt != std::string::npos) text.resize(bt);
+  size_t from_line = text.size();
+  for (int lines = 0; lines < 3 && from_line != std::string::npos && from_line > 0; ++lines) {
+    from_line = text.rfind('\n', from_line - 1);
+  }
+  if (from_line != std::string::npos && from_line < text.size()) text = text.substr(from_line + 1);
+  for (char& c : text) if (c == '\n') c = ' ';
   return text;
 }
 
@@ -294,7 +298,8 @@ void RemoteModel::lose(const std::string& cause) {
   const std::string log = helper_stderr();
   throw GenerationError("the remote model on " + endpoints() + " is lost: " + cause +
                         (log.empty() ? "" : " (helper: " + log + ")") +
-                        ". The helper was stopped; reload the model (Pair.reload_large()) once the server is back");
+                        ". The helper was stopped; reload the model (Pair.reload_large(), or load the Model again) once the "
+                        "server is back");
 }
 
 Reply RemoteModel::receive(double timeout, std::string* message, const char* what) {
@@ -313,7 +318,8 @@ Reply RemoteModel::receive(double timeout, std::string* message, const char* wha
 Reply RemoteModel::call(const void* request, size_t size, const void* extra, size_t extra_size, std::string* message) {
   if (lost_ || pid_ <= 0) {
     throw GenerationError("the remote model on " + endpoints() +
-                          " is lost (an earlier call failed); reload it (Pair.reload_large()) once the server is back");
+                          " is lost (an earlier call failed); reload it (Pair.reload_large(), or load the Model again) once the "
+                          "server is back");
   }
   if (!send_all(socket_, request, size) || (extra_size > 0 && !send_all(socket_, extra, extra_size))) {
     lose("the helper ended (server gone or connection lost)");
