@@ -118,6 +118,19 @@ def test_refused_connection_names_the_endpoint(tiny_large):
     assert helper_children() == []
 
 
+def test_silent_server_fails_the_load_by_the_deadline(tiny_large):
+    import socket
+    with socket.socket() as listener:  # accepts connections (backlog) but never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        endpoint = "127.0.0.1:%d" % listener.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(fsgen.ModelLoadError, match="no answer to the RPC hello within 1 s"):
+            fsgen.Model(tiny_large, rpc=[endpoint], rpc_timeout=1, **TINY)
+        assert time.monotonic() - started < 5
+    assert helper_children() == []
+
+
 def test_bad_rpc_arguments(tiny_small, tiny_large):
     with pytest.raises(fsgen.InvalidArgumentError):
         fsgen.Model(tiny_large, rpc=["no-port"], **TINY)
