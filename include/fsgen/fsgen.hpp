@@ -5,6 +5,7 @@
 #include "fsgen/job.hpp"
 #include "fsgen/model.hpp"
 #include "fsgen/options.hpp"
+#include "fsgen/params.hpp"
 #include "fsgen/pair.hpp"
 #include "fsgen/remote.hpp"
 #include "fsgen/result.hpp"
