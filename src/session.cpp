@@ -6,7 +6,7 @@
 #include <string>
 
 #include "fsgen/error.hpp"
-#include "rpc/remote_model.hpp"
+#include "rpc/remote_session.hpp"
 
 namespace fsgen {
 namespace {

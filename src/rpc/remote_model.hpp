@@ -89,26 +89,4 @@ class RemoteModel {
   std::string description_;
 };
 
-// A Session whose context lives in the helper of a remote model.
-class RemoteSession final : public Session {
- public:
-  RemoteSession(std::shared_ptr<const Weights> weights, const ModelOptions& options);
-  ~RemoteSession() override;
-
-  using Session::eval;
-  void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
-  const float* logits(size_t row) const override;
-  void clear() override;
-
- private:
-  void ensure_context();
-
-  std::shared_ptr<const Weights> weights_;
-  RemoteModel& remote_;
-  ModelOptions options_;
-  int id_ = -1;
-  uint64_t generation_ = 0;
-  std::vector<Token> mirror_;  // the sequence the helper's context holds (as last asked)
-};
-
 }  // namespace fsgen::rpc
