@@ -117,7 +117,7 @@ RemoteModel::RemoteModel(std::string path, const ModelOptions& options, int n_vo
     start();
   } catch (...) {
     kill_helper(true);
-    if (stderr_fd_ >= 0) ::close(stderr_fd_);
+    close_files();
     throw;
   }
 }
@@ -125,7 +125,7 @@ RemoteModel::RemoteModel(std::string path, const ModelOptions& options, int n_vo
 RemoteModel::~RemoteModel() {
   std::lock_guard<std::mutex> lock(mutex_);
   kill_helper();
-  if (stderr_fd_ >= 0) ::close(stderr_fd_);
+  close_files();
 }
 
 std::string RemoteModel::endpoints() const { return join(options_.rpc, ", "); }
@@ -151,6 +151,7 @@ uint64_t RemoteModel::generation() const {
 void RemoteModel::restart() {
   std::lock_guard<std::mutex> lock(mutex_);
   kill_helper();
+  lost_ = true;  // until start() succeeds
   start();
 }
 
@@ -166,18 +167,23 @@ void RemoteModel::start() {
   }
   socket_ = high_fd(pair[0]);
   const int child_socket = high_fd(pair[1]);
-  logits_bytes_ = size_t(kMaxContexts) * kMaxOutputRows * size_t(n_vocab_) * sizeof(float);
-  logits_fd_ = anonymous_file("fsgen-logits");
+  // The shared logits outlive helpers: a session on another thread may still read its last rows
+  // while a reload replaces the helper.
+  if (logits_ == nullptr) {
+    logits_bytes_ = size_t(kMaxContexts) * kMaxOutputRows * size_t(n_vocab_) * sizeof(float);
+    logits_fd_ = anonymous_file("fsgen-logits");
+    if (logits_fd_ >= 0 && ::ftruncate(logits_fd_, static_cast<off_t>(logits_bytes_)) == 0) {
+      void* map = ::mmap(nullptr, logits_bytes_, PROT_READ, MAP_SHARED, logits_fd_, 0);
+      logits_ = map == MAP_FAILED ? nullptr : static_cast<float*>(map);
+    }
+  }
   if (stderr_fd_ >= 0) ::close(stderr_fd_);
   stderr_fd_ = anonymous_file("fsgen-rpc-stderr");
-  if (logits_fd_ < 0 || stderr_fd_ < 0 || child_socket < 0 ||
-      ::ftruncate(logits_fd_, static_cast<off_t>(logits_bytes_)) != 0) {
+  if (logits_ == nullptr || stderr_fd_ < 0 || child_socket < 0) {
     if (child_socket >= 0) ::close(child_socket);
     kill_helper();
     throw ModelLoadError(std::string("cannot create the helper's shared memory: ") + std::strerror(errno));
   }
-  void* map = ::mmap(nullptr, logits_bytes_, PROT_READ, MAP_SHARED, logits_fd_, 0);
-  logits_ = map == MAP_FAILED ? nullptr : static_cast<float*>(map);
 
   std::vector<std::string> args = {helper, "session", "--model", path_, "--rpc", join(options_.rpc, ","),
                                    "--n-gpu-layers", std::to_string(options_.n_gpu_layers == 0 ? -1 : options_.n_gpu_layers),
@@ -214,7 +220,7 @@ void RemoteModel::start() {
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(child_socket);
-  if (spawned != 0 || logits_ == nullptr) {
+  if (spawned != 0) {
     pid_ = -1;
     kill_helper();
     throw ModelLoadError("cannot start fsgen's RPC helper " + helper + ": " + std::strerror(spawned ? spawned : errno));
@@ -266,11 +272,16 @@ void RemoteModel::kill_helper(bool force) noexcept {
   }
   if (socket_ >= 0) ::close(socket_);
   socket_ = -1;
+  // stderr_fd_ stays open until the next start: lose() reads it after the kill.
+}
+
+void RemoteModel::close_files() noexcept {
   if (logits_ != nullptr) ::munmap(logits_, logits_bytes_);
   logits_ = nullptr;
   if (logits_fd_ >= 0) ::close(logits_fd_);
   logits_fd_ = -1;
-  // stderr_fd_ stays open until the next start: lose() reads it after the kill.
+  if (stderr_fd_ >= 0) ::close(stderr_fd_);
+  stderr_fd_ = -1;
 }
 
 std::string RemoteModel::helper_stderr() const {
@@ -359,8 +370,11 @@ RemoteModel::Context RemoteModel::new_context(const ModelOptions& options) {
   return Context{id, reply.n_ctx, reply.n_batch};
 }
 
-int RemoteModel::eval(int id, size_t keep, const Token* tokens, size_t n_new, size_t n_rows) {
+int RemoteModel::eval(int id, uint64_t generation, size_t keep, const Token* tokens, size_t n_new, size_t n_rows) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (generation != generation_ && !lost_) {
+    throw GenerationError("the remote model on " + endpoints() + " was reloaded during this call; try again");
+  }
   Request request{};
   request.op = Op::Eval;
   request.context = id;

@@ -55,7 +55,8 @@ class RemoteModel {
   Context new_context(const ModelOptions& options);
   // Decodes in context `id`: see Request. Returns the helper's decoded-token count; rows are
   // then at rows(id).
-  int eval(int id, size_t keep, const Token* tokens, size_t n_new, size_t n_rows);
+  // `generation`: the one the context was made in (a reload in between fails the call).
+  int eval(int id, uint64_t generation, size_t keep, const Token* tokens, size_t n_new, size_t n_rows);
   void clear(int id);
   void free_context(int id, uint64_t generation) noexcept;
   const float* rows(int id) const;
@@ -66,6 +67,7 @@ class RemoteModel {
  private:
   void start();                       // under mutex_
   void kill_helper(bool force = false) noexcept;  // under mutex_; force: SIGKILL at once
+  void close_files() noexcept;                     // the shared logits and the stderr file
   Reply call(const void* request, size_t size, const void* extra, size_t extra_size, std::string* message);
   Reply receive(double timeout, std::string* message, const char* what);
   [[noreturn]] void lose(const std::string& cause);

@@ -39,7 +39,7 @@ void RemoteSession::eval(const Token* seq, size_t n, size_t n_rows) {
   last_seconds_ = 0;
   last_decoded_ = 0;
   mirror_.clear();  // unknown until the helper answers (it also cuts to keep on failure)
-  last_decoded_ = remote_.eval(id_, keep, seq + keep, n - keep, n_rows);
+  last_decoded_ = remote_.eval(id_, generation_, keep, seq + keep, n - keep, n_rows);
   mirror_.assign(seq, seq + n);
   rows_ = n_rows;
   // The planner weighs what a call costs from here: the round trip, not the remote decode.
