@@ -138,10 +138,6 @@ const float* LocalSession::logits(size_t row) const {
   return llama_get_logits_ith(ctx_.get(), static_cast<int32_t>(row_offset_ + row));
 }
 
-}  // namespace fsgen
-
-namespace fsgen {
-
 std::unique_ptr<Session> make_session(std::shared_ptr<const Weights> weights, const ModelOptions& options,
                                       const CancelFlags* cancel) {
   if (weights->remote) return std::make_unique<rpc::RemoteSession>(std::move(weights), options);
