@@ -63,7 +63,7 @@ def one_call(pair, i: int, max_tokens: int) -> None:
     import fsgen
     methods = list(fsgen.methods())  # every method of the core's table
     method = methods[i % len(methods)]
-    prompt = PROMPTS[(i // len(METHODS)) % len(PROMPTS)]
+    prompt = PROMPTS[(i // len(methods)) % len(PROMPTS)]
     sampled = (i // 3) % 2 == 1
     kwargs = dict(method=method, max_tokens=max_tokens, trace=i % 2 == 0,
                   temperature=0.8 if sampled else 0.0, seed=i)
@@ -97,11 +97,12 @@ def phase_generate(fsgen, small, large, args, samples: list) -> None:
 
 
 def phase_load_free(fsgen, small, large, args, samples: list) -> None:
+    methods = list(fsgen.methods())
     for i in range(args.cycles):
         s = fsgen.Model(small, n_ctx=args.n_ctx, n_threads=args.threads)
         l = fsgen.Model(large, n_ctx=args.n_ctx, n_threads=args.threads)
         pair = fsgen.Pair(s, l, small_base=s, n_ctx=args.n_ctx, n_threads=args.threads)
-        pair.generate(PROMPTS[i % len(PROMPTS)], method=METHODS[i % len(METHODS)], max_tokens=8)
+        pair.generate(PROMPTS[i % len(PROMPTS)], method=methods[i % len(methods)], max_tokens=8)
         s.generate("hello", max_tokens=4)
         if i % 2:  # both ways of freeing: close() explicitly, or drop the objects
             pair.close()

@@ -6,8 +6,6 @@
 // rollback after rejected drafts, and prefix reuse across calls all happen in one place.
 #pragma once
 #include <atomic>
-#include <chrono>
-#include <mutex>
 #include <memory>
 #include <vector>
 
@@ -38,30 +36,8 @@ struct CancelFlags {
   }
 };
 
-// Waits for a generation lock, giving up when `stop` is set meanwhile (a cancelled job queued
-// behind another must not wait for it). Returns an unlocked lock if it gave up.
-inline std::unique_lock<std::timed_mutex> lock_unless_stopped(std::timed_mutex& mutex, const std::atomic<bool>* stop) {
-  std::unique_lock<std::timed_mutex> lock(mutex, std::defer_lock);
-  while (!lock.try_lock_for(std::chrono::milliseconds(5))) {
-    if (stop != nullptr && stop->load()) break;
-  }
-  return lock;
-}
-
-// Sets CancelFlags::call for one generate() call (under the object's lock).
-class CallFlagScope {
- public:
-  CallFlagScope(CancelFlags& flags, const std::atomic<bool>* call) : flags_(flags) { flags_.call = call; }
-  ~CallFlagScope() { flags_.call = nullptr; }
-  CallFlagScope(const CallFlagScope&) = delete;
-  CallFlagScope& operator=(const CallFlagScope&) = delete;
-
- private:
-  CancelFlags& flags_;
-};
-
 // What a decoding method sees of one model context. LocalSession holds a llama_context in this
-// process; RemoteSession (rpc/remote_model.hpp) is a proxy for one held by a helper process
+// process; RemoteSession (rpc/remote_session.hpp) is a proxy for one held by a helper process
 // (a model on llama.cpp's RPC backend, isolated because ggml-rpc aborts on network failures).
 class Session {
  public:
@@ -80,7 +56,6 @@ class Session {
   // and how many tokens it decoded.
   double last_decode_seconds() const { return last_seconds_; }
   int last_decoded_tokens() const { return last_decoded_; }
-  virtual void clear() = 0;
 
  protected:
   int n_vocab_ = 0;
@@ -98,12 +73,12 @@ class LocalSession final : public Session {
   using Session::eval;
   void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
   const float* logits(size_t row) const override;
-  void clear() override;
   size_t n_cached() const { return cached_.size(); }
   int n_batch() const { return n_batch_; }
   const Weights& weights() const { return *weights_; }
 
  private:
+  void clear();  // drops the whole cache
   void rollback(size_t keep);
   void decode_range(const Token* seq, size_t begin, size_t end, size_t first_output);
 

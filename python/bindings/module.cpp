@@ -251,7 +251,6 @@ NB_MODULE(_core, m) {
       })
       .def("tokenize", &fsgen::Model::tokenize, "text"_a, "parse_special"_a = true)
       .def("detokenize", &fsgen::Model::detokenize, "tokens"_a)
-      .def("token_text", &fsgen::Model::token_text, "token"_a)
       .def("apply_chat_template",
            [](const fsgen::Model& model, const std::vector<std::pair<std::string, std::string>>& messages, bool add) {
              std::vector<fsgen::ChatMessage> chat;
@@ -269,7 +268,7 @@ NB_MODULE(_core, m) {
                  [model, prompt, options](const fsgen::ChunkCallback& cb, const std::atomic<bool>* stop) mutable {
                    return model.generate(prompt, options, cb, stop);
                  },
-                 {}, stream);
+                 stream);
            },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Model::cancel)
@@ -307,7 +306,7 @@ NB_MODULE(_core, m) {
                  [p, prompt, options](const fsgen::ChunkCallback& cb, const std::atomic<bool>* stop) {
                    return p->generate(prompt, options, cb, stop);
                  },
-                 {}, stream);
+                 stream);
            },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::keep_alive<0, 1>(),
            nb::rv_policy::take_ownership)
@@ -345,7 +344,6 @@ NB_MODULE(_core, m) {
   m.def("cancel_all_jobs", &fsgen::GenerationJob::cancel_all, "timeout"_a,
         nb::call_guard<nb::gil_scoped_release>());
   m.def("rpc_helper_path", &fsgen::rpc_helper_path);
-  m.def("check_vocab_compatible", &fsgen::check_vocab_compatible, "a"_a, "b"_a);
   m.def("build_info", []() {
     const fsgen::BuildInfo b = fsgen::build_info();
     nb::dict d;

@@ -243,10 +243,6 @@ int session(const std::map<std::string, std::string>& flags) {
           c.session.reset();
           c.seq.clear();
           break;
-        case Op::Clear:
-          if (c.session) c.session->clear();
-          c.seq.clear();
-          break;
         case Op::Eval: {
           if (!c.session) throw InvalidArgumentError("no such context");
           if (request.keep > c.seq.size()) throw InvalidArgumentError("the helper lost track of the sequence");

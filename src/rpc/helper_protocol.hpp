@@ -10,7 +10,7 @@ constexpr int kMaxContexts = 8;        // contexts one remote model can hold at 
 constexpr int kSocketFd = 3;           // the helper's end of the socket pair
 constexpr int kLogitsFd = 4;           // the shared logits file
 
-enum class Op : uint32_t { NewContext = 1, Eval = 2, Clear = 3, FreeContext = 4 };
+enum class Op : uint32_t { NewContext = 1, Eval = 2, FreeContext = 4 };
 
 struct Request {
   Op op;

@@ -392,16 +392,6 @@ int RemoteModel::eval(int id, uint64_t generation, size_t keep, const Token* tok
   return reply.decoded;
 }
 
-void RemoteModel::clear(int id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Request request{};
-  request.op = Op::Clear;
-  request.context = id;
-  std::string message;
-  const Reply reply = call(&request, sizeof(request), nullptr, 0, &message);
-  if (reply.status != Status::Ok) rethrow(reply, message);
-}
-
 void RemoteModel::free_context(int id, uint64_t generation) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   if (generation != generation_ || lost_ || pid_ <= 0 || id < 0) return;

@@ -57,7 +57,6 @@ class RemoteModel {
   // then at rows(id).
   // `generation`: the one the context was made in (a reload in between fails the call).
   int eval(int id, uint64_t generation, size_t keep, const Token* tokens, size_t n_new, size_t n_rows);
-  void clear(int id);
   void free_context(int id, uint64_t generation) noexcept;
   const float* rows(int id) const;
 

@@ -50,10 +50,4 @@ void RemoteSession::eval(const Token* seq, size_t n, size_t n_rows) {
 
 const float* RemoteSession::logits(size_t row) const { return remote_.rows(id_) + row * size_t(n_vocab_); }
 
-void RemoteSession::clear() {
-  ensure_context();
-  mirror_.clear();
-  remote_.clear(id_);
-}
-
 }  // namespace fsgen::rpc

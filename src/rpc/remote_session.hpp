@@ -19,7 +19,6 @@ class RemoteSession final : public Session {
   using Session::eval;
   void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
   const float* logits(size_t row) const override;
-  void clear() override;
 
  private:
   void ensure_context();
