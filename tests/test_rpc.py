@@ -100,13 +100,17 @@ def test_offloaded_model_gives_the_local_tokens(server, tiny_large):
 
 
 @pytest.mark.parametrize("method,params", [("fs", {}), ("speculative", {}), ("speculative", {"draft_max": 4})])
-def test_pair_with_remote_system2_matches_all_local(server, tiny_small, tiny_large, method, params):
-    with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
+def test_pair_with_remote_system2_matches_all_local(server, tiny_mixed, tiny_large, method, params):
+    # tiny_mixed: System 1 is unsure on about half the tokens, so fs consults System 2 often.
+    with fsgen.Pair(tiny_mixed, tiny_large, **TINY) as pair:
         expected = pair.generate(PROMPT, method=method, max_tokens=32, **params)
-    with fsgen.Pair(tiny_small, tiny_large, large_rpc=[server.endpoint], **TINY) as pair:
+    with fsgen.Pair(tiny_mixed, tiny_large, large_rpc=[server.endpoint], **TINY) as pair:
         got = pair.generate(PROMPT, method=method, max_tokens=32, **params)
         assert got.tokens == expected.tokens
-        assert got.stats["system2_calls"] == expected.stats["system2_calls"] or method == "speculative"
+        assert got.stats["system2_calls"] > 0
+        if method == "fs":  # the same gated calls (speculative's rounds follow measured costs)
+            assert got.stats["system2_calls"] == expected.stats["system2_calls"]
+        assert pair.large.rpc_stats()["evals"] >= got.stats["system2_calls"]
         assert pair.large_lost is False
 
 
@@ -192,16 +196,18 @@ def test_stalled_link_fails_by_the_deadline(server, tiny_small, tiny_large):
             assert pair.generate(PROMPT, method="small", max_tokens=4).stats["n_tokens"] == 4
 
 
-def test_calls_survive_a_slow_link(server, tiny_small, tiny_large):
+def test_calls_survive_a_slow_link(server, tiny_mixed, tiny_large):
     with DelayProxy(server.port, delay_ms=5) as proxy:
-        with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
-            expected = pair.generate(PROMPT, method="fs", max_tokens=16).tokens
-        with fsgen.Pair(tiny_small, tiny_large, large_rpc=[proxy.endpoint], **TINY) as pair:
-            assert pair.generate(PROMPT, method="fs", max_tokens=16).tokens == expected
+        with fsgen.Pair(tiny_mixed, tiny_large, **TINY) as pair:
+            expected = pair.generate(PROMPT, method="fs", max_tokens=16)
+        with fsgen.Pair(tiny_mixed, tiny_large, large_rpc=[proxy.endpoint], **TINY) as pair:
+            got = pair.generate(PROMPT, method="fs", max_tokens=16)
+            assert got.tokens == expected.tokens and got.stats["system2_calls"] > 0
+            assert sum(proxy.bytes()) > 0
 
 
-def test_cli_generate_with_remote_system2(server, tiny_small, tiny_large):
-    args = ["generate", "--small", tiny_small, "--large", tiny_large, "--method", "fs", "--raw", PROMPT,
+def test_cli_generate_with_remote_system2(server, tiny_mixed, tiny_large):
+    args = ["generate", "--small", tiny_mixed, "--large", tiny_large, "--method", "fs", "--raw", PROMPT,
             "--max-tokens", "12", "--threads", "1", "--n-ctx", "256"]
     run = lambda *extra: subprocess.run([sys.executable, "-m", "fsgen.cli", *map(str, args), *extra],
                                         capture_output=True, text=True, timeout=120, env=_env(),
