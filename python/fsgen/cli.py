@@ -166,6 +166,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--version", action="version", version=f"fsgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
+    from .server.cli import add_parser as add_serve, main as serve_main
+    add_serve(sub)
 
     demo = sub.add_parser("demo", help="pull the demo pair and show fast-and-slow decoding")
     demo.add_argument("--threads", type=int, default=None)
@@ -200,6 +202,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "generate":
             return cmd_generate(args)
+        if args.command == "serve":
+            return serve_main(args)
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "pull":
