@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "chat_template.hpp"
 #include "fsgen/error.hpp"
 #include "fsgen/model.hpp"
 #include "fsgen/remote.hpp"
@@ -216,25 +217,7 @@ std::string Model::apply_chat_template(const std::vector<ChatMessage>& messages,
     throw TemplateError(info().path + " has no chat template; pass a plain prompt instead of messages");
   }
   if (messages.empty()) throw InvalidArgumentError("messages is empty");
-  std::vector<llama_chat_message> chat;
-  size_t total = 0;
-  for (const auto& m : messages) {
-    chat.push_back({m.role.c_str(), m.content.c_str()});
-    total += m.role.size() + m.content.size();
-  }
-  std::vector<char> buf(2 * total + 1024);
-  int32_t n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), add_assistant, buf.data(),
-                                        static_cast<int32_t>(buf.size()));
-  if (n > static_cast<int32_t>(buf.size())) {
-    buf.resize(static_cast<size_t>(n));
-    n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), add_assistant, buf.data(),
-                                  static_cast<int32_t>(buf.size()));
-  }
-  if (n < 0) {
-    throw TemplateError("llama.cpp does not support the chat template of " + info().path +
-                        " (only its built-in templates are recognised); format the prompt yourself");
-  }
-  return std::string(buf.data(), static_cast<size_t>(n));
+  return render_chat_template(tmpl, messages, add_assistant, chat_special_tokens(vocab()), info().path);
 }
 
 std::vector<Token> Model::prompt_tokens(const Prompt& prompt) const {

@@ -450,7 +450,10 @@ def test_smollm2(smollm2):
         assert info["n_vocab"] == 49152
         assert info["file_type"] == 3  # MOSTLY_Q4_1
         assert 100e6 < info["n_params"] < 200e6
-        messages = [{"role": "user", "content": "What is the capital of France?"}]
+        # A system message of our own: SmolLM2's template otherwise adds its default one ("You are
+        # a helpful AI assistant named SmolLM..."), after which this Q4_1 135M model rambles.
+        messages = [{"role": "system", "content": "You are a helpful assistant."},
+                    {"role": "user", "content": "What is the capital of France?"}]
         prompt = m.apply_chat_template(messages)
         assert prompt.startswith("<|im_start|>") and prompt.endswith("<|im_start|>assistant\n")
         r = m.generate(messages=messages, max_tokens=16, trace=True)

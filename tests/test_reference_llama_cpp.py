@@ -54,16 +54,20 @@ def test_smollm2_greedy_equals_llama_cpp(engines, prompt):
 
 def test_smollm2_chat_template_equals_llama_cpp(engines):
     model, ref = engines
-    messages = [{"role": "user", "content": "What is 2 + 2?"}]
+    # With a system message given, SmolLM2's Jinja template (fsgen renders it) and llama.cpp's
+    # built-in ChatML agree; without one, the template adds its default system message and the
+    # built-in does not (test_templates compares that case with jinja2).
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 2?"}]
     prompt = model.apply_chat_template(messages)
     template = ref.llm.metadata["tokenizer.chat_template"]
     assert template == model.info["chat_template"]
     llama_cpp = ref.llama_cpp
-    # llama.cpp's own template engine, through llama-cpp-python's binding of it.
+    # llama.cpp's built-in template engine, through llama-cpp-python's binding of it.
     import ctypes
-    chat = (llama_cpp.llama_chat_message * 1)(llama_cpp.llama_chat_message(b"user", b"What is 2 + 2?"))
+    chat = (llama_cpp.llama_chat_message * 2)(llama_cpp.llama_chat_message(b"system", b"Be brief."),
+                                              llama_cpp.llama_chat_message(b"user", b"What is 2 + 2?"))
     buffer = ctypes.create_string_buffer(4096)
-    n = llama_cpp.llama_chat_apply_template(template.encode(), chat, 1, True, buffer, len(buffer))
+    n = llama_cpp.llama_chat_apply_template(template.encode(), chat, 2, True, buffer, len(buffer))
     assert 0 < n < len(buffer)
     assert prompt == buffer.raw[:n].decode()
     assert model.generate(messages=messages, max_tokens=16).tokens == ref.greedy(model.tokenize(prompt), 16)

@@ -31,6 +31,17 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+# A template that llama.cpp's built-in list does not recognise (none of its markers), so only the
+# Jinja engine renders it: loops, conditionals, filters, bos_token/eos_token and raise_exception.
+CUSTOM_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}[[sys]] {{ m['content'] | trim }}\n"
+    "{% elif m['role'] == 'user' %}Q{{ loop.index }}: {{ m['content'] }}\n"
+    "{% elif m['role'] == 'assistant' %}A: {{ m['content'] }}{{ eos_token }}\n"
+    "{% else %}{{ raise_exception('unknown role: ' + m['role']) }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
+)
+
 # Measured with llama.cpp on the default 2-layer model: at 10, greedy top-1 minus top-2 logit is
 # above 1 at ~98% of generated positions, entropy ~0; at 2, the entropy straddles 0.5 nats (the fs
 # router's default threshold) about half the time; at 0.5 it is ~5.5 nats (uniform: 5.7).

@@ -15,7 +15,7 @@ class Error : public std::runtime_error {
 class ModelLoadError : public Error { using Error::Error; };
 // Two models of a pair (or a proxy triple) do not share one vocabulary.
 class IncompatibleVocabError : public Error { using Error::Error; };
-// The model has no chat template, or llama.cpp does not support it.
+// The model has no chat template, or its template cannot render the messages.
 class TemplateError : public Error { using Error::Error; };
 // The prompt does not fit in the context.
 class ContextOverflowError : public Error { using Error::Error; };

@@ -29,7 +29,10 @@ class Model {
   std::string detokenize(const std::vector<Token>& tokens) const;
   std::string piece(Token token) const;       // the bytes one token decodes to (maybe part of a character)
   bool is_eog(Token token) const;
-  // Throws TemplateError if the model has no template or llama.cpp does not support it.
+  // The model's own (Jinja) chat template rendered for the messages; llama.cpp's built-in templates
+  // are the fallback for a template its Jinja engine cannot run. add_assistant is the template's
+  // add_generation_prompt; bos_token/eos_token are the vocabulary's. Throws TemplateError if the model
+  // has no template, the template raises an exception (its message), or neither path renders it.
   std::string apply_chat_template(const std::vector<ChatMessage>& messages, bool add_assistant = true) const;
   // The prompt as tokens (text, or messages through the chat template).
   std::vector<Token> prompt_tokens(const Prompt& prompt) const;

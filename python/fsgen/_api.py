@@ -199,23 +199,29 @@ class Model:
         return self._core.detokenize(ids)
 
     def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *, add_assistant: bool = True) -> str:
-        """``messages`` rendered with the model's chat template.
+        """The prompt text that ``messages`` become through the model's chat template.
+
+        The GGUF's own Jinja template, rendered in the C++ core by llama.cpp's Jinja engine (as
+        Hugging Face transformers renders it); llama.cpp's built-in templates are the fallback for
+        a template that engine cannot parse or run.
 
         Parameters
         ----------
         messages : list of dict
             ``{"role": str, "content": str}`` each.
         add_assistant : bool, default True
-            End with the start of an assistant turn.
+            The template's ``add_generation_prompt``: end with the start of an assistant turn.
 
         Returns
         -------
         str
+            The prompt (a BOS the tokenizer adds anyway is left out).
 
         Raises
         ------
         TemplateError
-            The model has no chat template, or it cannot be rendered.
+            The model has no template, the template refused the messages (``raise_exception``,
+            with its message), or it failed to render (with the engine's message).
         """
         _, pairs = _prompt_args(None, messages)
         return self._core.apply_chat_template(pairs, add_assistant)
