@@ -5,10 +5,13 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(TARGETS fsgen_core ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen)
-install(TARGETS llama ggml ggml-base ggml-cpu
+install(TARGETS ${FSGEN_LLAMA_LIBS}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT fsgen
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen)
+if(TARGET fsgen-rpc)  # beside the libraries: the core finds it next to libllama
+  install(TARGETS fsgen-rpc RUNTIME DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen)
+endif()
 install(DIRECTORY include/fsgen DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT fsgen)
 
 foreach(backend ggml-metal ggml-cuda ggml-blas ggml-vulkan)

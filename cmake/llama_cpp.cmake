@@ -44,6 +44,10 @@ endforeach()
 # LLAMA_CPP_LIB_PATH) can all run literally the same engine.
 set(BUILD_SHARED_LIBS ON CACHE BOOL "" FORCE)
 set(GGML_CCACHE OFF CACHE BOOL "" FORCE)
+# llama.cpp's RPC backend (a remote System 2, `fsgen rpc-server`). Its RDMA transport would switch
+# itself on wherever libibverbs is installed, making the build depend on the machine: off.
+set(GGML_RPC ON CACHE BOOL "set by fsgen")
+set(GGML_RPC_RDMA OFF CACHE BOOL "set by fsgen" FORCE)
 
 include("${CMAKE_CURRENT_LIST_DIR}/cpu_features.cmake")
 
@@ -51,7 +55,11 @@ add_subdirectory("${FSGEN_LLAMA_CPP_DIR}" "${CMAKE_BINARY_DIR}/llama.cpp" EXCLUD
 
 # Installed next to each other (fsgen/lib in the wheel, lib/ for C++), llama.cpp's libraries
 # must find one another there.
-foreach(lib llama ggml ggml-base ggml-cpu)
+set(FSGEN_LLAMA_LIBS llama ggml ggml-base ggml-cpu)
+if(TARGET ggml-rpc)
+  list(APPEND FSGEN_LLAMA_LIBS ggml-rpc)
+endif()
+foreach(lib ${FSGEN_LLAMA_LIBS})
   if(APPLE)
     set_target_properties(${lib} PROPERTIES INSTALL_RPATH "@loader_path")
   else()

@@ -3,6 +3,7 @@
 #include "ggml-backend.h"
 #include "llama.h"
 #include "logging.hpp"
+#include "rpc/remote_model.hpp"
 
 namespace fsgen {
 
@@ -21,7 +22,10 @@ BuildInfo build_info() {
     }
   }
   info.system_info = llama_print_system_info();
+  info.rpc = ggml_backend_reg_by_name("RPC") != nullptr;
   return info;
 }
+
+std::string rpc_helper_path() { return rpc::RemoteModel::helper_path(); }
 
 }  // namespace fsgen

@@ -4,6 +4,7 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -12,9 +13,13 @@
 #include "chat_template.hpp"
 #include "fsgen/error.hpp"
 #include "fsgen/model.hpp"
+#include "fsgen/remote.hpp"
+#include "ggml-rpc.h"
 #include "generation.hpp"
 #include "locked_call.hpp"
 #include "logging.hpp"
+#include "rpc/endpoint.hpp"
+#include "rpc/remote_model.hpp"
 #include "session.hpp"
 #include "strategies/strategies.hpp"
 #include "text.hpp"
@@ -40,6 +45,11 @@ void validate_options(const ModelOptions& o) {
   if (o.n_batch < 1 || o.n_batch > (1 << 16)) throw InvalidArgumentError("n_batch must be between 1 and 65536");
   if (o.n_threads < 0 || o.n_threads > 1024) throw InvalidArgumentError("n_threads must be between 1 and 1024");
   if (o.n_gpu_layers < -1) throw InvalidArgumentError("n_gpu_layers must be -1 (all) or >= 0");
+  if (!(o.rpc_timeout > 0) || !std::isfinite(o.rpc_timeout)) throw InvalidArgumentError("rpc_timeout must be > 0 seconds");
+  if (o.rpc.size() > GGML_RPC_MAX_SERVERS) {
+    throw InvalidArgumentError("at most " + std::to_string(GGML_RPC_MAX_SERVERS) + " RPC servers per model");
+  }
+  for (const auto& endpoint : o.rpc) rpc::parse_endpoint(endpoint);  // throws on a malformed one
 }
 
 // Some damaged vocabularies load but make llama.cpp throw from tokenize or token_to_piece (e.g. an
@@ -68,13 +78,18 @@ void probe_vocabulary(const llama_vocab* vocab, const std::string& path) {
 
 }  // namespace
 
-std::shared_ptr<const Weights> load_weights(const std::string& path, const ModelOptions& options) {
+std::shared_ptr<const Weights> load_weights(const std::string& path, const ModelOptions& options,
+                                            const LoadExtras& extras) {
   logging::install_once();
   logging::set_verbose(options.verbose);
   check_gguf_file(path);
+  const bool remote = !options.rpc.empty();
 
   llama_model_params params = llama_model_default_params();
   params.n_gpu_layers = options.n_gpu_layers;
+  params.vocab_only = remote;
+  params.devices = extras.devices;
+  params.progress_callback = extras.progress;
   auto weights = std::make_shared<Weights>();
   {
     logging::Capture capture;
@@ -107,6 +122,12 @@ std::shared_ptr<const Weights> load_weights(const std::string& path, const Model
   // Metadata strings come from the file: make them valid UTF-8 for Python.
   for (std::string* text : {&info.architecture, &info.name, &info.description, &info.chat_template}) {
     *text = sanitize_utf8(*text, nullptr);
+  }
+  if (remote) {
+    weights->remote = std::make_shared<rpc::RemoteModel>(path, options, info.n_vocab);
+    info.n_params = weights->remote->n_params();
+    info.size_bytes = weights->remote->size_bytes();
+    info.description = sanitize_utf8(weights->remote->description(), nullptr);
   }
   return weights;
 }
@@ -217,7 +238,7 @@ Result Model::generate(const Prompt& prompt, const GenerateOptions& options, con
   if (!call.started()) return cancelled_before_start({}, options);
   const std::vector<Token>& tokens = call.tokens();
   if (!impl_->session) {
-    impl_->session = std::make_unique<Session>(impl_->weights, impl_->options, &impl_->cancel_flags);
+    impl_->session = make_session(impl_->weights, impl_->options, &impl_->cancel_flags);
   }
   auto strategy = make_single_strategy(*impl_->session, Source::System1);
   // llama.cpp pads the context to a multiple of 256: honour the n_ctx asked for, as Pair does.
@@ -227,6 +248,12 @@ Result Model::generate(const Prompt& prompt, const GenerateOptions& options, con
 }
 
 void Model::cancel() { impl_->cancel.store(true); }
+
+std::optional<RemoteStats> remote_stats(const Model& model) {
+  const auto weights = model_weights(model);
+  if (!weights->remote) return std::nullopt;
+  return weights->remote->stats();
+}
 
 Model model_view(const Model& model) {
   auto impl = std::make_shared<Model::Impl>();

@@ -7,6 +7,7 @@
 #include "fsgen/error.hpp"
 #include "generation.hpp"
 #include "locked_call.hpp"
+#include "rpc/remote_model.hpp"
 #include "session.hpp"
 #include "strategies/strategies.hpp"
 #include "weights.hpp"
@@ -65,7 +66,7 @@ struct Pair::Impl {
   }
 
   Session& session(std::unique_ptr<Session>& slot, const Model& model) {
-    if (!slot) slot = std::make_unique<Session>(weights_of(model), options, &cancel_flags);
+    if (!slot) slot = make_session(weights_of(model), options, &cancel_flags);
     return *slot;
   }
   // A Pair shares the Model handles' weights instead of loading them again.
@@ -105,6 +106,20 @@ void Pair::close() {
   impl_->large.close();
   if (impl_->small_base) impl_->small_base->close();
 }  // (Model::close has released the freed memory)
+
+bool Pair::large_lost() const {
+  const auto weights = model_weights(impl_->large);
+  return weights->remote && weights->remote->lost();
+}
+
+void Pair::reload_large() {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  if (impl_->closed) throw InvalidArgumentError("this pair is closed");
+  const auto weights = model_weights(impl_->large);
+  if (!weights->remote) throw InvalidArgumentError("the large model is not on RPC servers: nothing to reload");
+  impl_->large_session.reset();  // its context was in the old helper
+  weights->remote->restart();
+}
 
 Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
                       const std::atomic<bool>* stop) {

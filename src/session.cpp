@@ -6,6 +6,7 @@
 #include <string>
 
 #include "fsgen/error.hpp"
+#include "rpc/remote_session.hpp"
 
 namespace fsgen {
 namespace {
@@ -24,7 +25,7 @@ bool all_finite(const float* row, int n) {
 
 }  // namespace
 
-Session::Session(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel)
+LocalSession::LocalSession(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel)
     : weights_(std::move(weights)), batch_(std::max(1, options.n_batch)) {
   llama_context_params params = llama_context_default_params();
   params.n_ctx = static_cast<uint32_t>(options.n_ctx);
@@ -50,13 +51,13 @@ Session::Session(std::shared_ptr<const Weights> weights, const ModelOptions& opt
   n_batch_ = static_cast<int>(llama_n_batch(ctx_.get()));
 }
 
-void Session::clear() {
+void LocalSession::clear() {
   llama_memory_clear(llama_get_memory(ctx_.get()), true);
   cached_.clear();
   outputs_valid_ = false;
 }
 
-void Session::rollback(size_t keep) {
+void LocalSession::rollback(size_t keep) {
   if (keep >= cached_.size()) return;
   outputs_valid_ = false;
   if (llama_memory_seq_rm(llama_get_memory(ctx_.get()), 0, static_cast<llama_pos>(keep), -1)) {
@@ -66,7 +67,7 @@ void Session::rollback(size_t keep) {
   }
 }
 
-void Session::eval(const Token* seq, size_t n, size_t n_rows) {
+void LocalSession::eval(const Token* seq, size_t n, size_t n_rows) {
   if (n == 0 || n_rows == 0 || n_rows > n) throw InvalidArgumentError("eval needs 1 <= n_rows <= n tokens");
   if (n > static_cast<size_t>(n_ctx_)) {
     throw ContextOverflowError(std::to_string(n) + " tokens do not fit in the context of " + std::to_string(n_ctx_));
@@ -115,7 +116,7 @@ void Session::eval(const Token* seq, size_t n, size_t n_rows) {
   }
 }
 
-void Session::decode_range(const Token* seq, size_t begin, size_t end, size_t first_output) {
+void LocalSession::decode_range(const Token* seq, size_t begin, size_t end, size_t first_output) {
   outputs_valid_ = false;
   batch_.clear();
   for (size_t pos = begin; pos < end; ++pos) {
@@ -133,8 +134,14 @@ void Session::decode_range(const Token* seq, size_t begin, size_t end, size_t fi
   throw GenerationError("llama_decode failed with status " + std::to_string(status));
 }
 
-const float* Session::logits(size_t row) const {
+const float* LocalSession::logits(size_t row) const {
   return llama_get_logits_ith(ctx_.get(), static_cast<int32_t>(row_offset_ + row));
+}
+
+std::unique_ptr<Session> make_session(std::shared_ptr<const Weights> weights, const ModelOptions& options,
+                                      const CancelFlags* cancel) {
+  if (weights->remote) return std::make_unique<rpc::RemoteSession>(std::move(weights), options);
+  return std::make_unique<LocalSession>(std::move(weights), options, cancel);
 }
 
 }  // namespace fsgen

@@ -1,4 +1,4 @@
-// One llama_context on a model: the KV cache, the tokens it holds, and logits on demand.
+// A model context: the KV cache, the tokens it holds, and logits on demand.
 //
 // Every method is written as "give me model X's next-token logits after this sequence":
 // eval() makes the cache hold exactly that sequence — keeping the common prefix, rolling back
@@ -36,22 +36,46 @@ struct CancelFlags {
   }
 };
 
+// What a decoding method sees of one model context. LocalSession holds a llama_context in this
+// process; RemoteSession (rpc/remote_session.hpp) is a proxy for one held by a helper process
+// (a model on llama.cpp's RPC backend, isolated because ggml-rpc aborts on network failures).
 class Session {
  public:
-  Session(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel);
-
+  virtual ~Session() = default;
   // Make the cache hold seq[0:n] and return the logits after each of the last n_rows prefixes:
   // row i is the distribution of the token at position n - n_rows + i.
-  void eval(const Token* seq, size_t n, size_t n_rows = 1);
+  virtual void eval(const Token* seq, size_t n, size_t n_rows = 1) = 0;
   void eval(const std::vector<Token>& seq, size_t n_rows = 1) { eval(seq.data(), seq.size(), n_rows); }
-  const float* logits(size_t row) const;
+  // Valid until the next eval() or clear() on this session.
+  virtual const float* logits(size_t row) const = 0;
   const float* last_logits() const { return logits(rows_ - 1); }
 
   int n_vocab() const { return n_vocab_; }
   int n_ctx() const { return n_ctx_; }
-  // Seconds spent in the last eval's decode calls, and how many tokens it decoded.
+  // Seconds spent in the last eval's decode calls (for a remote model: the whole round trip),
+  // and how many tokens it decoded.
   double last_decode_seconds() const { return last_seconds_; }
   int last_decoded_tokens() const { return last_decoded_; }
+
+ protected:
+  int n_vocab_ = 0;
+  int n_ctx_ = 0;
+  size_t rows_ = 0;  // rows the last eval returned
+  double last_seconds_ = 0;
+  int last_decoded_ = 0;
+};
+
+// A llama_context in this process.
+class LocalSession final : public Session {
+ public:
+  LocalSession(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel);
+
+  using Session::eval;
+  void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
+  const float* logits(size_t row) const override;
+  size_t n_cached() const { return cached_.size(); }
+  int n_batch() const { return n_batch_; }
+  const Weights& weights() const { return *weights_; }
 
  private:
   void clear();  // drops the whole cache
@@ -62,17 +86,16 @@ class Session {
   ContextHandle ctx_;
   Batch batch_;
   std::vector<Token> cached_;   // tokens whose KV entries are in the cache, in order
-  int n_vocab_ = 0;
-  int n_ctx_ = 0;
   int n_batch_ = 0;
   // Which logits the last decode left: outputs for positions [out_first_, cached_.size()).
   bool outputs_valid_ = false;
   size_t out_first_ = 0;
   size_t row_base_ = 0;  // batch index of the first requested row in the last decode
-  size_t rows_ = 0;
   size_t row_offset_ = 0;
-  double last_seconds_ = 0;
-  int last_decoded_ = 0;
 };
+
+// A context on these weights: in this process, or in the helper process of a remote model.
+std::unique_ptr<Session> make_session(std::shared_ptr<const Weights> weights, const ModelOptions& options,
+                                      const CancelFlags* cancel);
 
 }  // namespace fsgen

@@ -10,15 +10,26 @@
 namespace fsgen {
 
 class Model;
+namespace rpc { class RemoteModel; }
 
 struct Weights {
-  ModelHandle model;
+  ModelHandle model;  // for a remote model: the vocabulary only (tokenizing, templates, metadata)
   const llama_vocab* vocab = nullptr;
   ModelInfo info;
+  std::shared_ptr<rpc::RemoteModel> remote;  // set when options.rpc names servers
+};
+
+// What only fsgen's RPC helper passes: the devices to load onto (null-terminated) and a progress
+// callback (its heartbeat while the weights travel to the servers).
+struct LoadExtras {
+  ggml_backend_dev_t* devices = nullptr;
+  llama_progress_callback progress = nullptr;
 };
 
 // Validates the file first (never hand llama.cpp a file that would make it abort), then loads.
-std::shared_ptr<const Weights> load_weights(const std::string& path, const ModelOptions& options);
+// With options.rpc: probes the servers, loads the vocabulary here and the model in a helper process.
+std::shared_ptr<const Weights> load_weights(const std::string& path, const ModelOptions& options,
+                                            const LoadExtras& extras = {});
 
 // The weights behind a Model handle (throws if the model is closed).
 std::shared_ptr<const Weights> model_weights(const Model& model);

@@ -7,5 +7,6 @@
 #include "fsgen/options.hpp"
 #include "fsgen/params.hpp"
 #include "fsgen/pair.hpp"
+#include "fsgen/remote.hpp"
 #include "fsgen/result.hpp"
 #include "fsgen/types.hpp"

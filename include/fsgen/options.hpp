@@ -16,6 +16,11 @@ struct ModelOptions {
   int n_batch = 512;        // logical and physical batch size
   bool verbose = false;     // forward llama.cpp's log to stderr
   int flash_attn = -1;      // -1: llama.cpp decides (auto), 0: off, 1: on
+  // Remote devices ("host:port" of `fsgen rpc-server`s): the model runs there, from a helper
+  // process this one owns (n_gpu_layers 0 then means all layers). rpc_timeout: seconds any
+  // remote call may take before the helper is killed and the call fails with GenerationError.
+  std::vector<std::string> rpc;
+  double rpc_timeout = 60.0;
 };
 
 struct SamplingOptions {

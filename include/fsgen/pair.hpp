@@ -33,6 +33,12 @@ class Pair {
   void cancel();
   void close();
 
+  // A large model on RPC servers (ModelOptions::rpc) is lost when a call to it failed (server
+  // gone, link stalled past rpc_timeout): System 2 then fails with GenerationError while System 1
+  // keeps working, until reload_large() loads it again (ModelLoadError if the server is still away).
+  bool large_lost() const;
+  void reload_large();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -203,7 +203,9 @@ NB_MODULE(_core, m) {
       .def_rw("n_gpu_layers", &fsgen::ModelOptions::n_gpu_layers)
       .def_rw("n_batch", &fsgen::ModelOptions::n_batch)
       .def_rw("verbose", &fsgen::ModelOptions::verbose)
-      .def_rw("flash_attn", &fsgen::ModelOptions::flash_attn);
+      .def_rw("flash_attn", &fsgen::ModelOptions::flash_attn)
+      .def_rw("rpc", &fsgen::ModelOptions::rpc)
+      .def_rw("rpc_timeout", &fsgen::ModelOptions::rpc_timeout);
 
   // Built from names and values by make_options (the parameter table validates them); opaque here.
   nb::class_<fsgen::GenerateOptions>(m, "GenerateOptions")
@@ -272,7 +274,20 @@ NB_MODULE(_core, m) {
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Model::cancel)
       .def("close", &fsgen::Model::close, nb::call_guard<nb::gil_scoped_release>())
-      .def_prop_ro("closed", &fsgen::Model::closed);
+      .def_prop_ro("closed", &fsgen::Model::closed)
+      .def("rpc_stats", [](const fsgen::Model& model) -> std::optional<nb::dict> {
+        const auto s = fsgen::remote_stats(model);
+        if (!s) return std::nullopt;
+        nb::dict d;
+        d["endpoints"] = s->endpoints;
+        d["lost"] = s->lost;
+        d["evals"] = s->evals;
+        d["rows"] = s->rows;
+        d["round_trip_seconds"] = s->round_trip_seconds;
+        d["helper_seconds"] = s->helper_seconds;
+        d["overhead_per_eval"] = s->overhead_per_eval();
+        return d;
+      });
 
   nb::class_<fsgen::Pair>(m, "Pair")
       .def("__init__",
@@ -297,7 +312,9 @@ NB_MODULE(_core, m) {
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::keep_alive<0, 1>(),
            nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Pair::cancel)
-      .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>());
+      .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("large_lost", &fsgen::Pair::large_lost)
+      .def("reload_large", &fsgen::Pair::reload_large, nb::call_guard<nb::gil_scoped_release>());
 
   m.def("param_table", &param_table_list, "The generation parameters: names, types, defaults, ranges, scopes.");
   m.def("method_table", &method_table_list, "The decoding methods.");
@@ -327,6 +344,7 @@ NB_MODULE(_core, m) {
         "Where the router consults System 2 for these values of its feature (the core's own rule).");
   m.def("cancel_all_jobs", &fsgen::GenerationJob::cancel_all, "timeout"_a,
         nb::call_guard<nb::gil_scoped_release>());
+  m.def("rpc_helper_path", &fsgen::rpc_helper_path);
   m.def("build_info", []() {
     const fsgen::BuildInfo b = fsgen::build_info();
     nb::dict d;
@@ -335,6 +353,7 @@ NB_MODULE(_core, m) {
     d["backends"] = b.backends;
     d["cpu_features"] = b.cpu_features;
     d["system_info"] = b.system_info;
+    d["rpc"] = b.rpc;
     return d;
   });
 }

@@ -65,6 +65,23 @@ def _model_options(n_ctx=4096, n_threads=None, n_gpu_layers=0, n_batch=512, verb
     return o
 
 
+def _rpc_options(o: _core.ModelOptions, rpc, rpc_timeout, n_gpu_layers_given: bool) -> None:
+    """Puts a remote model's servers into the core's options (a model on RPC servers runs in a
+    helper process fsgen owns: see docs/API.md)."""
+    if rpc is None:
+        return
+    if isinstance(rpc, str):
+        rpc = [rpc]
+    if not isinstance(rpc, (list, tuple)) or not rpc or not all(isinstance(e, str) for e in rpc):
+        raise InvalidArgumentError(f"rpc must be a non-empty list of \"host:port\" strings, got {rpc!r}")
+    o.rpc = list(rpc)
+    o.rpc_timeout = _float("rpc_timeout", rpc_timeout)
+    if not o.rpc_timeout > 0:
+        raise InvalidArgumentError(f"rpc_timeout must be > 0 seconds, got {rpc_timeout}")
+    if not n_gpu_layers_given:
+        o.n_gpu_layers = -1  # rpc implies every layer on the servers
+
+
 def _resolve_path(path: PathLike) -> str:
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgumentError(f"a model path must be a str or os.PathLike, got {type(path).__name__}")
@@ -117,14 +134,20 @@ class Model:
         Context length of each context fsgen creates on this model.
     n_threads : int, optional
         Threads per context (default: the physical cores, at most 8).
-    n_gpu_layers : int, default 0
-        Layers offloaded to a GPU backend (-1: all).
+    n_gpu_layers : int, optional
+        Layers offloaded to a GPU backend (-1: all). Default: 0, or all with ``rpc``.
     n_batch : int, default 512
         Logical and physical batch size.
     verbose : bool, default False
         Forward llama.cpp's log to stderr.
     flash_attn : bool, optional
         Flash attention on or off (default: llama.cpp decides).
+    rpc : list of str, optional
+        ``["host:port", ...]`` of ``fsgen rpc-server``s: the model runs there, held by a helper
+        process this one owns (llama.cpp's RPC client would end this process on a network failure).
+    rpc_timeout : float, default 60
+        Seconds any call to the remote model may take; past it (or when the server goes away) the
+        call raises GenerationError and the model is lost (``Pair.reload_large()``).
 
     Raises
     ------
@@ -135,9 +158,12 @@ class Model:
     """
 
     def __init__(self, path: PathLike, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
-                 n_gpu_layers: int = 0, n_batch: int = 512, verbose: bool = False,
-                 flash_attn: Optional[bool] = None):
-        options = _model_options(n_ctx, n_threads, n_gpu_layers, n_batch, verbose, flash_attn)
+                 n_gpu_layers: Optional[int] = None, n_batch: int = 512, verbose: bool = False,
+                 flash_attn: Optional[bool] = None, rpc: Optional[Sequence[str]] = None,
+                 rpc_timeout: float = 60.0):
+        options = _model_options(n_ctx, n_threads, 0 if n_gpu_layers is None else n_gpu_layers, n_batch, verbose,
+                                 flash_attn)
+        _rpc_options(options, rpc, rpc_timeout, n_gpu_layers is not None)
         self._options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
                              verbose=verbose, flash_attn=flash_attn)
         self._core = _core.Model.load(_resolve_path(path), options)
@@ -214,6 +240,12 @@ class Model:
         """Stop whatever this model's generate() is running at its next decode step."""
         self._core.cancel()
 
+    def rpc_stats(self) -> Optional[dict]:
+        """For a model on RPC servers (rpc=...): endpoints, lost, evals, rows, round_trip_seconds,
+        helper_seconds and overhead_per_eval (what the helper process adds to each call, in seconds);
+        None for a model in this process."""
+        return self._core.rpc_stats()
+
     def close(self) -> None:
         """Free the context and (once no Pair uses them) the weights."""
         self._core.close()
@@ -257,7 +289,14 @@ class Pair:
     """
 
     def __init__(self, small: Union[PathLike, Model], large: Union[PathLike, Model], *,
-                 small_base: Union[PathLike, Model, None] = None, **model_options):
+                 small_base: Union[PathLike, Model, None] = None, large_rpc: Optional[Sequence[str]] = None,
+                 rpc_timeout: float = 60.0, **model_options):
+        """large_rpc: ``["host:port", ...]``: System 2 runs on those RPC servers (only the large model;
+        see Model's rpc). When System 2 is lost (server gone, link stalled), System 1 keeps working and
+        ``large_lost`` is True until ``reload_large()``."""
+        if large_rpc is not None and isinstance(large, Model):
+            raise InvalidArgumentError("large_rpc applies when the Pair loads the large model from a path; "
+                                       "an already loaded Model keeps its own rpc (Model(path, rpc=[...]))")
         unknown = set(model_options) - set(_MODEL_OPTION_NAMES)
         if unknown:
             raise InvalidArgumentError(f"unknown option(s) {', '.join(sorted(unknown))}; "
@@ -266,19 +305,20 @@ class Pair:
         self._owned: list[Model] = []
         loaded: dict[str, Model] = {}
 
-        def model(arg) -> Model:
+        def model(arg, rpc=None) -> Model:
             if isinstance(arg, Model):
                 return arg
             path = _resolve_path(arg)
-            key = os.path.realpath(path)
-            if key not in loaded:  # one load per file, whatever roles it plays
-                loaded[key] = Model(path, **model_options)
+            key = (os.path.realpath(path), tuple(rpc or ()))
+            if key not in loaded:  # one load per file and place, whatever roles it plays
+                remote = dict(rpc=rpc, rpc_timeout=rpc_timeout) if rpc is not None else {}
+                loaded[key] = Model(path, **model_options, **remote)
                 self._owned.append(loaded[key])
             return loaded[key]
 
         try:
             self.small = model(small)
-            self.large = model(large)
+            self.large = model(large, large_rpc)
             self.small_base = model(small_base) if small_base is not None else None
             self._core = _core.Pair(self.small._core, self.large._core,
                                     self.small_base._core if self.small_base else None, options)
@@ -300,6 +340,24 @@ class Pair:
     def cancel(self) -> None:
         """Stop whatever this pair is running at its next decode step."""
         self._core.cancel()
+
+    @property
+    def large_lost(self) -> bool:
+        """True when the large model runs on RPC servers and a call to it failed (System 2 is
+        unavailable until reload_large(); System 1 still generates)."""
+        return self._core.large_lost
+
+    def reload_large(self) -> None:
+        """Loads the remote large model again (after a loss: a restarted server has lost the weights).
+
+        Raises
+        ------
+        ModelLoadError
+            The server still does not answer, or loading failed.
+        InvalidArgumentError
+            The large model is not on RPC servers.
+        """
+        self._core.reload_large()
 
     def close(self) -> None:
         """Free the pair's contexts and the models it loaded."""

@@ -1,4 +1,4 @@
-"""The fsgen command: generate, demo, pull, models, study."""
+"""The fsgen command: generate, demo, pull, models, study, rpc-server."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +49,10 @@ def _add_generate(sub) -> None:
     which.add_argument("--small", help="System 1: the small model (path or name)")
     p.add_argument("--large", help="System 2: the large model (path or name)")
     p.add_argument("--small-base", help="the small model's base, for --method proxy")
+    p.add_argument("--rpc", action="append", metavar="HOST:PORT",
+                   help="--model: run the model on this `fsgen rpc-server` (repeat for several)")
+    p.add_argument("--large-rpc", action="append", metavar="HOST:PORT",
+                   help="run System 2 (the large model) on this `fsgen rpc-server` (repeat for several)")
     _add_table_flags(p)
     p.add_argument("--stop", action="append", default=None, help="a stop string (repeatable)")
     p.add_argument("--threads", type=int, default=None)
@@ -69,13 +73,17 @@ def cmd_generate(args) -> int:
             raise SystemExit("fsgen generate: --large/--small-base need --small, not --model")
         if args.method is not None:
             raise SystemExit(f"fsgen generate: --method {args.method} needs a pair (--small S --large L)")
-        runner = Model(args.model, **options)
+        if args.large_rpc:
+            raise SystemExit("fsgen generate: --large-rpc needs a pair (--small S --large L); use --rpc with --model")
+        runner = Model(args.model, rpc=args.rpc, **options)
         template_model = runner
         call = _table_args(args)
     else:
         if not args.large:
             raise SystemExit("fsgen generate: --small needs --large")
-        runner = Pair(args.small, args.large, small_base=args.small_base, **options)
+        if args.rpc:
+            raise SystemExit("fsgen generate: with a pair, --large-rpc puts System 2 on a server (--rpc is for --model)")
+        runner = Pair(args.small, args.large, small_base=args.small_base, large_rpc=args.large_rpc, **options)
         template_model = runner.large
         call = _table_args(args)
     with runner:
@@ -176,6 +184,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     models.add_argument("--remove", metavar="NAME")
     models.add_argument("--cache", metavar="DIR", help="the model cache (default: $FSGEN_CACHE, else the XDG cache)")
 
+    from . import rpc_server
+    rpc_server.add_parser(sub)
+
     try:
         from .study.cli import add_parser as add_study
         add_study(sub)
@@ -199,6 +210,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_pull(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "rpc-server":
+            from . import rpc_server
+            return rpc_server.cmd(args)
         if args.command == "study":
             if getattr(args, "missing", None):
                 print(f"fsgen study needs its extras ({args.missing}): pip install 'fsgen[study]'", file=sys.stderr)

@@ -1,6 +1,15 @@
 // C++ tests of the core, without Python (also the sanitizer build's test bed).
 //   core_tests SMALL.gguf LARGE.gguf
 #include <algorithm>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -20,6 +29,8 @@
 #include "strategies/budget_router.hpp"
 #include "strategies/fs_guard.hpp"
 #include "text.hpp"
+
+extern char** environ;
 
 namespace {
 
@@ -276,6 +287,86 @@ void test_fs_guard() {
         "a quarter consulted: hand over only where fs is measured slower than the large model");
 }
 
+// A model on an RPC server (the fsgen-rpc executable beside libllama, on loopback): the same
+// greedy tokens as local, and a typed error, not an abort, when the server dies.
+pid_t start_rpc_server(int port) {
+  const std::string helper = fsgen::rpc_helper_path();
+  std::vector<std::string> args = {helper, "serve", "--port", std::to_string(port), "--threads", "1"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int r = posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (r != 0) return -1;
+  for (int i = 0; i < 400; ++i) {  // until it listens (a bare connection is dropped by the server)
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool up = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (up) return pid;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return pid;
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+void test_remote(const std::string& small_path, const std::string& large_path) {
+  const int port = free_port();
+  const pid_t server = start_rpc_server(port);
+  check(server > 0, "fsgen-rpc serve starts");
+  if (server <= 0) return;
+  fsgen::ModelOptions local_options;
+  local_options.n_ctx = 256;
+  local_options.n_threads = 1;
+  fsgen::ModelOptions remote_options = local_options;
+  remote_options.rpc = {"127.0.0.1:" + std::to_string(port)};
+  remote_options.rpc_timeout = 10;
+  const auto prompt = fsgen::Prompt::from_text("hello world");
+  fsgen::GenerateOptions options;
+  options.max_tokens = 16;
+  options.method = fsgen::Method::Large;
+  fsgen::Model small = fsgen::Model::load(small_path, local_options);
+  fsgen::Model local = fsgen::Model::load(large_path, local_options);
+  const fsgen::Result expected = local.generate(prompt, options);
+  {
+    fsgen::Model remote = fsgen::Model::load(large_path, remote_options);
+    check(remote.generate(prompt, options).tokens == expected.tokens, "a remote model gives the local tokens");
+    fsgen::Pair pair(small, remote, std::nullopt, local_options);
+    check(pair.generate(prompt, options).tokens == expected.tokens, "a pair with System 2 remote");
+    check(fsgen::remote_stats(remote).has_value() && !fsgen::remote_stats(local).has_value(), "remote_stats");
+    kill(server, SIGKILL);
+    waitpid(server, nullptr, 0);
+    options.max_tokens = 40;
+    check(throws<fsgen::GenerationError>([&] { pair.generate(fsgen::Prompt::from_text("other text"), options); }),
+          "a dead server gives GenerationError");
+    check(pair.large_lost(), "the pair reports System 2 lost");
+    options.method = fsgen::Method::Small;
+    check(pair.generate(prompt, options).stats.n_tokens == 40, "System 1 still generates");
+  }
+  remote_options.rpc = {"127.0.0.1:" + std::to_string(free_port())};
+  check(throws<fsgen::ModelLoadError>([&] { fsgen::Model::load(large_path, remote_options); }),
+        "a refused connection gives ModelLoadError");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -290,6 +381,7 @@ int main(int argc, char** argv) {
   try {
     test_models(argv[1], argv[2]);
     test_reliability(argv[1], argv[2]);
+    if (fsgen::build_info().rpc) test_remote(argv[1], argv[2]);
   } catch (const std::exception& e) {
     check(false, std::string("unexpected exception: ") + e.what());
   }
