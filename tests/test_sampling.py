@@ -39,10 +39,10 @@ def pair(sampling_models):
         yield p
 
 
-def samples(pair, method, n_tokens=5, n=N, seed0=0, **params):
+def samples(pair, method, n_tokens=5, n=N, seed0=0, sampling=SAMPLING, **params):
     out = []
     for seed in range(seed0, seed0 + n):
-        r = pair.generate(PROMPT, method=method, max_tokens=n_tokens, seed=seed, **SAMPLING, **params)
+        r = pair.generate(PROMPT, method=method, max_tokens=n_tokens, seed=seed, **sampling, **params)
         assert len(r.tokens) == n_tokens
         out.append(tuple(r.tokens))
     return out
@@ -165,3 +165,33 @@ def test_proposals_stay_in_the_targets_top_k(exact, speculative_samples):
     for sample_list in speculative_samples.values():
         assert set(_position(sample_list, 0)) <= set(exact["first"])
         assert {x[:2] for x in sample_list} <= set(exact["joint2"])
+
+
+# ---- without truncation (top_k=0, top_p=1, min_p=0: what OpenAI-style clients send) ----
+
+UNTRUNCATED = dict(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
+N_UNTRUNCATED = 1000
+
+
+@pytest.fixture(scope="module")
+def untruncated(pair, sampling_models):
+    """Samples of speculative (draft_max 2) and large-only over the whole vocabulary, and the
+    target's exact first-token distribution (softmax of all its logits)."""
+    import_llama_cpp()
+    ref = Reference(sampling_models[1], **CTX)
+    logits = ref.start(ref.tokenize(PROMPT)).astype(np.float64)
+    ref.close()
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    return {"exact_first": dict(enumerate(p.tolist())),
+            "large": samples(pair, "large", n=N_UNTRUNCATED, seed0=30_000, sampling=UNTRUNCATED),
+            "speculative": samples(pair, "speculative", n=N_UNTRUNCATED, sampling=UNTRUNCATED, draft_max=2)}
+
+
+def test_untruncated_speculative_matches_the_target(untruncated):
+    s = untruncated["speculative"]
+    stat, df, p = chi2_goodness(_position(s, 0), untruncated["exact_first"])
+    assert p > ALPHA, f"first: chi2={stat:.1f}, df={df}, p={p:.2g}"
+    for position in (2, 4):
+        stat, df, p = chi2_two_sample(_position(s, position), _position(untruncated["large"], position))
+        assert p > ALPHA, f"position {position}: chi2={stat:.1f}, df={df}, p={p:.2g}"

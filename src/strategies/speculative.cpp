@@ -204,19 +204,24 @@ class Speculative final : public Strategy {
     }
   }
 
-  // max(0, p_L - p_S), normalised; p_ holds System 2's distribution for this row.
+  // max(0, p_L - p_S), normalised; p_ holds System 2's distribution for this row. q goes into a
+  // dense table by token id first (cleared afterwards): O(vocabulary) whatever the truncation,
+  // where a lookup per candidate was quadratic without truncation (top_k=0, top_p=1, min_p=0).
   Token draw_residual(Sampler& sampler, const Candidates& q) {
+    if (dense_q_.size() < static_cast<size_t>(n_vocab_)) dense_q_.assign(n_vocab_, 0.0f);
+    for (size_t j = 0; j < q.ids.size(); ++j) dense_q_[q.ids[j]] = q.p[j];
     residual_.ids.clear();
     residual_.p.clear();
     double total = 0;
     for (size_t j = 0; j < p_.ids.size(); ++j) {
-      const float r = p_.p[j] - q.prob_of(p_.ids[j]);
+      const float r = p_.p[j] - dense_q_[p_.ids[j]];
       if (r > 0) {
         residual_.ids.push_back(p_.ids[j]);
         residual_.p.push_back(r);
         total += r;
       }
     }
+    for (Token t : q.ids) dense_q_[t] = 0.0f;
     if (total <= 0) return sampler.draw(p_);
     for (auto& r : residual_.p) r = static_cast<float>(r / total);
     return sampler.draw(residual_);
@@ -230,6 +235,7 @@ class Speculative final : public Strategy {
   std::vector<Token> seq_, drafts_;
   std::vector<Uncertainty> infos_;
   std::vector<Candidates> q_;
+  std::vector<float> dense_q_;  // q by token id, all zero between uses
   Candidates p_, residual_;
 };
 
