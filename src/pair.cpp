@@ -145,7 +145,8 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
       break;
     case Method::Large: strategy = make_single_strategy(large(), Source::System2); break;
     case Method::Speculative:
-      strategy = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab);
+      strategy = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab,
+                                           p.options.n_batch);
       break;
     case Method::Contrastive:
       system2 = make_system2(System2Kind::Contrastive);

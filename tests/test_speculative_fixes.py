@@ -1,4 +1,5 @@
-"""Regressions of speculative decoding (issue 9): the residual draw over a large vocabulary."""
+"""Regressions of speculative decoding (issue 9): the residual draw over a large vocabulary, and
+draft lengths capped by what one verify batch holds."""
 from __future__ import annotations
 
 import time
@@ -44,3 +45,14 @@ def test_residual_draw_is_linear_in_the_vocabulary(large_vocab_pair):
     # Per token, speculative samples up to 9 distributions where large-only samples one; the
     # quadratic draw took seconds per rejection.
     assert t_spec < 12 * t_large + 0.5, (t_spec, t_large, r.stats)
+
+
+# ---- draft length capped by the verify batch ----
+
+def test_fixed_draft_longer_than_the_batch(tiny_small, tiny_large):
+    with fsgen.Pair(tiny_small, tiny_large, n_ctx=256, n_threads=1, n_batch=8) as p:
+        expected = p.generate("hello world", method="large", max_tokens=40)
+        r = p.generate("hello world", method="speculative", draft_max=16, max_tokens=40, trace=True)
+    assert r.tokens == expected.tokens
+    assert r.stats["drafted"] > 0
+    assert (r.trace.drafts.length <= 7).all(), r.trace.drafts.length  # 7 drafts + 1 bonus row = 8

@@ -98,15 +98,19 @@ namespace {
 
 class Speculative final : public Strategy {
  public:
-  Speculative(Session& small, Session& large, const SpeculativeOptions& options, DraftPlanner& planner, int n_vocab)
-      : small_(small), large_(large), options_(options), planner_(planner), n_vocab_(n_vocab) {}
+  Speculative(Session& small, Session& large, const SpeculativeOptions& options, DraftPlanner& planner, int n_vocab,
+              int max_rows)
+      : small_(small), large_(large), options_(options), planner_(planner), n_vocab_(n_vocab), max_rows_(max_rows) {}
 
   // Only the large model up front: the small one catches up when drafting first pays.
   void prefill(const std::vector<Token>& prompt) override { large_.eval(prompt); }
 
   void step(Emitter& out) override {
+    // A draft of k tokens is verified in one batch of k + 1 rows (at most n_batch, and what
+    // the logits buffer holds) and needs k + 1 tokens of room (max_tokens and the context).
     const size_t room = out.room();
-    const int limit = static_cast<int>(std::min<size_t>(room > 0 ? room - 1 : 0, kMaxOutputRows - 1));
+    const int limit = static_cast<int>(std::min<size_t>(
+        {room > 0 ? room - 1 : 0, size_t(kMaxOutputRows - 1), size_t(std::max(1, max_rows_) - 1)}));
     const int target = options_.draft_max > 0 ? std::min(options_.draft_max, limit)
                                               : planner_.choose(std::min(options_.adaptive_max, limit));
     draft(out, target);
@@ -232,6 +236,7 @@ class Speculative final : public Strategy {
   SpeculativeOptions options_;
   DraftPlanner& planner_;
   int n_vocab_;
+  int max_rows_;  // rows one verify batch can hold (n_batch)
   std::vector<Token> seq_, drafts_;
   std::vector<Uncertainty> infos_;
   std::vector<Candidates> q_;
@@ -242,8 +247,8 @@ class Speculative final : public Strategy {
 }  // namespace
 
 std::unique_ptr<Strategy> make_speculative_strategy(Session& small, Session& large, const SpeculativeOptions& options,
-                                                    DraftPlanner& planner, int n_vocab) {
-  return std::make_unique<Speculative>(small, large, options, planner, n_vocab);
+                                                    DraftPlanner& planner, int n_vocab, int max_rows) {
+  return std::make_unique<Speculative>(small, large, options, planner, n_vocab, max_rows);
 }
 
 }  // namespace fsgen

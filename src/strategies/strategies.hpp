@@ -54,7 +54,8 @@ class DraftPlanner {
   int idle_steps_ = 0, probe_interval_ = 32;
 };
 
+// max_rows: the rows one verify batch can hold (n_batch): drafts are capped one below it.
 std::unique_ptr<Strategy> make_speculative_strategy(Session& small, Session& large, const SpeculativeOptions& options,
-                                                    DraftPlanner& planner, int n_vocab);
+                                                    DraftPlanner& planner, int n_vocab, int max_rows);
 
 }  // namespace fsgen
