@@ -92,6 +92,11 @@ const std::optional<Model>& Pair::small_base() const { return impl_->small_base;
 
 void Pair::cancel() { impl_->cancel.store(true); }
 
+DraftPlanner Pair::planner() const {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  return impl_->planner;
+}
+
 void Pair::close() {
   impl_->cancel.store(true);
   std::lock_guard<std::timed_mutex> lock(impl_->mutex);

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 
+#include "fsgen/draft_planner.hpp"
 #include "fsgen/model.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/result.hpp"
@@ -32,6 +33,10 @@ class Pair {
                   const std::atomic<bool>* stop = nullptr);
   void cancel();
   void close();
+
+  // What the speculative draft planner has learnt (costs, acceptance): a copy, taken between
+  // generations.
+  DraftPlanner planner() const;
 
  private:
   struct Impl;

@@ -430,6 +430,14 @@ class Pair:
     def cancel(self) -> None:
         self._core.cancel()
 
+    @property
+    def planner(self) -> dict:
+        """What the speculative draft planner learnt on this pair (see fsgen.planner.planner_figures):
+        measured verify costs by batch size, the draft step's cost, the calibration, acceptance
+        estimates, and the draft lengths it would choose now."""
+        from .planner import planner_figures
+        return planner_figures(self._core.planner())
+
     def close(self) -> None:
         self._core.close()
         for m in self._owned:

@@ -11,89 +11,6 @@
 
 namespace fsgen {
 
-// ---- DraftPlanner: the cost model behind draft_max=None ----
-
-double DraftPlanner::acceptance() const {
-  // Per-token acceptance, as a truncated geometric: accepted / (accepted + rejections),
-  // with a weak prior of 0.7.
-  return (accepted_ + 1.4) / (accepted_ + rejected_ + 2.0);
-}
-
-double DraftPlanner::verify_cost(int rows) const {
-  if (rows < static_cast<int>(verify_cost_.size()) && verify_cost_[rows] > 0) return verify_cost_[rows];
-  // Interpolate between measured sizes; beyond them extrapolate with an optimistic slope
-  // (12% of a single-token decode per extra row), so untried lengths get probed once.
-  int below = 0, above = 0;
-  for (int r = rows - 1; r >= 1 && !below; --r)
-    if (r < static_cast<int>(verify_cost_.size()) && verify_cost_[r] > 0) below = r;
-  for (int r = rows + 1; r < static_cast<int>(verify_cost_.size()) && !above; ++r)
-    if (verify_cost_[r] > 0) above = r;
-  if (!below) return -1;
-  const double base = verify_cost_[below];
-  if (above) return base + (verify_cost_[above] - base) * (rows - below) / double(above - below);
-  return base + 0.12 * verify_cost_[1] * (rows - below);
-}
-
-void DraftPlanner::observe_draft_step(double seconds) {
-  draft_cost_ = draft_cost_ < 0 ? seconds : 0.8 * draft_cost_ + 0.2 * seconds;
-}
-
-void DraftPlanner::observe_verify(int rows, double seconds) {
-  if (rows >= static_cast<int>(verify_cost_.size())) verify_cost_.resize(rows + 1, -1.0);
-  double& c = verify_cost_[rows];
-  c = c < 0 ? seconds : 0.8 * c + 0.2 * seconds;
-}
-
-void DraftPlanner::observe_round(int drafted, int accepted) {
-  constexpr double kDecay = 0.97;  // recent rounds weigh more: acceptance drifts with the text
-  accepted_ = accepted_ * kDecay + accepted;
-  rejected_ = rejected_ * kDecay + (accepted < drafted ? 1 : 0);
-}
-
-int DraftPlanner::best_length(int max_length, double acceptance) const {
-  const double single = verify_cost(1);
-  const double draft = draft_cost_ > 0 ? draft_cost_ : cost_ratio_prior_ * single;
-  const double a = std::min(acceptance, 0.999);
-  int best = 0;
-  double best_rate = 1.0 / single;  // tokens per second of the large model alone
-  double expected = 1.0;            // tokens per round: 1 + a + a^2 + ... + a^k
-  double power = 1.0;
-  for (int k = 1; k <= max_length; ++k) {
-    power *= a;
-    expected += power;
-    const double verify = verify_cost(k + 1);
-    if (verify <= 0) continue;
-    const double rate = expected / (k * draft + verify);
-    if (rate > best_rate) {
-      best_rate = rate;
-      best = k;
-    }
-  }
-  return best;
-}
-
-int DraftPlanner::choose(int max_length) {
-  if (verify_cost(1) <= 0 || max_length <= 0) return 0;  // first measure a plain large step
-  const int best = best_length(max_length, acceptance());
-  if (best > 0) {
-    idle_steps_ = 0;
-    probe_interval_ = 32;
-    return best;
-  }
-  // Where drafting could not pay even if every draft were accepted (a draft step and a verify
-  // row cost too much on this machine), there is nothing to probe for.
-  const int hopeful = best_length(max_length, 1.0);
-  if (hopeful == 0) return 0;
-  // Drafting does not pay at the current acceptance. Probe now and then, less often each time
-  // it fails, so a change in acceptance is noticed at a bounded cost.
-  if (++idle_steps_ >= probe_interval_) {
-    idle_steps_ = 0;
-    probe_interval_ = std::min(probe_interval_ * 2, 1024);
-    return hopeful;  // the length that could pay: measures its verify cost
-  }
-  return 0;
-}
-
 namespace {
 
 class Speculative final : public Strategy {
@@ -103,7 +20,10 @@ class Speculative final : public Strategy {
       : small_(small), large_(large), options_(options), planner_(planner), n_vocab_(n_vocab), max_rows_(max_rows) {}
 
   // Only the large model up front: the small one catches up when drafting first pays.
-  void prefill(const std::vector<Token>& prompt) override { large_.eval(prompt); }
+  void prefill(const std::vector<Token>& prompt) override {
+    large_.eval(prompt);
+    planner_.begin_prompt();
+  }
 
   void step(Emitter& out) override {
     // A draft of k tokens is verified in one batch of k + 1 rows (at most n_batch, and what
@@ -112,7 +32,7 @@ class Speculative final : public Strategy {
     const int limit = static_cast<int>(std::min<size_t>(
         {room > 0 ? room - 1 : 0, size_t(kMaxOutputRows - 1), size_t(std::max(1, max_rows_) - 1)}));
     const int target = options_.draft_max > 0 ? std::min(options_.draft_max, limit)
-                                              : planner_.choose(std::min(options_.adaptive_max, limit));
+                                              : planner_.choose(DraftOrigin::Model, std::min(options_.adaptive_max, limit));
     draft(out, target);
     verify(out);
   }
@@ -204,7 +124,7 @@ class Speculative final : public Strategy {
     }
     if (k > 0) {
       out.record_draft(static_cast<int>(k), static_cast<int>(accepted));
-      planner_.observe_round(static_cast<int>(k), static_cast<int>(accepted));
+      planner_.observe_round(DraftOrigin::Model, static_cast<int>(k), static_cast<int>(accepted));
     }
   }
 

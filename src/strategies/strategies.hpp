@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "fsgen/draft_planner.hpp"
 #include "fsgen/options.hpp"
 #include "generation.hpp"
 #include "session.hpp"
@@ -31,28 +32,6 @@ std::unique_ptr<Strategy> make_single_strategy(Session& session, Source source);
 // methods; oracle: always, emitting System 2's token and recording mismatches).
 std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& system2, const RouterOptions& router,
                                                   bool oracle, int n_vocab);
-
-// Learns, across calls on one pair, what drafting and verifying cost on this machine and how
-// often drafts are accepted, and picks the draft length with the best expected tokens/second.
-class DraftPlanner {
- public:
-  explicit DraftPlanner(double small_to_large_cost = 0.35) : cost_ratio_prior_(small_to_large_cost) {}
-  int choose(int max_length);
-  void observe_draft_step(double seconds);
-  void observe_verify(int rows, double seconds);
-  void observe_round(int drafted, int accepted);
-  double acceptance() const;
-  double verify_cost(int rows) const;  // measured, else interpolated (optimistic: invites a probe)
-  // The draft length with the best expected tokens/s at this per-token acceptance (0: none).
-  int best_length(int max_length, double acceptance) const;
-
- private:
-  double cost_ratio_prior_;
-  double draft_cost_ = -1;
-  std::vector<double> verify_cost_;  // by rows; < 0 unknown
-  double accepted_ = 0, rejected_ = 0;
-  int idle_steps_ = 0, probe_interval_ = 32;
-};
 
 // max_rows: the rows one verify batch can hold (n_batch): drafts are capped one below it.
 std::unique_ptr<Strategy> make_speculative_strategy(Session& small, Session& large, const SpeculativeOptions& options,
