@@ -1,5 +1,6 @@
-"""Regressions of speculative decoding (issue 9): the residual draw over a large vocabulary, and
-draft lengths capped by what one verify batch holds."""
+"""Regressions of speculative decoding (issue 9): the residual draw over a large vocabulary, draft
+lengths capped by what one verify batch holds, and acceptances counted by what System 2 agreed
+with (an accepted end-of-generation token or a stop string inside a draft is no rejection)."""
 from __future__ import annotations
 
 import time
@@ -56,3 +57,42 @@ def test_fixed_draft_longer_than_the_batch(tiny_small, tiny_large):
     assert r.tokens == expected.tokens
     assert r.stats["drafted"] > 0
     assert (r.trace.drafts.length <= 7).all(), r.trace.drafts.length  # 7 drafts + 1 bonus row = 8
+
+
+# ---- acceptances counted by what System 2 agreed with ----
+
+@pytest.fixture(scope="module")
+def eos_model(tiny_factory):
+    # Greedy text walks the successor chain and ends after "e" (<|im_end|> follows it): after "x",
+    # the 13th token, inside the second 8-token draft.
+    return tiny_factory("tiny_eos", eos_after="e", seed=0)
+
+
+def test_accepted_end_of_generation_is_no_rejection(eos_model):
+    with fsgen.Pair(eos_model, eos_model, n_ctx=256, n_threads=1) as p:  # the drafter is the target
+        r = p.generate("x", method="speculative", draft_max=8, max_tokens=64, trace=True)
+        planner = p.planner
+    assert r.finish_reason == "eog"
+    d = r.trace.drafts
+    assert len(d) >= 1 and r.stats["drafted"] > 0
+    assert r.stats["accepted"] == r.stats["drafted"], r.stats  # the end-of-generation draft included
+    assert r.stats["acceptance_rate"] == 1.0
+    assert (d.accepted == d.length).all(), (d.length, d.accepted)
+    assert r.stats["mismatches"] == 0
+    # The end-of-generation token came from a draft: it is counted, though it is not output.
+    assert r.stats["accepted"] == int((r.trace.source == 0).sum()) + 1
+    assert planner["rounds"] == len(d) and planner["rejections"] == 0, planner
+
+
+def test_stop_string_inside_a_draft_is_no_rejection(tiny_small):
+    with fsgen.Pair(tiny_small, tiny_small, n_ctx=256, n_threads=1) as p:
+        free = p.generate("hello world", method="large", max_tokens=12)
+        stop = free.text[3:5]  # reached inside the first draft
+        r = p.generate("hello world", method="speculative", draft_max=8, max_tokens=12, stop=stop,
+                       trace=True)
+        planner = p.planner
+    assert r.finish_reason == "stop"
+    d = r.trace.drafts
+    assert r.stats["drafted"] > 0 and (d.accepted == d.length).all(), (d.length, d.accepted)
+    assert r.stats["acceptance_rate"] == 1.0, r.stats
+    assert planner["rejections"] == 0, planner

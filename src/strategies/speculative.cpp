@@ -81,7 +81,10 @@ class Speculative final : public Strategy {
     out.count_system2_call();
 
     Sampler& sampler = out.sampler();
-    size_t accepted = 0;
+    // Draft tokens System 2 judged, and those it agreed with. A generation that ends inside the
+    // draft (an accepted end-of-generation token, a stop string) leaves the rest unjudged: that
+    // is no rejection.
+    int judged = 0, agreed = 0;
     for (size_t i = 0; i <= k; ++i) {
       const float* row = large_.logits(i);
       TokenRecord record;
@@ -107,13 +110,12 @@ class Speculative final : public Strategy {
           replacement = sampler.draw(p_);  // bonus
         }
       }
+      if (i < k) ++judged;
       if (accept) {
+        ++agreed;  // an accepted end-of-generation token counts, though it is not output
         record.token = drafts_[i];
         record.source = Source::System1;
-        const size_t before = out.sequence().size();
-        const bool more = out.emit(record);
-        accepted += out.sequence().size() > before;  // an end-of-generation token is not output
-        if (!more) break;
+        if (!out.emit(record)) break;
         continue;
       }
       record.token = replacement;
@@ -122,9 +124,9 @@ class Speculative final : public Strategy {
       out.emit(record);
       break;
     }
-    if (k > 0) {
-      out.record_draft(static_cast<int>(k), static_cast<int>(accepted));
-      planner_.observe_round(DraftOrigin::Model, static_cast<int>(k), static_cast<int>(accepted));
+    if (judged > 0) {
+      out.record_draft(judged, agreed);
+      planner_.observe_round(DraftOrigin::Model, judged, agreed);
     }
   }
 
