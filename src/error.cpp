@@ -31,6 +31,8 @@ const std::pair<const char*, System2Kind> kSystem2[] = {
     {"large", System2Kind::Large}, {"contrastive", System2Kind::Contrastive}, {"proxy", System2Kind::Proxy}};
 const std::pair<const char*, ContrastiveVariant> kVariants[] = {{"standard", ContrastiveVariant::Standard},
                                                                 {"fsgen", ContrastiveVariant::Fsgen}};
+const std::pair<const char*, DraftSource> kDraftSources[] = {
+    {"model", DraftSource::Model}, {"ngram", DraftSource::Ngram}, {"auto", DraftSource::Auto}};
 
 template <typename E, size_t N>
 const char* name_of(E value, const std::pair<const char*, E> (&table)[N]) {
@@ -49,6 +51,7 @@ const char* to_string(Method m) { return name_of(m, kMethods); }
 const char* to_string(Router r) { return name_of(r, kRouters); }
 const char* to_string(System2Kind s) { return name_of(s, kSystem2); }
 const char* to_string(ContrastiveVariant v) { return name_of(v, kVariants); }
+const char* to_string(DraftSource d) { return d == DraftSource::None ? "none" : name_of(d, kDraftSources); }
 const char* to_string(FinishReason f) {
   switch (f) {
     case FinishReason::Eog: return "eog";
@@ -62,6 +65,7 @@ Method parse_method(const std::string& n) { return parse_name(n, "method", kMeth
 Router parse_router(const std::string& n) { return parse_name(n, "router", kRouters); }
 System2Kind parse_system2(const std::string& n) { return parse_name(n, "system2", kSystem2); }
 ContrastiveVariant parse_contrastive_variant(const std::string& n) { return parse_name(n, "variant", kVariants); }
+DraftSource parse_draft_source(const std::string& n) { return parse_name(n, "draft", kDraftSources); }
 
 float RouterOptions::effective_threshold() const {
   if (threshold) return *threshold;
@@ -91,6 +95,9 @@ void GenerateOptions::validate() const {
   require(std::isfinite(contrastive.beta) && contrastive.beta >= 0, "contrastive beta must be a finite number >= 0");
   require(std::isfinite(proxy.alpha), "proxy alpha must be finite");
   if (router.threshold) require(std::isfinite(*router.threshold), "threshold must be a finite number");
+  const bool one_model = method == Method::Small || method == Method::Large;
+  require(!(one_model && speculative.draft == DraftSource::Model),
+          "draft \"model\" needs method \"speculative\" (one model drafts with \"ngram\" or not at all)");
 }
 
 }  // namespace fsgen

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "calibration.hpp"
 #include "fsgen/error.hpp"
 #include "generation.hpp"
 #include "session.hpp"
@@ -52,7 +53,8 @@ struct Pair::Impl {
   bool closed = false;  // under mutex
   CancelFlags cancel_flags{&cancel, nullptr};  // the Sessions' abort callback reads these
   std::unique_ptr<Session> small_session, large_session, small_base_session;
-  DraftPlanner planner;
+  DraftPlanner planner;        // the large model verifying (speculative; large with n-gram drafts)
+  DraftPlanner small_planner;  // the small model verifying its own n-gram drafts
   int n_vocab = 0;
 
   Impl(Model s, Model l, std::optional<Model> sb, const ModelOptions& o)
@@ -95,6 +97,24 @@ void Pair::cancel() { impl_->cancel.store(true); }
 DraftPlanner Pair::planner() const {
   std::lock_guard<std::timed_mutex> lock(impl_->mutex);
   return impl_->planner;
+}
+
+CostCurve Pair::calibrate(bool drafter) {
+  Impl& p = *impl_;
+  std::lock_guard<std::timed_mutex> lock(p.mutex);
+  if (p.closed) throw InvalidArgumentError("this pair is closed");
+  p.cancel.store(false);
+  Session& large = p.session(p.large_session, p.large);
+  Session* small = drafter ? &p.session(p.small_session, p.small) : nullptr;
+  const int max_rows = std::min(p.options.n_batch, kMaxOutputRows);
+  CostCurve curve = measure_costs(large, small, calibration_context(p.large), max_rows);
+  p.planner.set_calibration(curve);
+  return curve;
+}
+
+void Pair::set_calibration(const CostCurve& curve) {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  impl_->planner.set_calibration(curve);
 }
 
 void Pair::close() {
@@ -145,14 +165,26 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
   always.router = Router::Always;
   switch (options.method) {
     case Method::Small:
-      strategy = make_single_strategy(small(), Source::System1);
+      strategy = make_one_model_strategy(small(), Source::System1, options.speculative, p.small_planner,
+                                         p.options.n_batch);
       text_model = &p.small;
       break;
-    case Method::Large: strategy = make_single_strategy(large(), Source::System2); break;
-    case Method::Speculative:
-      strategy = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab,
-                                           p.options.n_batch);
+    case Method::Large:
+      strategy = make_one_model_strategy(large(), Source::System2, options.speculative, p.planner, p.options.n_batch);
       break;
+    case Method::Speculative: {
+      SpeculativeSetup setup;
+      setup.verifier = &large();
+      setup.verifier_source = Source::System2;
+      setup.mode = speculative_draft_mode(options.speculative);
+      if (setup.mode != DraftMode::Ngram) setup.drafter = &small();
+      setup.options = options.speculative;
+      setup.planner = &p.planner;
+      setup.n_vocab = p.n_vocab;
+      setup.max_rows = p.options.n_batch;
+      strategy = make_speculative_strategy(setup);
+      break;
+    }
     case Method::Contrastive:
       system2 = make_system2(System2Kind::Contrastive);
       strategy = make_fast_slow_strategy(small(), *system2, always, false, p.n_vocab);

@@ -28,6 +28,9 @@ struct SamplingOptions {
 };
 
 struct SpeculativeOptions {
+  // Where drafts come from. Speculative: Auto; one model (small/large, Model::generate): None
+  // (no drafting) or Ngram.
+  DraftSource draft = DraftSource::Auto;
   int draft_max = 0;         // 0: cost-aware adaptive; > 0: fixed draft length
   float draft_p_min = 0.0f;  // stop a draft when System 1's top-1 probability falls below this
   int adaptive_max = 16;     // longest draft the adaptive mode considers

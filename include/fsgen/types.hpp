@@ -11,6 +11,8 @@ enum class Method { Small, Large, Speculative, Contrastive, Proxy, FastSlow, Ora
 enum class Router { Entropy, Top1, Margin, Always, Never };
 enum class System2Kind { Large, Contrastive, Proxy };
 enum class ContrastiveVariant { Standard, Fsgen };
+// Where speculative drafts come from: none, System 1 (a draft model), n-gram lookup, the better of both.
+enum class DraftSource { None, Model, Ngram, Auto };
 enum class FinishReason { Eog, Stop, Length, Cancelled };
 
 // Who wrote a token: System 1 (small) alone, System 2 (large) alone, or both combined.
@@ -22,10 +24,12 @@ const char* to_string(Router r);
 const char* to_string(System2Kind s);
 const char* to_string(ContrastiveVariant v);
 const char* to_string(FinishReason f);
+const char* to_string(DraftSource d);  // "none" for DraftSource::None
 // Parse a name; throws InvalidArgumentError listing the valid names.
 Method parse_method(const std::string& name);
 Router parse_router(const std::string& name);
 System2Kind parse_system2(const std::string& name);
 ContrastiveVariant parse_contrastive_variant(const std::string& name);
+DraftSource parse_draft_source(const std::string& name);  // "model", "ngram", "auto"
 
 }  // namespace fsgen

@@ -44,6 +44,8 @@ nb::dict stats_dict(const fsgen::Stats& s) {
   d["mismatch_fraction"] = s.mismatch_fraction;
   d["drafted"] = s.drafted;
   d["accepted"] = s.accepted;
+  d["drafted_ngram"] = s.drafted_ngram;
+  d["accepted_ngram"] = s.accepted_ngram;
   d["acceptance_rate"] = s.acceptance_rate;
   d["mean_accepted_length"] = s.mean_accepted_length;
   return d;
@@ -60,6 +62,8 @@ nb::dict trace_dict(fsgen::Trace&& t) {
   d["system2_called"] = to_numpy(std::move(t.system2_called));
   d["mismatch"] = to_numpy(std::move(t.mismatch));
   d["text_offset"] = to_numpy(std::move(t.text_offset));
+  d["draft_source"] = to_numpy(std::move(t.draft_source));
+  d["draft_round_source"] = to_numpy(std::move(t.draft_round_source));
   d["draft_length"] = to_numpy(std::move(t.draft_length));
   d["draft_accepted"] = to_numpy(std::move(t.draft_accepted));
   return d;
@@ -147,6 +151,11 @@ NB_MODULE(_core, m) {
                    [](fsgen::GenerateOptions& o, int v) { o.speculative.draft_max = v; })
       .def_prop_rw("draft_p_min", [](const fsgen::GenerateOptions& o) { return o.speculative.draft_p_min; },
                    [](fsgen::GenerateOptions& o, float v) { o.speculative.draft_p_min = v; })
+      .def_prop_rw("draft",
+                   [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.speculative.draft)); },
+                   [](fsgen::GenerateOptions& o, const std::string& v) {
+                     o.speculative.draft = v == "none" ? fsgen::DraftSource::None : fsgen::parse_draft_source(v);
+                   })
       .def_prop_rw("contrastive_alpha", [](const fsgen::GenerateOptions& o) { return o.contrastive.alpha; },
                    [](fsgen::GenerateOptions& o, float v) { o.contrastive.alpha = v; })
       .def_prop_rw("contrastive_beta", [](const fsgen::GenerateOptions& o) { return o.contrastive.beta; },
@@ -230,6 +239,15 @@ NB_MODULE(_core, m) {
            },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Model::cancel)
+      .def("planner", &fsgen::Model::planner, nb::call_guard<nb::gil_scoped_release>())
+      .def("calibrate", [](fsgen::Model& m) {
+             nb::gil_scoped_release release;
+             const fsgen::CostCurve c = m.calibrate();
+             return std::make_pair(c.verify, c.draft);
+           })
+      .def("set_calibration", [](fsgen::Model& m, const std::vector<double>& verify, double draft) {
+             m.set_calibration(fsgen::CostCurve{verify, draft});
+           }, "verify"_a, "draft"_a)
       .def("close", &fsgen::Model::close, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("closed", &fsgen::Model::closed);
 
@@ -257,7 +275,15 @@ NB_MODULE(_core, m) {
            nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Pair::cancel)
       .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>())
-      .def("planner", &fsgen::Pair::planner, nb::call_guard<nb::gil_scoped_release>());
+      .def("planner", &fsgen::Pair::planner, nb::call_guard<nb::gil_scoped_release>())
+      .def("calibrate", [](fsgen::Pair& p, bool drafter) {
+             nb::gil_scoped_release release;
+             const fsgen::CostCurve c = p.calibrate(drafter);
+             return std::make_pair(c.verify, c.draft);
+           }, "drafter"_a = true)
+      .def("set_calibration", [](fsgen::Pair& p, const std::vector<double>& verify, double draft) {
+             p.set_calibration(fsgen::CostCurve{verify, draft});
+           }, "verify"_a, "draft"_a);
 
   // The draft planner: returned by Pair.planner(), and constructible so that tests can drive it
   // with injected costs. Origins: 1 System 1's drafts, 2 n-gram drafts.

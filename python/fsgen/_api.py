@@ -29,9 +29,9 @@ _MODEL_OPTION_NAMES = ("n_ctx", "n_threads", "n_gpu_layers", "n_batch", "verbose
 _ROUTED = {"router": "entropy", "threshold": None, "system2": "large", "alpha": None, "beta": 0.5,
            "variant": "standard"}
 METHOD_PARAMS: dict[str, dict[str, Any]] = {
-    "small": {},
-    "large": {},
-    "speculative": {"draft_max": None, "draft_p_min": 0.0},
+    "small": {"draft": None, "draft_max": None},
+    "large": {"draft": None, "draft_max": None},
+    "speculative": {"draft": "auto", "draft_max": None, "draft_p_min": 0.0},
     "contrastive": {"alpha": 0.1, "beta": 0.5, "variant": "standard"},
     "proxy": {"alpha": 1.0},
     "fs": dict(_ROUTED),
@@ -64,6 +64,12 @@ def _model_options(n_ctx=4096, n_threads=None, n_gpu_layers=0, n_batch=512, verb
     o.n_batch = _int("n_batch", n_batch, 1, 1 << 16)
     o.verbose = bool(verbose)
     return o
+
+
+def _calibration_options(o: _core.ModelOptions) -> dict:
+    """The context options a cost curve depends on."""
+    return {"n_ctx": o.n_ctx, "n_threads": o.n_threads, "n_gpu_layers": o.n_gpu_layers, "n_batch": o.n_batch,
+            "flash_attn": o.flash_attn}
 
 
 def _resolve_path(path: PathLike) -> str:
@@ -142,9 +148,12 @@ def _generate_options(method: str, *, max_tokens=256, temperature=0.0, top_k=40,
     o.stop = list(stop)
     o.trace = bool(trace)
 
-    if method == "speculative":
+    if method in ("speculative", "small", "large"):
+        draft = params["draft"]
+        o.draft = "none" if draft is None else _name("draft", draft)
         draft_max = params["draft_max"]
         o.draft_max = 0 if draft_max is None else _int("draft_max", draft_max, 1, 64)
+    if method == "speculative":
         o.draft_p_min = _float("draft_p_min", params["draft_p_min"])
     if method in ("fs", "oracle"):
         o.router = _name("router", params["router"])
@@ -170,11 +179,13 @@ def _name(what: str, value: Any) -> str:
 
 
 class Drafts:
-    """Per speculative round: the draft's length and how many of its tokens were accepted."""
+    """Per speculative round: the draft tokens System 2 judged (``length``), how many of them it
+    accepted, and who drafted them (``source``: 1 System 1, 2 n-gram lookup)."""
 
-    def __init__(self, length: np.ndarray, accepted: np.ndarray):
+    def __init__(self, length: np.ndarray, accepted: np.ndarray, source: Optional[np.ndarray] = None):
         self.length = length
         self.accepted = accepted
+        self.source = source if source is not None else np.ones(len(length), dtype=np.int8)
 
     def __len__(self) -> int:
         return len(self.length)
@@ -186,7 +197,8 @@ class Drafts:
 class Trace:
     """One row per generated token; see API.md for the fields."""
 
-    FIELDS = ("token", "source", "entropy", "top1", "margin", "system2_called", "mismatch", "text_offset")
+    FIELDS = ("token", "source", "entropy", "top1", "margin", "system2_called", "mismatch", "text_offset",
+              "draft_source")
 
     def __init__(self, arrays: dict):
         self.token = arrays["token"]
@@ -197,7 +209,9 @@ class Trace:
         self.system2_called = arrays["system2_called"].view(np.bool_)
         self.mismatch = arrays["mismatch"].view(np.bool_)
         self.text_offset = arrays["text_offset"]
-        self.drafts = Drafts(arrays["draft_length"], arrays["draft_accepted"])
+        # 0 not a draft token, 1 an accepted draft of System 1's, 2 an accepted n-gram draft.
+        self.draft_source = arrays["draft_source"]
+        self.drafts = Drafts(arrays["draft_length"], arrays["draft_accepted"], arrays["draft_round_source"])
 
     def __len__(self) -> int:
         return len(self.token)
@@ -312,12 +326,15 @@ class Model:
     """A GGUF model loaded once (weights memory-mapped), with its own context for generate()."""
 
     def __init__(self, path: PathLike, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
-                 n_gpu_layers: int = 0, n_batch: int = 512, verbose: bool = False):
+                 n_gpu_layers: int = 0, n_batch: int = 512, verbose: bool = False, calibrate: Optional[bool] = None):
         options = _model_options(n_ctx, n_threads, n_gpu_layers, n_batch, verbose)
         self._options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
                              verbose=verbose)
         self._core = _core.Model.load(_resolve_path(path), options)
         self.path = pathlib.Path(self._core.info["path"])
+        from .calibration import Calibrator
+        # calibrate: measure verify costs before the first n-gram drafting (None: $FSGEN_CALIBRATE).
+        self._calibrator = Calibrator(calibrate, [str(self.path)], _calibration_options(options), drafter=False)
 
     @property
     def info(self) -> dict:
@@ -345,15 +362,40 @@ class Model:
 
     def generate(self, prompt: Optional[str] = None, *, messages: Optional[list[dict]] = None, max_tokens: int = 256,
                  temperature: float = 0.0, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, seed: int = 0,
-                 stop: Union[str, Sequence[str], None] = None, trace: bool = False) -> Result:
+                 stop: Union[str, Sequence[str], None] = None, trace: bool = False, draft: Optional[str] = None,
+                 draft_max: Optional[int] = None) -> Result:
+        """draft="ngram": draft tokens looked up in the prompt and the output so far, verified by
+        this model in one batch (same output, greedy or sampled; faster where text repeats)."""
+        self._prepare(draft)
         return _run(self._start(prompt, messages, False, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
-                                top_p=top_p, min_p=min_p, seed=seed, stop=stop, trace=trace))
+                                top_p=top_p, min_p=min_p, seed=seed, stop=stop, trace=trace, draft=draft,
+                                draft_max=draft_max))
 
     def stream(self, prompt: Optional[str] = None, *, messages: Optional[list[dict]] = None, max_tokens: int = 256,
                temperature: float = 0.0, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, seed: int = 0,
-               stop: Union[str, Sequence[str], None] = None, trace: bool = False) -> Stream:
+               stop: Union[str, Sequence[str], None] = None, trace: bool = False, draft: Optional[str] = None,
+               draft_max: Optional[int] = None) -> Stream:
+        self._prepare(draft)
         return Stream(self._start(prompt, messages, True, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
-                                  top_p=top_p, min_p=min_p, seed=seed, stop=stop, trace=trace))
+                                  top_p=top_p, min_p=min_p, seed=seed, stop=stop, trace=trace, draft=draft,
+                                  draft_max=draft_max))
+
+    def _prepare(self, draft) -> None:
+        # Drafting: the verify cost curve, measured once (cached per model file and machine).
+        if draft is not None:
+            self._calibrator.prepare(self._core)
+
+    def calibrate(self) -> dict:
+        """Measure this model's verify cost for each batch size now (a few seconds on billion-parameter
+        models), cache it, and return the planner's figures (see ``planner``)."""
+        self._calibrator.run(self._core)
+        return self.planner
+
+    @property
+    def planner(self) -> dict:
+        """What the n-gram draft planner learnt on this model (see fsgen.planner.planner_figures)."""
+        from .planner import planner_figures
+        return planner_figures(self._core.planner())
 
     def cancel(self) -> None:
         self._core.cancel()
@@ -381,7 +423,7 @@ class Pair:
     """A small model (System 1) and a large one (System 2) decoding together."""
 
     def __init__(self, small: Union[PathLike, Model], large: Union[PathLike, Model], *,
-                 small_base: Union[PathLike, Model, None] = None, **model_options):
+                 small_base: Union[PathLike, Model, None] = None, calibrate: Optional[bool] = None, **model_options):
         unknown = set(model_options) - set(_MODEL_OPTION_NAMES)
         if unknown:
             raise InvalidArgumentError(f"unknown option(s) {', '.join(sorted(unknown))}; "
@@ -406,6 +448,10 @@ class Pair:
             self.small_base = model(small_base) if small_base is not None else None
             self._core = _core.Pair(self.small._core, self.large._core,
                                     self.small_base._core if self.small_base else None, options)
+            from .calibration import Calibrator
+            # calibrate: measure verify costs before the first drafting call (None: $FSGEN_CALIBRATE).
+            self._calibrator = Calibrator(calibrate, [str(self.small.path), str(self.large.path)],
+                                          _calibration_options(options), drafter=True)
         except BaseException:
             for m in self._owned:
                 m.close()
@@ -416,7 +462,15 @@ class Pair:
         if not isinstance(method, str):
             raise InvalidArgumentError(f"method must be a str, got {method!r}")
         options = _generate_options(method, **kwargs)
+        if method == "speculative" or (method == "large" and kwargs.get("draft") is not None):
+            self._calibrator.prepare(self._core)  # the large model's verify costs
         return self._core.start(text, pairs, options, stream)
+
+    def calibrate(self) -> dict:
+        """Measure the large model's verify cost for each batch size and a System 1 step now (a few
+        seconds on billion-parameter models), cache them, and return the planner's figures."""
+        self._calibrator.run(self._core)
+        return self.planner
 
     def generate(self, prompt: Optional[str] = None, *, messages: Optional[list[dict]] = None,
                  method: str = "speculative", trace: bool = False, **kwargs) -> Result:
