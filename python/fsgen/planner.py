@@ -52,3 +52,40 @@ def planner_figures(planner: Any, max_length: int = 16) -> dict:
         "probes": planner.probes,
         "drifted": planner.drifted,
     }
+
+
+def implied_lengths(verify: dict[int, float], draft: float | None, acceptances=(0.5, 0.7, 0.8, 0.9, 0.95, 1.0),
+                    max_length: int = 16) -> list[dict]:
+    """The draft length a cost curve implies at each per-token acceptance, for System 1's drafts
+    (a step costs ``draft`` seconds) and free n-gram drafts, with the expected speed-up over
+    decoding one token per verify.
+
+    Returns
+    -------
+    list of dict
+        One per acceptance: ``acceptance``, ``model`` and ``ngram`` (lengths; ``model`` None without
+        a draft cost), ``model_speedup``, ``ngram_speedup``.
+    """
+    from . import _core
+    planner = _core.DraftPlanner()
+    rows = max(verify) if verify else 0
+    planner.set_calibration([verify.get(r, -1.0) for r in range(rows + 1)], draft if draft else -1.0)
+    single = planner.verify_cost(1)
+
+    def speedup(length: int, a: float, step: float) -> float:
+        if length == 0 or single <= 0:
+            return 1.0
+        expected = sum(a ** i for i in range(length + 1))
+        return expected * single / (length * step + planner.verify_cost(length + 1))
+
+    out = []
+    for a in acceptances:
+        row = {"acceptance": a, "ngram": planner.best_length(NGRAM, max_length, a)}
+        row["ngram_speedup"] = speedup(row["ngram"], min(a, 0.999), 0.0)
+        if draft:
+            row["model"] = planner.best_length(MODEL, max_length, a)
+            row["model_speedup"] = speedup(row["model"], min(a, 0.999), draft)
+        else:
+            row["model"] = row["model_speedup"] = None
+        out.append(row)
+    return out
