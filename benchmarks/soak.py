@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["small", "large", "speculative", "contrastive", "proxy", "fs", "oracle"]
 PROMPTS = ["hello world", "Once upon a time", "the", "and of to the hello\n", "caf\u00e9 \u20ac \U0001F600"]
 
 
@@ -61,13 +60,17 @@ def tiny_models(directory: Path) -> tuple[Path, Path]:
 
 
 def one_call(pair, i: int, max_tokens: int) -> None:
-    method = METHODS[i % len(METHODS)]
+    import fsgen
+    methods = list(fsgen.methods())  # every method of the core's table
+    method = methods[i % len(methods)]
     prompt = PROMPTS[(i // len(METHODS)) % len(PROMPTS)]
     sampled = (i // 3) % 2 == 1
     kwargs = dict(method=method, max_tokens=max_tokens, trace=i % 2 == 0,
                   temperature=0.8 if sampled else 0.0, seed=i)
     if method in ("fs", "oracle"):
-        kwargs["router"] = ["entropy", "top1", "margin", "always"][i % 4]
+        router = next(p for p in fsgen.param_table() if p["name"] == "router")
+        routers = [r for r in router["choices"] if r != "never"]
+        kwargs["router"] = routers[i % len(routers)]
     kind = i % 10
     if kind == 7:  # a stream read to the end
         stream = pair.stream(prompt, **kwargs)

@@ -4,6 +4,7 @@
 
 #include "fsgen/error.hpp"
 #include "fsgen/options.hpp"
+#include "fsgen/params.hpp"
 #include "fsgen/types.hpp"
 
 namespace fsgen {
@@ -25,8 +26,8 @@ const std::pair<const char*, Method> kMethods[] = {
     {"contrastive", Method::Contrastive}, {"proxy", Method::Proxy}, {"fs", Method::FastSlow},
     {"oracle", Method::Oracle}};
 const std::pair<const char*, Router> kRouters[] = {{"entropy", Router::Entropy}, {"top1", Router::Top1},
-                                                   {"margin", Router::Margin},   {"always", Router::Always},
-                                                   {"never", Router::Never}};
+                                                   {"margin", Router::Margin},   {"budget", Router::Budget},
+                                                   {"always", Router::Always},   {"never", Router::Never}};
 const std::pair<const char*, System2Kind> kSystem2[] = {
     {"large", System2Kind::Large}, {"contrastive", System2Kind::Contrastive}, {"proxy", System2Kind::Proxy}};
 const std::pair<const char*, ContrastiveVariant> kVariants[] = {{"standard", ContrastiveVariant::Standard},
@@ -73,31 +74,36 @@ float RouterOptions::effective_threshold() const {
     case Router::Entropy: return 0.5f;  // nats
     case Router::Top1: return 0.5f;     // FS-GEN's `threshold`
     case Router::Margin: return 0.4f;   // FS-GEN's delta_threshold: (p1 - p2) / 2 < 0.2
+    case Router::Budget: return 0.5f;   // where the adaptive threshold starts (nats)
     default: return 0.0f;
   }
 }
 
 void GenerateOptions::validate() const {
-  constexpr int kMaxTokensLimit = 1 << 24;
-  require(max_tokens >= 0 && max_tokens <= kMaxTokensLimit,
-          "max_tokens must be between 0 and " + std::to_string(kMaxTokensLimit) + ", got " + std::to_string(max_tokens));
-  const auto& s = sampling;
-  require(std::isfinite(s.temperature) && s.temperature >= 0, "temperature must be a finite number >= 0");
-  require(std::isfinite(s.top_p) && s.top_p > 0 && s.top_p <= 1, "top_p must be in (0, 1]");
-  require(std::isfinite(s.min_p) && s.min_p >= 0 && s.min_p <= 1, "min_p must be in [0, 1]");
+  // Every number the table gives a range and a getter for, checked against it.
+  for (const ParamSpec& p : param_table()) {
+    if (!p.range || !p.get) continue;
+    const ParamValue v = p.get(*this);
+    const double x = std::holds_alternative<double>(v)          ? std::get<double>(v)
+                     : std::holds_alternative<std::int64_t>(v) ? double(std::get<std::int64_t>(v))
+                                                               : double(std::get<std::uint64_t>(v));
+    require(p.range->contains(x), p.name + " must be " + p.range->describe() + ", got " + describe_value(v));
+  }
   for (const auto& stop_string : stop) require(!stop_string.empty(), "stop strings must not be empty");
-  require(speculative.draft_max >= 0 && speculative.draft_max <= 64, "draft_max must be None or between 1 and 64");
-  require(std::isfinite(speculative.draft_p_min) && speculative.draft_p_min >= 0 && speculative.draft_p_min <= 1,
-          "draft_p_min must be in [0, 1]");
+  // Fields the table checks only where they are given.
+  require(speculative.draft_max >= 0 && speculative.draft_max <= 64, "draft_max must be None or in [1, 64]");
   require(speculative.adaptive_max >= 1 && speculative.adaptive_max <= 64, "adaptive_max must be in [1, 64]");
-  require(std::isfinite(contrastive.alpha) && contrastive.alpha > 0 && contrastive.alpha <= 1,
-          "contrastive alpha must be in (0, 1]");
-  require(std::isfinite(contrastive.beta) && contrastive.beta >= 0, "contrastive beta must be a finite number >= 0");
-  require(std::isfinite(proxy.alpha), "proxy alpha must be finite");
   if (router.threshold) require(std::isfinite(*router.threshold), "threshold must be a finite number");
+  if (method == Method::Contrastive || system2 == System2Kind::Contrastive) {
+    require(std::isfinite(contrastive.alpha) && contrastive.alpha > 0 && contrastive.alpha <= 1,
+            "contrastive alpha must be in (0, 1]");
+  }
+  require(std::isfinite(proxy.alpha), "proxy alpha must be a finite number");
   const bool one_model = method == Method::Small || method == Method::Large;
   require(!(one_model && speculative.draft == DraftSource::Model),
           "draft \"model\" needs method \"speculative\" (one model drafts with \"ngram\" or not at all)");
+  require(!(one_model && speculative.draft_max > 0 && speculative.draft != DraftSource::Ngram),
+          "draft_max with one model needs draft=\"ngram\" (a draft source)");
 }
 
 }  // namespace fsgen

@@ -19,7 +19,11 @@ THREADS = 1
 N_CTX = 256
 TINY = dict(n_ctx=N_CTX, n_threads=THREADS)
 
-METHODS = ("small", "large", "speculative", "contrastive", "proxy", "fs", "oracle")
+# Names from the core's table (fsgen.param_table / fsgen.methods), never listed here.
+_PARAMS = {p["name"]: p for p in fsgen.param_table()}
+METHODS = tuple(fsgen.methods())
+ROUTERS = tuple(_PARAMS["router"]["choices"])
+SYSTEM2 = tuple(_PARAMS["system2"]["choices"])
 
 # Exactly the keys API.md lists.
 STATS_KEYS = {

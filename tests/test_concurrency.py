@@ -28,7 +28,8 @@ CTX = dict(n_ctx=256, n_threads=THREADS)
 LONG_CTX = dict(n_ctx=16384, n_threads=THREADS)
 LONG = dict(max_tokens=16000)
 PROMPTS = ["hello world", "the", "Once upon a time", "and of to the hello\n"]
-METHODS = ["small", "large", "speculative", "contrastive", "fs", "oracle"]
+# Every method of the core's table but proxy (no base model here).
+METHODS = [m for m, spec in fsgen.methods().items() if not spec["needs_small_base"]]
 PROMPT_CANCEL_S = 2.0  # "promptly": generous for a loaded 2-core machine; typically ~0.01 s
 PYTHON_DIR = Path(fsgen.__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import pytest
 
 import fsgen
 
-METHODS = ["small", "large", "speculative", "contrastive", "proxy", "fs", "oracle"]
+from helpers import METHODS  # noqa: E402  (every method of the core's table)
 # Method parameters that change where the context edge falls inside a step.
 VARIANTS = [
     ("small", {}), ("large", {}), ("speculative", {}), ("speculative", {"draft_max": 16}),

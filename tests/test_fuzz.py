@@ -17,11 +17,10 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 import fsgen  # noqa: E402
+from helpers import METHODS, ROUTERS, SYSTEM2  # noqa: E402
 
 N_CTX = 256
 FINISH_REASONS = {"eog", "stop", "length", "cancelled"}
-ROUTERS = ["entropy", "top1", "margin", "always", "never"]
-SYSTEM2 = ["large", "contrastive", "proxy"]
 SETTINGS = dict(derandomize=True, database=None, deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
@@ -53,8 +52,11 @@ def method_params(draw, method):
             params["draft_p_min"] = draw(unit)
     if method in ("fs", "oracle"):
         params["router"] = draw(st.sampled_from(ROUTERS))
-        if draw(st.booleans()):
+        # Each router takes its own parameters (the core's table): a threshold, a share, or none.
+        if params["router"] in ("entropy", "top1", "margin") and draw(st.booleans()):
             params["threshold"] = draw(st.floats(min_value=-1.0, max_value=8.0, allow_nan=False))
+        if params["router"] == "budget" and draw(st.booleans()):
+            params["system2_share"] = draw(st.floats(min_value=0.01, max_value=1.0))
         params["system2"] = draw(st.sampled_from(SYSTEM2))
     kind = params.get("system2", method)
     if kind == "contrastive":
@@ -84,7 +86,7 @@ def sampling(draw):
 
 @st.composite
 def calls(draw):
-    method = draw(st.sampled_from(["small", "large", "speculative", "contrastive", "proxy", "fs", "oracle"]))
+    method = draw(st.sampled_from(METHODS))
     kwargs = dict(method=method, max_tokens=draw(st.integers(0, 40)), trace=True,
                   **draw(method_params(method)), **draw(sampling()))
     if draw(st.integers(0, 4)) == 0:

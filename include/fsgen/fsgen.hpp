@@ -6,6 +6,7 @@
 #include "fsgen/job.hpp"
 #include "fsgen/model.hpp"
 #include "fsgen/options.hpp"
+#include "fsgen/params.hpp"
 #include "fsgen/pair.hpp"
 #include "fsgen/result.hpp"
 #include "fsgen/types.hpp"

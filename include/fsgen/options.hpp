@@ -27,6 +27,7 @@ struct SamplingOptions {
   bool greedy() const { return temperature <= 0.0f; }
 };
 
+// Defaults, ranges and where each option applies: the parameter table (fsgen/params.hpp).
 struct SpeculativeOptions {
   // Where drafts come from. Speculative: Auto; one model (small/large, Model::generate): None
   // (no drafting) or Ngram.
@@ -49,7 +50,12 @@ struct ProxyOptions {
 struct RouterOptions {
   Router router = Router::Entropy;
   std::optional<float> threshold;  // unset: the router's own default
+  float system2_share = 0.1f;      // Router::Budget: the share of tokens System 2 is consulted on
   float effective_threshold() const;
+  // The routers' one rule, for a value of the router's feature (System 1's entropy for entropy
+  // and budget, top-1 probability for top1, p1 - p2 for margin): entropy consults strictly above
+  // the threshold, top1 and margin strictly below it. The study's thresholds use it too.
+  bool consults(float value) const;
 };
 
 struct GenerateOptions {
@@ -64,7 +70,7 @@ struct GenerateOptions {
   RouterOptions router;
   System2Kind system2 = System2Kind::Large;
 
-  // Throws InvalidArgumentError naming the first bad field.
+  // Throws InvalidArgumentError naming the first bad field (ranges from the parameter table).
   void validate() const;
 };
 

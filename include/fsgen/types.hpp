@@ -8,7 +8,7 @@ namespace fsgen {
 using Token = std::int32_t;
 
 enum class Method { Small, Large, Speculative, Contrastive, Proxy, FastSlow, Oracle };
-enum class Router { Entropy, Top1, Margin, Always, Never };
+enum class Router { Entropy, Top1, Margin, Budget, Always, Never };
 enum class System2Kind { Large, Contrastive, Proxy };
 enum class ContrastiveVariant { Standard, Fsgen };
 // Where speculative drafts come from: none, System 1 (a draft model), n-gram lookup, the better of both.

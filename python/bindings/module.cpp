@@ -11,6 +11,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/variant.h>
 #include <nanobind/stl/vector.h>
 
 #include <cstring>
@@ -81,6 +82,83 @@ fsgen::Prompt make_prompt(const std::optional<std::string>& text,
   return fsgen::Prompt::from_messages(std::move(chat));
 }
 
+const char* type_name(fsgen::ParamType t) {
+  switch (t) {
+    case fsgen::ParamType::Bool: return "bool";
+    case fsgen::ParamType::Int: return "int";
+    case fsgen::ParamType::Float: return "float";
+    case fsgen::ParamType::Choice: return "choice";
+    case fsgen::ParamType::StringList: return "str_list";
+  }
+  return "?";
+}
+
+const char* group_name(fsgen::ParamGroup g) {
+  switch (g) {
+    case fsgen::ParamGroup::Generation: return "generation";
+    case fsgen::ParamGroup::Sampling: return "sampling";
+    case fsgen::ParamGroup::Method: return "method";
+  }
+  return "?";
+}
+
+template <typename E>
+nb::list names_of(const std::vector<E>& values) {
+  nb::list out;
+  for (E v : values) out.append(fsgen::to_string(v));
+  return out;
+}
+
+// The parameter table as plain Python data (fsgen.param_table()).
+nb::list param_table_list() {
+  nb::list out;
+  for (const fsgen::ParamSpec& p : fsgen::param_table()) {
+    nb::dict d;
+    d["name"] = p.name;
+    d["type"] = type_name(p.type);
+    d["group"] = group_name(p.group);
+    d["doc"] = p.doc;
+    d["default"] = nb::cast(p.default_value);
+    d["choices"] = p.choices;
+    d["none_allowed"] = p.none_allowed;
+    if (p.range) {
+      nb::dict r;
+      r["lo"] = p.range->lo;
+      r["hi"] = p.range->hi;
+      r["lo_open"] = p.range->lo_open;
+      r["hi_open"] = p.range->hi_open;
+      r["text"] = p.range->describe();
+      d["range"] = r;
+    } else {
+      d["range"] = nb::none();
+    }
+    nb::list scopes;
+    for (const auto& scope : p.scopes) {
+      nb::dict s;
+      s["methods"] = names_of(scope.methods);
+      s["routers"] = names_of(scope.routers);
+      s["system2"] = names_of(scope.system2);
+      s["default"] = nb::cast(scope.default_value);
+      scopes.append(s);
+    }
+    d["scopes"] = scopes;
+    out.append(d);
+  }
+  return out;
+}
+
+nb::list method_table_list() {
+  nb::list out;
+  for (const fsgen::MethodSpec& m : fsgen::method_table()) {
+    nb::dict d;
+    d["name"] = m.name;
+    d["doc"] = m.doc;
+    d["needs_small_base"] = m.needs_small_base;
+    out.append(d);
+  }
+  return out;
+}
+
 void register_exceptions() {
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     auto raise = [](const char* name, const char* what) {
@@ -130,51 +208,9 @@ NB_MODULE(_core, m) {
       .def_rw("verbose", &fsgen::ModelOptions::verbose)
       .def_rw("flash_attn", &fsgen::ModelOptions::flash_attn);
 
+  // Built from names and values by make_options (the parameter table validates them); opaque here.
   nb::class_<fsgen::GenerateOptions>(m, "GenerateOptions")
-      .def(nb::init<>())
-      .def_prop_rw("method", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.method)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) { o.method = fsgen::parse_method(v); })
-      .def_rw("max_tokens", &fsgen::GenerateOptions::max_tokens)
-      .def_prop_rw("temperature", [](const fsgen::GenerateOptions& o) { return o.sampling.temperature; },
-                   [](fsgen::GenerateOptions& o, float v) { o.sampling.temperature = v; })
-      .def_prop_rw("top_k", [](const fsgen::GenerateOptions& o) { return o.sampling.top_k; },
-                   [](fsgen::GenerateOptions& o, int v) { o.sampling.top_k = v; })
-      .def_prop_rw("top_p", [](const fsgen::GenerateOptions& o) { return o.sampling.top_p; },
-                   [](fsgen::GenerateOptions& o, float v) { o.sampling.top_p = v; })
-      .def_prop_rw("min_p", [](const fsgen::GenerateOptions& o) { return o.sampling.min_p; },
-                   [](fsgen::GenerateOptions& o, float v) { o.sampling.min_p = v; })
-      .def_prop_rw("seed", [](const fsgen::GenerateOptions& o) { return o.sampling.seed; },
-                   [](fsgen::GenerateOptions& o, std::uint64_t v) { o.sampling.seed = v; })
-      .def_rw("stop", &fsgen::GenerateOptions::stop)
-      .def_rw("trace", &fsgen::GenerateOptions::trace)
-      .def_prop_rw("draft_max", [](const fsgen::GenerateOptions& o) { return o.speculative.draft_max; },
-                   [](fsgen::GenerateOptions& o, int v) { o.speculative.draft_max = v; })
-      .def_prop_rw("draft_p_min", [](const fsgen::GenerateOptions& o) { return o.speculative.draft_p_min; },
-                   [](fsgen::GenerateOptions& o, float v) { o.speculative.draft_p_min = v; })
-      .def_prop_rw("draft",
-                   [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.speculative.draft)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) {
-                     o.speculative.draft = v == "none" ? fsgen::DraftSource::None : fsgen::parse_draft_source(v);
-                   })
-      .def_prop_rw("contrastive_alpha", [](const fsgen::GenerateOptions& o) { return o.contrastive.alpha; },
-                   [](fsgen::GenerateOptions& o, float v) { o.contrastive.alpha = v; })
-      .def_prop_rw("contrastive_beta", [](const fsgen::GenerateOptions& o) { return o.contrastive.beta; },
-                   [](fsgen::GenerateOptions& o, float v) { o.contrastive.beta = v; })
-      .def_prop_rw("contrastive_variant",
-                   [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.contrastive.variant)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) {
-                     o.contrastive.variant = fsgen::parse_contrastive_variant(v);
-                   })
-      .def_prop_rw("proxy_alpha", [](const fsgen::GenerateOptions& o) { return o.proxy.alpha; },
-                   [](fsgen::GenerateOptions& o, float v) { o.proxy.alpha = v; })
-      .def_prop_rw("router", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.router.router)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) { o.router.router = fsgen::parse_router(v); })
-      .def_prop_rw("threshold", [](const fsgen::GenerateOptions& o) { return o.router.threshold; },
-                   [](fsgen::GenerateOptions& o, std::optional<float> v) { o.router.threshold = v; })
-      .def_prop_ro("effective_threshold", [](const fsgen::GenerateOptions& o) { return o.router.effective_threshold(); })
-      .def_prop_rw("system2", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.system2)); },
-                   [](fsgen::GenerateOptions& o, const std::string& v) { o.system2 = fsgen::parse_system2(v); })
-      .def("validate", &fsgen::GenerateOptions::validate);
+      .def_prop_ro("method", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.method)); });
 
   nb::class_<fsgen::Result>(m, "Result")
       .def_ro("text", &fsgen::Result::text)
@@ -329,6 +365,32 @@ NB_MODULE(_core, m) {
       .def_prop_ro("rejections", &fsgen::DraftPlanner::rejections)
       .def_prop_ro("probes", &fsgen::DraftPlanner::probes);
 
+  m.def("param_table", &param_table_list, "The generation parameters: names, types, defaults, ranges, scopes.");
+  m.def("method_table", &method_table_list, "The decoding methods.");
+  m.def("applicable_params",
+        [](const std::string& method, const std::string& router, const std::string& system2) {
+          return fsgen::applicable_params(fsgen::parse_method(method), fsgen::parse_router(router),
+                                          fsgen::parse_system2(system2));
+        },
+        "method"_a, "router"_a = "entropy", "system2"_a = "large");
+  m.def("make_options",
+        [](const fsgen::ParamMap& params, bool for_model) {
+          return fsgen::make_generate_options(params, for_model ? fsgen::OptionsTarget::Model
+                                                                : fsgen::OptionsTarget::Pair);
+        },
+        "params"_a, "for_model"_a = false);
+  m.def("route",
+        [](const std::string& router, nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu> values,
+           std::optional<float> threshold) {
+          fsgen::RouterOptions options;
+          options.router = fsgen::parse_router(router);
+          options.threshold = threshold;
+          std::vector<std::uint8_t> flags(values.shape(0));
+          for (size_t i = 0; i < flags.size(); ++i) flags[i] = options.consults(values(i));
+          return to_numpy(std::move(flags));
+        },
+        "router"_a, "values"_a, "threshold"_a.none() = nb::none(),
+        "Where the router consults System 2 for these values of its feature (the core's own rule).");
   m.def("cancel_all_jobs", &fsgen::GenerationJob::cancel_all, "timeout"_a,
         nb::call_guard<nb::gil_scoped_release>());
   m.def("check_vocab_compatible", &fsgen::check_vocab_compatible, "a"_a, "b"_a);

@@ -4,7 +4,8 @@ from __future__ import annotations
 from . import errors
 from .errors import (ContextOverflowError, FsgenError, GenerationError, IncompatibleVocabError,
                      InvalidArgumentError, ModelLoadError, TemplateError)
-from ._api import Chunk, Model, Pair, Result, Stream, Trace
+from ._api import Chunk, Drafts, Model, Pair, Result, Source, Stats, Stream, Trace
+from ._options import method_params, methods, param_table
 from . import _core
 
 __version__ = "0.1.0"
@@ -29,7 +30,8 @@ def __getattr__(name):  # fsgen.study imports scipy/matplotlib: only when asked 
 
 
 __all__ = [
-    "Model", "Pair", "Result", "Stream", "Chunk", "Trace", "build_info", "pull", "__version__",
+    "Model", "Pair", "Result", "Stream", "Chunk", "Trace", "Drafts", "Source", "Stats", "build_info", "pull",
+    "param_table", "methods", "method_params", "__version__",
     "FsgenError", "ModelLoadError", "IncompatibleVocabError", "TemplateError", "ContextOverflowError",
     "GenerationError", "InvalidArgumentError",
 ]

@@ -9,8 +9,36 @@ from typing import Optional, Sequence
 from . import __version__
 from .errors import FsgenError
 
-METHODS = ("small", "large", "speculative", "contrastive", "proxy", "fs", "oracle")
-ROUTERS = ("entropy", "top1", "margin", "always", "never")
+# Flags with their own spelling or handling; every other table parameter becomes --its-name.
+_OWN_FLAGS = {"stop", "trace"}
+
+
+def _add_table_flags(p, *, for_model_only: bool = False) -> None:
+    """One flag per generation parameter of the core's table (fsgen.param_table()), defaults
+    left to the core: a flag not given is not sent."""
+    from ._options import param_table
+    for spec in param_table():
+        name = spec["name"]
+        if name in _OWN_FLAGS or (for_model_only and spec["group"] == "method" and name != "draft"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        kind = spec["type"]
+        text = spec["doc"]
+        if spec["default"] is not None:
+            text += f" (default: {spec['default']})"
+        if kind == "choice":
+            p.add_argument(flag, choices=spec["choices"], default=None, help=text)
+        elif kind == "bool":
+            p.add_argument(flag, action="store_true", default=None, help=text)
+        else:
+            p.add_argument(flag, type=int if kind == "int" else float, default=None, help=text)
+
+
+def _table_args(args) -> dict:
+    """The table parameters given on the command line (None: not given)."""
+    from ._options import param_table
+    return {spec["name"]: getattr(args, spec["name"]) for spec in param_table()
+            if spec["name"] not in _OWN_FLAGS and getattr(args, spec["name"], None) is not None}
 
 
 def _add_generate(sub) -> None:
@@ -20,33 +48,14 @@ def _add_generate(sub) -> None:
     which.add_argument("--small", help="System 1: the small model (path or name)")
     p.add_argument("--large", help="System 2: the large model (path or name)")
     p.add_argument("--small-base", help="the small model's base, for --method proxy")
-    p.add_argument("--method", choices=METHODS, default=None, help="decoding method (pair default: speculative)")
-    p.add_argument("--router", choices=ROUTERS, default=None, help="fs/oracle: when System 2 is consulted")
-    p.add_argument("--threshold", type=float, default=None, help="the router's threshold")
-    p.add_argument("--system2", choices=("large", "contrastive", "proxy"), default=None,
-                   help="fs/oracle: what System 2 does when consulted")
-    p.add_argument("--draft-max", type=int, default=None, help="speculative: fixed draft length (default: adaptive)")
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
+    _add_table_flags(p)
+    p.add_argument("--stop", action="append", default=None, help="a stop string (repeatable)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--raw", action="store_true", help="send the prompt as is, without the chat template")
     p.add_argument("--trace", action="store_true", help="print the per-token trace after the text")
     p.add_argument("--stats", action="store_true", help="print the statistics as JSON")
     p.add_argument("prompt")
-
-
-def _method_params(args) -> dict:
-    params = {}
-    method = args.method
-    if method == "speculative" and args.draft_max is not None:
-        params["draft_max"] = args.draft_max
-    if method in ("fs", "oracle"):
-        for name in ("router", "threshold", "system2"):
-            if getattr(args, name) is not None:
-                params[name] = getattr(args, name)
-    return params
 
 
 def cmd_generate(args) -> int:
@@ -57,25 +66,23 @@ def cmd_generate(args) -> int:
     if args.model:
         if args.large or args.small_base:
             raise SystemExit("fsgen generate: --large/--small-base need --small, not --model")
-        if args.method not in (None, "small", "large"):
+        if args.method is not None:
             raise SystemExit(f"fsgen generate: --method {args.method} needs a pair (--small S --large L)")
         runner = Model(args.model, **options)
         template_model = runner
-        call = {}
+        call = _table_args(args)
     else:
         if not args.large:
             raise SystemExit("fsgen generate: --small needs --large")
         runner = Pair(args.small, args.large, small_base=args.small_base, **options)
         template_model = runner.large
-        args.method = args.method or "speculative"
-        call = dict(method=args.method, **_method_params(args))
+        call = _table_args(args)
     with runner:
         if args.raw or not template_model.info["chat_template"]:
             prompt = dict(prompt=args.prompt)
         else:
             prompt = dict(messages=[{"role": "user", "content": args.prompt}])
-        stream = runner.stream(**prompt, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
-                               trace=args.trace, **call)
+        stream = runner.stream(**prompt, stop=args.stop, trace=args.trace, **call)
         result = print_stream(stream, highlight=not args.model)
         if result is None:
             return 130
@@ -115,6 +122,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pull.add_argument("--force", action="store_true")
     pull.add_argument("--quiet", action="store_true")
 
+    from .calibrate_cli import add_parser as add_calibrate
+    add_calibrate(sub)
+
     models = sub.add_parser("models", help="list cached models")
     models.add_argument("--remove", metavar="NAME")
 
@@ -137,6 +147,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "models":
             from . import hub
             return hub.cmd_models(args)
+        if args.command == "calibrate":
+            from .calibrate_cli import main as calibrate_main
+            return calibrate_main(args)
         if args.command == "study":
             if getattr(args, "missing", None):
                 print(f"fsgen study needs its extras ({args.missing}): pip install 'fsgen[study]'", file=sys.stderr)

@@ -1,8 +1,10 @@
 """The study's method configurations (pure; imported by the CLI without the heavy extras)."""
 from __future__ import annotations
 
+from .._options import METHOD_NAMES
+
 DEFAULT_METHODS = ("oracle", "contrastive", "speculative", "fs")
-METHODS = ("small", "large", "oracle", "contrastive", "proxy", "speculative", "fs")
+METHODS = METHOD_NAMES  # the core's methods (fsgen.methods()); each is a study config below
 DEFAULT_THRESHOLDS = (0.1, 0.3, 0.5, 1.0, 2.0)   # entropy router, nats
 
 

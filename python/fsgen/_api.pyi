@@ -1,0 +1,128 @@
+# Generated from the core's parameter table (src/params.cpp) by `python -m fsgen._stubs --write`.
+# Do not edit by hand: tests/test_contract.py checks that it matches the table.
+import os
+import pathlib
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
+
+from ._results import Chunk as Chunk
+from ._results import Drafts as Drafts
+from ._results import Result as Result
+from ._results import Source as Source
+from ._results import Stats as Stats
+from ._results import Stream as Stream
+from ._results import Trace as Trace
+
+PathLike = Union[str, os.PathLike[str]]
+MethodName = Literal['small', 'large', 'speculative', 'contrastive', 'proxy', 'fs', 'oracle']
+RouterName = Literal['entropy', 'top1', 'margin', 'budget', 'always', 'never']
+System2Name = Literal['large', 'contrastive', 'proxy']
+
+class Model:
+    path: pathlib.Path
+    def __init__(self, path: PathLike, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
+                 n_gpu_layers: int = 0, n_batch: int = 512, verbose: bool = False,
+                 flash_attn: Optional[bool] = None) -> None: ...
+    @property
+    def info(self) -> dict[str, Any]: ...
+    @property
+    def closed(self) -> bool: ...
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]: ...
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *, add_assistant: bool = True) -> str: ...
+    def generate(
+        self,
+        prompt: Optional[str] = None,
+        *,
+        messages: Optional[Sequence[Mapping[str, Any]]] = None,
+        max_tokens: int = 256,
+        stop: Optional[Union[str, Sequence[str]]] = None,
+        trace: bool = False,
+        temperature: float = 0.0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        seed: int = 0,
+        draft: Optional[Literal['model', 'ngram', 'auto']] = None,
+        draft_max: Optional[int] = None,
+    ) -> Result: ...
+    def stream(
+        self,
+        prompt: Optional[str] = None,
+        *,
+        messages: Optional[Sequence[Mapping[str, Any]]] = None,
+        max_tokens: int = 256,
+        stop: Optional[Union[str, Sequence[str]]] = None,
+        trace: bool = False,
+        temperature: float = 0.0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        seed: int = 0,
+        draft: Optional[Literal['model', 'ngram', 'auto']] = None,
+        draft_max: Optional[int] = None,
+    ) -> Stream: ...
+    def cancel(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Model: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+class Pair:
+    small: Model
+    large: Model
+    small_base: Optional[Model]
+    def __init__(self, small: Union[PathLike, Model], large: Union[PathLike, Model], *,
+                 small_base: Union[PathLike, Model, None] = None, **model_options: Any) -> None: ...
+    def generate(
+        self,
+        prompt: Optional[str] = None,
+        *,
+        messages: Optional[Sequence[Mapping[str, Any]]] = None,
+        method: Literal['small', 'large', 'speculative', 'contrastive', 'proxy', 'fs', 'oracle'] = 'speculative',
+        max_tokens: int = 256,
+        stop: Optional[Union[str, Sequence[str]]] = None,
+        trace: bool = False,
+        temperature: float = 0.0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        seed: int = 0,
+        draft: Optional[Literal['model', 'ngram', 'auto']] = None,
+        draft_max: Optional[int] = None,
+        draft_p_min: float = 0.0,
+        router: Literal['entropy', 'top1', 'margin', 'budget', 'always', 'never'] = 'entropy',
+        threshold: Optional[float] = None,
+        system2_share: Optional[float] = None,
+        system2: Literal['large', 'contrastive', 'proxy'] = 'large',
+        alpha: Optional[float] = None,
+        beta: float = 0.5,
+        variant: Literal['standard', 'fsgen'] = 'standard',
+    ) -> Result: ...
+    def stream(
+        self,
+        prompt: Optional[str] = None,
+        *,
+        messages: Optional[Sequence[Mapping[str, Any]]] = None,
+        method: Literal['small', 'large', 'speculative', 'contrastive', 'proxy', 'fs', 'oracle'] = 'speculative',
+        max_tokens: int = 256,
+        stop: Optional[Union[str, Sequence[str]]] = None,
+        trace: bool = False,
+        temperature: float = 0.0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        seed: int = 0,
+        draft: Optional[Literal['model', 'ngram', 'auto']] = None,
+        draft_max: Optional[int] = None,
+        draft_p_min: float = 0.0,
+        router: Literal['entropy', 'top1', 'margin', 'budget', 'always', 'never'] = 'entropy',
+        threshold: Optional[float] = None,
+        system2_share: Optional[float] = None,
+        system2: Literal['large', 'contrastive', 'proxy'] = 'large',
+        alpha: Optional[float] = None,
+        beta: float = 0.5,
+        variant: Literal['standard', 'fsgen'] = 'standard',
+    ) -> Stream: ...
+    def cancel(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Pair: ...
+    def __exit__(self, *exc: object) -> None: ...

@@ -1,0 +1,180 @@
+"""The options contract: one table in the core, read by signatures, stubs, the CLI and validation."""
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fsgen
+from fsgen import _options, _stubs
+from helpers import METHODS, ROUTERS, SYSTEM2, TINY
+
+TABLE = {p["name"]: p for p in fsgen.param_table()}
+SAMPLING = dict(temperature=0.7, top_k=5, top_p=0.9, min_p=0.01, seed=3)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_small, tiny_large, tiny_small_base):
+    with fsgen.Pair(tiny_small, tiny_large, small_base=tiny_small_base, **TINY) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def model(tiny_small):
+    with fsgen.Model(tiny_small, **TINY) as m:
+        yield m
+
+
+def test_signatures_are_the_table():
+    for function, for_model in ((fsgen.Pair.generate, False), (fsgen.Pair.stream, False),
+                                (fsgen.Model.generate, True), (fsgen.Model.stream, True)):
+        sig = inspect.signature(function)
+        names = list(sig.parameters)
+        assert names[:3] == ["self", "prompt", "messages"]
+        expected = [p["name"] for p in _options.parameters(for_model)]
+        assert names[3:] == expected
+        for name in expected:
+            assert sig.parameters[name].default == TABLE[name]["default"]
+            assert sig.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert "Parameters" in function.__doc__ and "Raises" in function.__doc__
+    # Every table parameter reaches the Pair; the Model has no method and no pair-only parameter.
+    assert set(TABLE) == set(inspect.signature(fsgen.Pair.generate).parameters) - {"self", "prompt", "messages"}
+    assert "method" not in inspect.signature(fsgen.Model.generate).parameters
+    assert "router" not in inspect.signature(fsgen.Model.generate).parameters
+
+
+def test_committed_stub_matches_the_table():
+    committed = (REPO / "python" / "fsgen" / "_api.pyi").read_text(encoding="utf-8")
+    assert committed == _stubs.render(), "stale stub: run python -m fsgen._stubs --write python/fsgen/_api.pyi"
+    for name in TABLE:
+        assert f"        {name}: " in committed
+    assert "MethodName = Literal[" + ", ".join(repr(m) for m in METHODS) + "]" in committed
+
+
+def test_names_come_from_the_core():
+    assert tuple(fsgen.methods()) == METHODS == _options.METHOD_NAMES
+    assert "budget" in ROUTERS and "contrastive" in SYSTEM2
+    assert fsgen.methods()["proxy"]["needs_small_base"]
+    assert fsgen.method_params("fs", "budget") == ["router", "system2_share", "system2"]
+    assert fsgen.method_params("fs", "entropy", "contrastive") == ["router", "threshold", "system2", "alpha", "beta",
+                                                                    "variant"]
+    assert fsgen.method_params("large") == ["draft", "draft_max"]
+    with pytest.raises(fsgen.InvalidArgumentError, match="expected one of"):
+        fsgen.method_params("nosuch")
+
+
+def _contexts():
+    """Every (method, router, system2) the table distinguishes."""
+    for method in METHODS:
+        if method in ("fs", "oracle"):
+            for router in ROUTERS:
+                for system2 in SYSTEM2:
+                    yield method, router, system2
+        else:
+            yield method, None, None
+
+
+@pytest.mark.parametrize("method,router,system2", list(_contexts()))
+def test_parameters_that_do_not_apply_are_errors(pair, method, router, system2):
+    context = dict(method=method)
+    if router:
+        context.update(router=router, system2=system2)
+    applicable = fsgen.method_params(method, router or "entropy", system2 or "large")
+    for name, spec in TABLE.items():
+        if spec["group"] != "method" or name in applicable or name in context:
+            continue
+        value = spec["choices"][0] if spec["choices"] else 0.5 if spec["type"] == "float" else 3
+        with pytest.raises(fsgen.InvalidArgumentError) as info:
+            pair.generate("hello", max_tokens=1, **context, **{name: value})
+        message = str(info.value)
+        assert f"takes no parameter {name}" in message
+        assert f"(its parameters: {', '.join(applicable) or 'none'})" in message
+    # Sampling parameters never are "not applicable", greedy or not, and None is the default
+    # for exactly the parameters whose default is None.
+    for temperature in (0.0, 0.7):
+        given = {k: (None if TABLE[k]["default"] is None else v) for k, v in SAMPLING.items()}
+        result = pair.generate("hello", max_tokens=2, **context, **dict(given, temperature=temperature))
+        assert result.finish_reason in ("length", "eog")
+
+
+def test_none_is_the_default_only_where_the_default_is_none(model, pair):
+    assert model.generate("hello", max_tokens=3, stop=None, draft=None, draft_max=None).tokens == \
+        model.generate("hello", max_tokens=3).tokens
+    for name in ("max_tokens", "temperature", "top_k", "seed", "trace"):
+        with pytest.raises(fsgen.InvalidArgumentError, match=f"{name} must not be None"):
+            pair.generate("hello", **{name: None})
+
+
+def test_router_decides_which_parameters_apply(pair):
+    with pytest.raises(fsgen.InvalidArgumentError, match="takes no parameter threshold"):
+        pair.generate("hello", method="fs", router="budget", threshold=0.5)
+    with pytest.raises(fsgen.InvalidArgumentError, match="takes no parameter system2_share"):
+        pair.generate("hello", method="fs", router="entropy", system2_share=0.1)
+    with pytest.raises(fsgen.InvalidArgumentError, match="takes no parameter alpha"):
+        pair.generate("hello", method="fs", system2="large", alpha=0.2)   # was silently ignored
+    pair.generate("hello", max_tokens=2, method="fs", system2="contrastive", alpha=0.2, beta=0.3)
+    with pytest.raises(fsgen.InvalidArgumentError, match=r"system2_share must be in \(0, 1\]"):
+        pair.generate("hello", method="fs", router="budget", system2_share=0.0)
+
+
+def test_model_takes_no_method(model):
+    with pytest.raises(fsgen.InvalidArgumentError, match="takes no method"):
+        model.generate("hello", method="large")
+    with pytest.raises(fsgen.InvalidArgumentError, match="draft_max with one model needs"):
+        model.generate("hello", draft_max=3)
+    with pytest.raises(fsgen.InvalidArgumentError, match="ngram"):
+        model.generate("hello", draft="model")
+
+
+@pytest.mark.parametrize("router", ["entropy", "top1", "margin"])
+def test_router_rule_is_one_definition_at_ties(pair, router):
+    """The study's flags (fsgen._core.route) and the core's routing agree, also exactly at the
+    threshold: the first token's feature value is a tie in a rerun with that value as threshold."""
+    first = pair.generate("Once upon a time", method="fs", router=router, max_tokens=1, trace=True).trace
+    tie = float(getattr(first, router)[0])
+    run = pair.generate("Once upon a time", method="fs", router=router, threshold=tie, max_tokens=24, trace=True)
+    values = getattr(run.trace, router)
+    flags = fsgen._core.route(router, np.ascontiguousarray(values, np.float32), tie)
+    assert values[0] == np.float32(tie) and not flags[0], "a value at the threshold does not consult"
+    assert np.array_equal(flags.astype(bool), run.trace.system2_called)
+    # The rule itself: entropy strictly above, top1 and margin strictly below.
+    values = np.array([0.25, 0.5, 0.75], np.float32)
+    expected = [False, False, True] if router == "entropy" else [True, False, False]
+    assert fsgen._core.route(router, values, 0.5).astype(bool).tolist() == expected
+
+
+def test_chunk_source_is_an_int_enum(pair):
+    chunks = list(pair.stream("hello", method="fs", router="always", max_tokens=4))
+    assert chunks and all(isinstance(c.source, fsgen.Source) for c in chunks)
+    assert {c.source for c in chunks} <= {fsgen.Source.SYSTEM2} and fsgen.Source.SYSTEM2 == 1
+    assert [int(s) for s in fsgen.Source] == [0, 1, 2]
+
+
+def test_stream_close_reports_errors(tiny_small):
+    with fsgen.Model(tiny_small, n_ctx=16, n_threads=1) as m:
+        stream = m.stream("hello " * 40)
+        with pytest.raises(fsgen.ContextOverflowError):
+            stream.close()
+
+
+def test_flash_attn_is_accepted(tiny_small):
+    tokens = []
+    for flash_attn in (None, True, False):
+        with fsgen.Model(tiny_small, flash_attn=flash_attn, **TINY) as m:
+            tokens.append(m.generate("hello world", max_tokens=8).tokens)
+    assert tokens[0] == tokens[1] == tokens[2]
+    with pytest.raises(fsgen.InvalidArgumentError, match="flash_attn"):
+        fsgen.Model(tiny_small, flash_attn="yes")
+
+
+def test_cli_flags_come_from_the_table():
+    out = subprocess.run([sys.executable, "-m", "fsgen.cli", "generate", "--help"], capture_output=True, text=True,
+                         timeout=60).stdout
+    for name in TABLE:
+        if name not in ("stop", "trace"):
+            assert "--" + name.replace("_", "-") in out, name
