@@ -59,7 +59,7 @@ CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>&
 }  // namespace
 
 const std::vector<int>& calibrated_rows() {
-  static const std::vector<int> rows = {1, 2, 3, 4, 5, 6, 8, 10, 12, 16};
+  static const std::vector<int> rows = {1, 2, 3, 4, 6, 8, 12, 16};
   return rows;
 }
 

@@ -15,6 +15,6 @@ const std::vector<int>& calibrated_rows();
 // `repeats` times each in turn after one warm-up round; a size's cost is its median. drafter,
 // if given, is timed on one-token steps the same way. Leaves both caches holding `context`.
 CostCurve measure_costs(Session& verifier, Session* drafter, const std::vector<Token>& context, int max_rows,
-                        int repeats = 3);
+                        int repeats = 2);
 
 }  // namespace fsgen
