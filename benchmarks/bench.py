@@ -164,10 +164,13 @@ def peak_rss_of_pair(small: str, large: str, threads: int, n_ctx: int) -> float:
 
 # ---- main ----
 
-def print_cost_curve(pair) -> None:
-    """The large model's measured verify cost by batch size here, and the draft lengths it implies."""
+def print_cost_curve(pair, reuse: bool) -> None:
+    """The large model's measured verify cost by batch size here, and the draft lengths it implies
+    (reuse: the cached calibration where there is one)."""
     from fsgen.planner import implied_lengths
-    cal = pair.calibrate()["calibration"]
+    if reuse:
+        pair._calibrator.prepare(pair._core)
+    cal = (pair.planner if reuse else pair.calibrate())["calibration"]
     verify, draft = cal["verify_seconds"], cal["draft_seconds"]
     single = verify[1]
     print("verify cost curve of the large model on this machine (one decode of N rows after ~200 tokens):")
@@ -218,6 +221,7 @@ def main() -> int:
     ap.add_argument("--no-spec-simple", action="store_true")
     ap.add_argument("--no-llama-cpp-python", action="store_true")
     ap.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
+    ap.add_argument("--reuse-curve", action="store_true", help="the cached cost curve, if any, instead of measuring")
     args = ap.parse_args()
 
     import fsgen
@@ -226,7 +230,7 @@ def main() -> int:
     else:
         small, large = (str(p) for p in fsgen.pull("demo"))
     pair = fsgen.Pair(small, large, n_threads=args.threads, n_ctx=args.n_ctx, calibrate=True)
-    print_cost_curve(pair)
+    print_cost_curve(pair, args.reuse_curve)
     sets = {"edit": edit_prompts(args.edit_prompts), "free": free_prompts(args.free_prompts)}
     chat = {name: [(label, pair.large.apply_chat_template([{"role": "user", "content": p}])) for label, p in ps]
             for name, ps in sets.items()}
@@ -249,7 +253,7 @@ def main() -> int:
     for set_name, prompts in chat.items():
         results = tables.setdefault(set_name, {})
         for i, (label, prompt) in enumerate(prompts):
-            print(f"{set_name} prompt {i + 1}/{len(prompts)} ({label})", file=sys.stderr)
+            print(f"{set_name} prompt {i + 1}/{len(prompts)} ({label})", file=sys.stderr, flush=True)
             for name, (method, params) in rows.items():
                 results.setdefault(name, []).append(best_of(
                     [run_fsgen(pair, prompt, args.max_tokens, method, params) for _ in range(args.repeats)]))
