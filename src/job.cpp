@@ -39,15 +39,12 @@ struct GenerationJob::State {
   bool stop = false;  // the consumer went away: end at the next chunk
   std::optional<Result> result;
   std::exception_ptr error;
-  std::function<void()> cancel;
   std::atomic<bool> stop_requested{false};  // cancel(): this job's own flag
   std::thread worker;
   uint64_t registry_id = 0;
 };
 
-GenerationJob::GenerationJob(Work work, std::function<void()> cancel, bool collect_chunks)
-    : state_(std::make_shared<State>()) {
-  state_->cancel = std::move(cancel);
+GenerationJob::GenerationJob(Work work, bool collect_chunks) : state_(std::make_shared<State>()) {
   State* s = state_.get();
   s->worker = std::thread([s, work = std::move(work), collect_chunks] {
     ChunkCallback on_chunk;
@@ -146,10 +143,7 @@ bool GenerationJob::done() const {
   return state_->finished && state_->chunks.empty();
 }
 
-void GenerationJob::cancel() {
-  state_->stop_requested.store(true);
-  if (state_->cancel) state_->cancel();
-}
+void GenerationJob::cancel() { state_->stop_requested.store(true); }
 
 Result GenerationJob::take_result() {
   wait(1e9);

@@ -14,7 +14,7 @@ using ContextHandle = std::unique_ptr<llama_context, ContextDeleter>;
 // A llama_batch sized once and refilled for every decode.
 class Batch {
  public:
-  explicit Batch(int capacity) : batch_(llama_batch_init(capacity, 0, 1)), capacity_(capacity) {}
+  explicit Batch(int capacity) : batch_(llama_batch_init(capacity, 0, 1)) {}
   ~Batch() { llama_batch_free(batch_); }
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
@@ -28,13 +28,10 @@ class Batch {
     batch_.seq_id[i][0] = 0;
     batch_.logits[i] = output;
   }
-  int size() const { return batch_.n_tokens; }
-  int capacity() const { return capacity_; }
   const llama_batch& get() const { return batch_; }
 
  private:
   llama_batch batch_;
-  int capacity_;
 };
 
 }  // namespace fsgen

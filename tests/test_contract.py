@@ -18,18 +18,6 @@ SAMPLING = dict(temperature=0.7, top_k=5, top_p=0.9, min_p=0.01, seed=3)
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def pair(tiny_small, tiny_large, tiny_small_base):
-    with fsgen.Pair(tiny_small, tiny_large, small_base=tiny_small_base, **TINY) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def model(tiny_small):
-    with fsgen.Model(tiny_small, **TINY) as m:
-        yield m
-
-
 def test_signatures_are_the_table():
     for function, for_model in ((fsgen.Pair.generate, False), (fsgen.Pair.stream, False),
                                 (fsgen.Model.generate, True), (fsgen.Model.stream, True)):

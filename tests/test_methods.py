@@ -7,19 +7,12 @@ import numpy as np
 import pytest
 
 import fsgen
-from helpers import (PROMPTS, Reference, check_result, import_llama_cpp, log_softmax, smollm2,  # noqa: F401
-                     uncertainty)
+from helpers import PROMPTS, Reference, check_result, import_llama_cpp, log_softmax, uncertainty
 
 # Contexts exactly like the reference's (llama-cpp-python caps n_batch at n_ctx).
 CTX = dict(n_ctx=256, n_threads=1, n_batch=256)
 MAX_TOKENS = 48
 DRAFT_LENGTHS = [1, 2, 3, 5, 8, None]  # None: the cost-aware adaptive mode
-
-
-@pytest.fixture(scope="module")
-def small_base(tiny_small_base):
-    """The proxy-tuning 'base' of the small model (conftest: tiny_small's shape, other weights)."""
-    return tiny_small_base
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import pytest
 
 import fsgen
 import tinymodels
-from helpers import (CHATML, PROMPTS, STATS_KEYS, TINY, check_result, check_trace, collect,  # noqa: F401
-                     smollm2)
+from helpers import CHATML, PROMPTS, STATS_KEYS, TINY, check_result, check_trace, collect, require
 
 MULTIBYTE_TEXTS = [
     "",
@@ -76,7 +75,7 @@ def test_tokenize_detokenize_round_trip(small, text):
 
 
 def test_tokenize_round_trip_property(small):
-    hypothesis = pytest.importorskip("hypothesis")
+    hypothesis = require("hypothesis", "pip install 'fsgen[test]'")
     from hypothesis import strategies as st
 
     @hypothesis.settings(max_examples=300, deadline=None, database=None, derandomize=True)

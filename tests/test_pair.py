@@ -9,12 +9,6 @@ import tinymodels
 from helpers import METHODS, TINY, check_result, collect
 
 
-@pytest.fixture(scope="module")
-def small_base(tiny_small_base):
-    """The proxy-tuning 'base' of the small model (conftest: tiny_small's shape, other weights)."""
-    return tiny_small_base
-
-
 def test_incompatible_vocab_names_the_first_differing_token(tiny_small, tiny_incompatible):
     a = tinymodels.read_metadata(tiny_small)["tokenizer.ggml.tokens"]
     b = tinymodels.read_metadata(tiny_incompatible)["tokenizer.ggml.tokens"]

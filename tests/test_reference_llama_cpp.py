@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import fsgen
-from helpers import Reference, fsgen_llama_lib_dir, import_llama_cpp, smollm2  # noqa: F401
+from helpers import Reference, fsgen_llama_lib_dir, import_llama_cpp
 
 N_CTX = 512
 THREADS = 1  # one thread: ggml spin-waits, and more threads than free cores is many times slower

@@ -22,6 +22,7 @@ import gguf
 import fsgen
 import tinymodels
 from gguf_faults import layout, load_all_in_children, patched, rewritten, truncated, u32, u64
+from helpers import skip_or_fail
 
 T = gguf.GGUFValueType
 TINY_KW = dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=0)
@@ -443,16 +444,17 @@ VOCAB_ONLY_FILES = sorted((Path(__file__).resolve().parents[1] / "third_party" /
                           .glob("ggml-vocab-*.gguf"))
 
 
-@pytest.mark.skipif(not VOCAB_ONLY_FILES, reason="llama.cpp's vocab-only test files are not in this tree")
 def test_llama_cpp_vocab_only_files_are_refused():
     """llama.cpp ships GGUF files that hold a vocabulary and no weights (many architectures and
     tokenizers): each is refused with a message, none crashes."""
+    if not VOCAB_ONLY_FILES:
+        skip_or_fail("llama.cpp's vocab-only test files (third_party/llama.cpp/models/ggml-vocab-*.gguf) are missing")
     cases = [dict(id=p.name, path=str(p), error="ModelLoadError", match="not found|tensor") for p in VOCAB_ONLY_FILES]
     check_outcomes(cases, load_all_in_children(cases, timeout=300))
 
 
-def test_a_real_model_passes_the_checks(smollm2_path):
+def test_a_real_model_passes_the_checks(smollm2):
     """The checks refuse damaged files, not real ones (SmolLM2: llama, 9 heads, 3 KV heads)."""
-    cases = [dict(id="smollm2", path=str(smollm2_path), generate="Hello", messages=[{"role": "user", "content": "hi"}])]
+    cases = [dict(id="smollm2", path=str(smollm2), generate="Hello", messages=[{"role": "user", "content": "hi"}])]
     outcomes = load_all_in_children(cases, timeout=300)
     assert outcomes["smollm2"].get("loaded"), outcomes

@@ -1,17 +1,13 @@
 """fsgen.study end to end on the tiny model bed: every file, resume without redoing finished
-prompts (after a clean stop and after an interruption), counts that agree with the traces.
-
-Skipped while the core cannot be imported; once ``import fsgen`` works, a missing or broken piece
-fails here."""
+prompts (after a clean stop and after an interruption), counts that agree with the traces."""
 import json
 
 import pytest
 
-fsgen = pytest.importorskip("fsgen", reason="the fsgen core is not importable (not built yet)")
-if getattr(fsgen, "__file__", None) is None:       # only a namespace package: no core at all
-    pytest.skip("fsgen is not installed (namespace package only)", allow_module_level=True)
-pytest.importorskip("scipy", reason="the study extra is not installed")
-pytest.importorskip("matplotlib", reason="the study extra is not installed")
+from helpers import require
+
+require("scipy", "pip install 'fsgen[study]'")
+require("matplotlib", "pip install 'fsgen[study]'")
 
 from fsgen.study import analysis, methods, metrics, runner  # noqa: E402
 from fsgen.study.records import read_records  # noqa: E402
@@ -31,18 +27,6 @@ def task(tmp_path):
     return path
 
 
-@pytest.fixture
-def small_base(request):
-    try:
-        return request.getfixturevalue("tiny_small_base")
-    except pytest.FixtureLookupError:
-        return None
-
-
-def test_core_has_pair():
-    assert hasattr(fsgen, "Pair"), "fsgen imports but has no Pair: the study cannot run"
-
-
 class Interrupt(KeyboardInterrupt):
     pass
 
@@ -59,8 +43,8 @@ def test_study_end_to_end(tiny_small, tiny_large, small_base, task, tmp_path, mo
 
     monkeypatch.setattr(runner, "_generate", counting)
     out = tmp_path / "out"
-    wanted = ("oracle", "contrastive", "speculative", "fs") + (("proxy",) if small_base else ())
-    n_cfg = len(methods.configs(wanted, THRESHOLDS, proxy=bool(small_base)))
+    wanted = ("oracle", "contrastive", "speculative", "fs", "proxy")
+    n_cfg = len(methods.configs(wanted, THRESHOLDS, proxy=True))
     kw = dict(small_base=small_base, methods=wanted, out=out, thresholds=THRESHOLDS,
               max_tokens=16, n_ctx=512, n_threads=2, progress=False)
     pairs = [(str(tiny_small), str(tiny_large))]
@@ -80,7 +64,7 @@ def test_study_end_to_end(tiny_small, tiny_large, small_base, task, tmp_path, mo
     calls.clear()
     tables = runner.run(pairs, task, limit=3, **kw)
     assert sorted(calls) == sorted((c["config"], "p3") for c in
-                                   methods.configs(wanted, THRESHOLDS, proxy=bool(small_base)))
+                                   methods.configs(wanted, THRESHOLDS, proxy=True))
     records = read_records(out / "records.jsonl")
     assert len(records) == 3 * n_cfg
     assert all(before[(r["config"], r["prompt_id"])] == r["time"]
@@ -149,3 +133,10 @@ def test_cli(tiny_small, tiny_large, task, tmp_path, capsys):
     assert rc == 0
     assert "oracle" in capsys.readouterr().out
     assert (out / "report.md").exists() and len(read_records(out / "records.jsonl")) == 4
+    # models are recorded by file name, size and SHA-256, never by their path here
+    from fsgen.study.records import model_identity
+    rec = read_records(out / "records.jsonl")[0]
+    assert rec["small"] == model_identity(tiny_small)
+    assert rec["large"] == model_identity(tiny_large) and rec["small_base"] is None
+    for name in ("records.jsonl", "report.md", "summary.json"):
+        assert str(tiny_small.parent) not in (out / name).read_text(), name

@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("scipy", reason="the study extra (scipy) is not installed")
+from helpers import require
+
+require("scipy", "pip install 'fsgen[study]'")
 from fsgen.study import metrics as M  # noqa: E402
 
 
@@ -46,10 +48,30 @@ def test_router_threshold():
     mis = np.r_[np.zeros(95, bool), np.ones(5, bool)]
     r = M.router_threshold("entropy", ent, mis, 0.10)
     assert r["system2_fraction"] == pytest.approx(0.10) and r["caught"] == 1.0
-    assert r["threshold"] == pytest.approx(1.0)
+    assert r["threshold"] == pytest.approx(0.55)          # midway between 0.1 and 1.0
     r = M.router_threshold("top1", 1 - ent / 2, mis, 0.05)
     assert r["system2_fraction"] == pytest.approx(0.05) and r["caught"] == 1.0
-    assert r["threshold"] == pytest.approx(1 - ent[95] / 2)
+    assert r["threshold"] == pytest.approx(1 - (ent[94] + ent[95]) / 4)
+
+
+def test_router_rule_is_the_cores_at_ties():
+    """Issue 9, bug 6: the study flags with the core's strict rule, and a reported threshold
+    applied by the core's router reproduces the reported System 2 fraction."""
+    from fsgen import _core
+
+    cases = {"entropy": np.r_[np.zeros(6), [1.0, 1.0, 2.0, 2.0]],
+             "top1": np.r_[np.ones(6), [0.5, 0.5, 0.25, 0.25]],
+             "margin": np.r_[np.ones(6), [0.5, 0.5, 0.0, 0.0]]}
+    for feature, v in cases.items():
+        mis = np.r_[np.zeros(8, bool), [True, True]]
+        for target, frac in ((0.2, 0.2), (0.3, 0.4), (1.0, 1.0)):   # ties flagged together
+            r = M.router_threshold(feature, v, mis, target)
+            core = np.asarray(_core.route(feature, v.astype(np.float32), r["threshold"]), bool)
+            assert core.mean() == r["system2_fraction"] == pytest.approx(frac), (feature, target)
+            assert r["caught"] == 1.0
+    assert M.consults("entropy", [0.4, 0.5, 0.6], 0.5).tolist() == [False, False, True]
+    assert M.consults("top1", [0.4, 0.5, 0.6], 0.5).tolist() == [True, False, False]
+    assert M.consults("margin", [0.1, 0.2, 0.3], 0.2).tolist() == [True, False, False]
 
 
 def test_scaling_fit_recovers_constants():
@@ -68,10 +90,24 @@ def test_scaling_fit_respects_lower_bound():
     assert fit["fitted"] and min(fit["a"], fit["b"], fit["alpha"]) >= 0.05 - 1e-9
 
 
+def test_three_ratios_are_an_exact_interpolation_not_a_fit():
+    r = np.array([2.0, 8.0, 32.0])
+    fit = M.fit_scaling_law(r, M.scaling_law(r, 10.0, 20.0, 0.5))
+    assert not fit["fitted"] and math.isnan(fit["r2"]), (fit["fitted"], fit["r2"])
+    assert fit["kind"] == "interpolation" and fit["interpolated"] and all(math.isnan(fit[k]) for k in ("se_a", "se_b", "se_alpha"))
+    assert "interpolation" in fit["message"] and "no R²" in fit["message"]
+    assert fit["max_residual"] < 1e-6
+    assert (fit["a"], fit["b"], fit["alpha"]) == pytest.approx((10.0, 20.0, 0.5), rel=1e-4)
+    four = M.fit_scaling_law(np.r_[r, 64.0], M.scaling_law(np.r_[r, 64.0], 10.0, 20.0, 0.5) +
+                             np.array([0.1, -0.1, 0.1, -0.1]))
+    assert four["kind"] == "fit" and four["fitted"] and 0.99 < four["r2"] < 1.0
+    assert all(0 < four[k] < np.inf for k in ("se_a", "se_b", "se_alpha"))
+
+
 @pytest.mark.parametrize("ratios", [[3.0], [3.0, 3.0, 3.0], [3.0, 10.0, 3.0, 10.0]])
 def test_no_fit_with_fewer_than_three_ratios(ratios):
     fit = M.fit_scaling_law(ratios, np.linspace(5, 9, len(ratios)))
-    assert not fit["fitted"] and "no fit" in fit["message"]
+    assert not fit["fitted"] and fit["kind"] == "none" and "no fit" in fit["message"]
     assert len(fit["points"]) == len(ratios) and math.isnan(fit["a"])
 
 

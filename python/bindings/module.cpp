@@ -253,7 +253,6 @@ NB_MODULE(_core, m) {
       })
       .def("tokenize", &fsgen::Model::tokenize, "text"_a, "parse_special"_a = true)
       .def("detokenize", &fsgen::Model::detokenize, "tokens"_a)
-      .def("token_text", &fsgen::Model::token_text, "token"_a)
       .def("apply_chat_template",
            [](const fsgen::Model& model, const std::vector<std::pair<std::string, std::string>>& messages, bool add) {
              std::vector<fsgen::ChatMessage> chat;
@@ -271,7 +270,7 @@ NB_MODULE(_core, m) {
                  [model, prompt, options](const fsgen::ChunkCallback& cb, const std::atomic<bool>* stop) mutable {
                    return model.generate(prompt, options, cb, stop);
                  },
-                 {}, stream);
+                 stream);
            },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Model::cancel)
@@ -305,7 +304,7 @@ NB_MODULE(_core, m) {
                  [p, prompt, options](const fsgen::ChunkCallback& cb, const std::atomic<bool>* stop) {
                    return p->generate(prompt, options, cb, stop);
                  },
-                 {}, stream);
+                 stream);
            },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::keep_alive<0, 1>(),
            nb::rv_policy::take_ownership)
@@ -393,7 +392,6 @@ NB_MODULE(_core, m) {
         "Where the router consults System 2 for these values of its feature (the core's own rule).");
   m.def("cancel_all_jobs", &fsgen::GenerationJob::cancel_all, "timeout"_a,
         nb::call_guard<nb::gil_scoped_release>());
-  m.def("check_vocab_compatible", &fsgen::check_vocab_compatible, "a"_a, "b"_a);
   m.def("build_info", []() {
     const fsgen::BuildInfo b = fsgen::build_info();
     nb::dict d;

@@ -79,12 +79,9 @@ def _resolve_path(path: PathLike) -> str:
     text = os.fspath(path)
     if os.path.exists(text):
         return text
-    try:  # a pulled model's name
-        from . import hub
-        if text in hub.known_names():
-            return hub.resolve_model(text)
-    except ImportError:
-        pass
+    from . import hub  # a pulled model's name
+    if text in hub.known_names():
+        return hub.resolve_model(text)
     return text  # the core says clearly that the file is missing
 
 

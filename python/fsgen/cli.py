@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Optional, Sequence
 
 from . import __version__
@@ -105,12 +106,60 @@ def cmd_demo(args) -> int:
     return run_demo(threads=args.threads, max_tokens=args.max_tokens, threshold=args.threshold)
 
 
+def cmd_pull(args) -> int:
+    """`fsgen pull NAME [NAME ...]`: prints each model's path; 1 if any pull failed."""
+    from . import hub
+    status = 0
+    for name in args.name:
+        t0 = time.monotonic()
+        try:
+            paths = hub.pull(name, cache=args.cache, progress=not args.quiet, force=args.force)
+        except hub.PullError as exc:
+            print(f"fsgen pull: error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        for path in paths:
+            print(path)
+        if not args.quiet:
+            print(f"{name}: ready ({time.monotonic() - t0:.1f} s)", file=sys.stderr)
+    return status
+
+
+def cmd_models(args) -> int:
+    """`fsgen models [--remove NAME]`: the cache as a table, or remove a model."""
+    from . import hub
+    root = args.cache or hub.cache_dir()
+    if args.remove:
+        removed = hub.remove(args.remove, cache=args.cache)  # an unknown name: main() reports the error
+        for path in removed:
+            print(f"removed {path}")
+        if not removed:
+            print(f"{args.remove} is not in the cache ({root})")
+        return 0
+    models = hub.cached_models(args.cache)
+    if models:
+        rows = [("NAME", "SIZE", "PATH")] + [
+            (m.name, hub.fmt_size(m.size), f"{m.path}{'' if m.verified or not m.known else '  (not verified)'}")
+            for m in models]
+        widths = [max(len(row[i]) for row in rows) for i in (0, 1)]
+        print("\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c}".rstrip() for a, b, c in rows))
+    else:
+        print(f"no models in the cache ({root})")
+    missing = [n for n in hub.REGISTRY if n not in {m.name for m in models}]
+    if missing:
+        groups = "".join(f"; group {g} = {' + '.join(members)}" for g, members in hub.GROUPS.items())
+        print(f"\navailable to pull: {', '.join(missing)}{groups}\n(run `fsgen pull NAME`; cache: {root})")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="fsgen", description="A small and a large language model decoding "
                                      "together (fast and slow generating), natively on llama.cpp.")
     parser.add_argument("--version", action="version", version=f"fsgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
+    from .server.cli import add_parser as add_serve, main as serve_main
+    add_serve(sub)
 
     demo = sub.add_parser("demo", help="pull the demo pair and show fast-and-slow decoding")
     demo.add_argument("--threads", type=int, default=None)
@@ -121,12 +170,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pull.add_argument("name", nargs="+")
     pull.add_argument("--force", action="store_true")
     pull.add_argument("--quiet", action="store_true")
+    pull.add_argument("--cache", metavar="DIR", help="the model cache (default: $FSGEN_CACHE, else the XDG cache)")
 
     from .calibrate_cli import add_parser as add_calibrate
     add_calibrate(sub)
 
     models = sub.add_parser("models", help="list cached models")
     models.add_argument("--remove", metavar="NAME")
+    models.add_argument("--cache", metavar="DIR", help="the model cache (default: $FSGEN_CACHE, else the XDG cache)")
 
     try:
         from .study.cli import add_parser as add_study
@@ -135,18 +186,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         study = sub.add_parser("study", help="the FS-GEN study (needs: pip install 'fsgen[study]')")
         study.set_defaults(missing=str(exc))
 
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    # Without the study's extras its real options are not registered: say what to install
+    # rather than "unrecognized arguments: --pair ...".
+    if unknown and not getattr(args, "missing", None):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command == "generate":
             return cmd_generate(args)
+        if args.command == "serve":
+            return serve_main(args)
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "pull":
-            from . import hub
-            return hub.cmd_pull(args)
+            return cmd_pull(args)
         if args.command == "models":
-            from . import hub
-            return hub.cmd_models(args)
+            return cmd_models(args)
         if args.command == "calibrate":
             from .calibrate_cli import main as calibrate_main
             return calibrate_main(args)

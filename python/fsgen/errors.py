@@ -29,6 +29,29 @@ class InvalidArgumentError(FsgenError, ValueError):
     """A bad argument."""
 
 
+class PullError(FsgenError, RuntimeError):
+    """A model could not be pulled, verified, removed or resolved (fsgen.hub)."""
+
+
+class _MessageOnly:
+    """KeyError and FileNotFoundError would repr() a lone message argument: print it as is."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownModelError(_MessageOnly, PullError, KeyError):
+    """A name that is neither a known model nor a group. The message lists the known names."""
+
+
+class ModelNotCachedError(_MessageOnly, PullError, FileNotFoundError):
+    """A known model name whose file has not been pulled yet (run ``fsgen pull NAME``)."""
+
+
+class ModelNotFoundError(_MessageOnly, PullError, FileNotFoundError):
+    """A model argument that is neither an existing path nor a known model name."""
+
+
 __all__ = [
     "FsgenError",
     "ModelLoadError",
@@ -37,4 +60,8 @@ __all__ = [
     "ContextOverflowError",
     "GenerationError",
     "InvalidArgumentError",
+    "PullError",
+    "UnknownModelError",
+    "ModelNotCachedError",
+    "ModelNotFoundError",
 ]

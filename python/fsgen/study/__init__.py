@@ -3,6 +3,8 @@ needed, the scaling law, and the quality/speed trade-off) on any GGUF pairs.
 
     tables = fsgen.study.run([("small.gguf", "large.gguf")], "humaneval", limit=40)
     tables = fsgen.study.analyze("study-out")   # redo tables, plots and report from the records
+    from fsgen.study import rescore    # rescore recorded replies with the current scorer
+    records = rescore.rescore(rescore.read_records("study-out/records.jsonl"), "humaneval")
 
 Submodules load on first use (scipy and matplotlib are slow to import).
 """

@@ -54,6 +54,9 @@ def frequency_table(groups, **ci) -> list:
             ev, den = zip(*(M.collab_counts(r, measure) for r in recs))
             f, lo, hi = M.ratio_ci(ev, den, **ci)
             rows.append({"pair": pair, "config": cfg, "method": method, "measure": measure,
+                         "params": recs[0].get("params") or {},
+                         # replies that ended on end-of-generation: FS-GEN counts that step
+                         "n_eog": sum(r.get("finish_reason") == "eog" for r in recs),
                          "ratio": pair_ratio(recs[0]), "n_prompts": len(recs),
                          "events": int(sum(ev)), "denominator": int(sum(den)),
                          "frequency": f, "ci_low": lo, "ci_high": hi})
@@ -68,8 +71,12 @@ def position_table(og) -> list:
     rows = []
     for (pair, cfg), recs in og.items():
         tok, mis = M.position_deciles(M.col(r, "mismatch", bool) for r in recs)
+        total = int(mis.sum())
+        # rate: mismatches / tokens in the decile (ours); share: the decile's part of all
+        # mismatches (FS-GEN's plots)
         rows += [{"pair": pair, "config": cfg, "decile": d + 1, "tokens": int(tok[d]),
-                  "mismatches": int(mis[d]), "rate": mis[d] / tok[d] if tok[d] else float("nan")}
+                  "mismatches": int(mis[d]), "rate": mis[d] / tok[d] if tok[d] else float("nan"),
+                  "share": mis[d] / total if total else float("nan")}
                  for d in range(10)]
     return rows
 

@@ -8,6 +8,8 @@ Collaboration frequency, per method (events / denominator, pooled over the promp
   * correction (speculative): drafts cut short by System 2 / generated tokens (each such draft
                ends in exactly one token where System 2 overrode System 1, so this is the
                speculative analogue of the mismatch fraction).
+Router thresholds use the core's own rule (``fsgen._core.route``: entropy > t, top1 < t,
+margin < t), the one definition shared with the routers of src/distribution.cpp.
 Confidence intervals: 95% percentile bootstrap over prompts (prompts resampled with replacement,
 the pooled ratio recomputed; 2000 resamples, fixed seed). NaN when fewer than two prompts.
 """
@@ -161,19 +163,42 @@ def risk(feature, values):
     return ORIENTATION[feature] * np.asarray(values, float)
 
 
+def consults(feature, values, threshold) -> np.ndarray:
+    """Where the core's router on ``feature`` consults System 2 for these values: the core's own
+    rule (``fsgen._core.route``; entropy: value > threshold; top1 and margin: value < threshold,
+    compared in float32), so that the study and the routers never disagree at ties."""
+    from fsgen import _core   # lazily: the rest of this module needs no compiled code
+
+    v = np.ascontiguousarray(values, dtype=np.float32)
+    return np.asarray(_core.route(feature, v, float(threshold)), dtype=bool)
+
+
 def router_threshold(feature, values, labels, target) -> dict:
-    """The threshold on System 1's ``feature`` that consults System 2 on (at least) a ``target``
-    fraction of tokens (entropy: consult when ≥ t; top1 and margin: when ≤ t), and the share of
-    mismatches it catches. In-sample, so optimistic."""
-    r, y = _finite(risk(feature, values), labels)
-    if not len(r):
+    """The threshold on System 1's ``feature`` at which the core's router (see :func:`consults`)
+    consults System 2 on at least a ``target`` fraction of tokens, and the share of mismatches it
+    catches. The threshold lies midway between the k-th most uncertain token and the next observed
+    value beyond it, so that the strict rule flags that token and every tie with it. In-sample,
+    so optimistic."""
+    v, y = _finite(values, labels)
+    if not len(v):
         return {"threshold": math.nan, "system2_fraction": math.nan, "caught": math.nan}
+    v = v.astype(np.float32)
+    sign = np.float32(ORIENTATION[feature])
+    r = sign * v                                       # exact in float32: a sign flip
     k = max(1, math.ceil(target * len(r)))
-    t = np.sort(r)[::-1][k - 1]
-    flagged = r >= t
+    rk = np.sort(r)[::-1][k - 1]
+    below = r[r < rk]
+    if len(below):
+        # Midway to the next observed value (that value itself if float32 cannot go between).
+        nb = below.max()
+        t = np.float32((float(rk) + float(nb)) / 2)
+        t = t if nb <= t < rk else nb
+    else:
+        t = np.nextafter(rk, np.float32(-np.inf))
+    threshold = float(sign * t)
+    flagged = consults(feature, v, threshold)
     caught = float(flagged[y].mean()) if y.any() else math.nan
-    return {"threshold": float(ORIENTATION[feature] * t),
-            "system2_fraction": float(flagged.mean()), "caught": caught}
+    return {"threshold": threshold, "system2_fraction": float(flagged.mean()), "caught": caught}
 
 
 def describe(values) -> dict:
@@ -193,16 +218,25 @@ def scaling_law(r, a, b, alpha):
 
 
 def fit_scaling_law(ratios, freqs, *, lower=0.05) -> dict:
-    """Fit frequency = b − a·r^(−α) (frequency in percent, as FS-GEN reports it) with scipy's
-    curve_fit, every parameter bounded ≥ ``lower`` as in FS-GEN. Standard errors are the square
-    roots of the diagonal of curve_fit's covariance estimate (NaN where it is undetermined).
-    With fewer than 3 distinct ratios, returns the points and a message instead of a fit."""
+    """The law frequency = b − a·r^(−α) (frequency in percent, as FS-GEN reports it) through the
+    points, with scipy's curve_fit, every parameter bounded ≥ ``lower`` as in FS-GEN.
+
+    What it can say depends on the number of distinct ratios, since the law has 3 parameters:
+
+    * fewer than 3: nothing (``kind="none"``; the points and a message only);
+    * exactly 3: ``kind="interpolation"``: a, b and α pass the curve through the three points
+      (exactly unless a bound binds; ``max_residual`` says how close), with no degree of freedom
+      left, so no R² and no standard errors (NaN); ``fitted`` is False;
+    * 4 or more: ``kind="fit"``, ``fitted=True``, with R² and standard errors (the square roots
+      of the diagonal of curve_fit's covariance estimate; NaN where it is undetermined).
+    """
     r, y = np.asarray(ratios, float), np.asarray(freqs, float)
     keep = np.isfinite(r) & np.isfinite(y) & (r > 0)
     r, y = r[keep], y[keep]
     out = {"points": [{"ratio": float(a), "frequency": float(b)} for a, b in zip(r, y)],
-           "fitted": False, "a": math.nan, "b": math.nan, "alpha": math.nan,
-           "se_a": math.nan, "se_b": math.nan, "se_alpha": math.nan, "r2": math.nan}
+           "kind": "none", "fitted": False, "interpolated": False,
+           "a": math.nan, "b": math.nan, "alpha": math.nan, "se_a": math.nan, "se_b": math.nan,
+           "se_alpha": math.nan, "r2": math.nan, "max_residual": math.nan}
     n_ratios = len(np.unique(r))
     if n_ratios < 3:
         out["message"] = (f"no fit: {n_ratios} distinct parameter ratio(s); a 3-parameter law "
@@ -217,15 +251,23 @@ def fit_scaling_law(ratios, freqs, *, lower=0.05) -> dict:
     except (RuntimeError, ValueError) as e:
         out["message"] = f"no fit: curve_fit failed ({e})"
         return out
-    se = np.sqrt(np.clip(np.diag(pcov), 0, None)) if np.all(np.isfinite(pcov)) else [math.nan] * 3
-    ss_res = float(np.sum((y - scaling_law(r, *p)) ** 2))
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    resid = y - scaling_law(r, *p)
     at_bound = [n for n, v in zip(("a", "b", "alpha"), p) if abs(v - lower) < 1e-6]
-    out.update(fitted=True, a=float(p[0]), b=float(p[1]), alpha=float(p[2]),
-               se_a=float(se[0]), se_b=float(se[1]), se_alpha=float(se[2]),
-               r2=1 - ss_res / ss_tot if ss_tot > 0 else math.nan,
-               message=f"fit on {len(r)} points, {n_ratios} ratios" +
-               (f"; at the lower bound: {', '.join(at_bound)}" if at_bound else ""))
+    bound_note = f"; at the lower bound: {', '.join(at_bound)}" if at_bound else ""
+    out.update(a=float(p[0]), b=float(p[1]), alpha=float(p[2]),
+               max_residual=float(np.max(np.abs(resid))))
+    if n_ratios == 3:
+        out.update(kind="interpolation", interpolated=True,
+                   message=f"exact interpolation, not a fit: 3 parameters through 3 distinct "
+                           f"ratios leave no degree of freedom, so no R² or standard errors "
+                           f"(largest residual {out['max_residual']:.3g} points){bound_note}")
+        return out
+    se = np.sqrt(np.clip(np.diag(pcov), 0, None)) if np.all(np.isfinite(pcov)) else [math.nan] * 3
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    out.update(kind="fit", fitted=True, se_a=float(se[0]), se_b=float(se[1]),
+               se_alpha=float(se[2]),
+               r2=1 - float(np.sum(resid ** 2)) / ss_tot if ss_tot > 0 else math.nan,
+               message=f"fit on {len(r)} points, {n_ratios} ratios{bound_note}")
     return out
 
 

@@ -118,7 +118,7 @@ def roc(curves, path, title):
 
 def scaling(fits, points, path):
     """Frequency (%) against the parameter ratio, per config, with the fitted law where there is
-    one. ``fits``: rows of analysis' scaling table; ``points``: rows with ratio, frequency_pct,
+    one (≥ 4 ratios; dashed and labelled as an interpolation with exactly 3). ``fits``: rows of analysis' scaling table; ``points``: rows with ratio, frequency_pct,
     ci_low_pct, ci_high_pct, config."""
     fig = Figure(figsize=(7, 4.6), layout="constrained")
     ax = fig.subplots()
@@ -134,11 +134,14 @@ def scaling(fits, points, path):
         color = f"C{k}"
         ax.errorbar(x, y, yerr=err, fmt="o", color=color, capsize=3, label=f"{cfg} (95% CI)")
         top = max(top, np.nanmax(np.r_[y, hi]) if len(y) else 0)
-        if fit["fitted"]:
+        if fit["fitted"] or fit.get("interpolated"):
             xs = np.geomspace(x.min() / 1.2, x.max() * 1.5, 200)
+            law = f"{fit['b']:.2f} − {fit['a']:.2f}·r^(−{fit['alpha']:.2f})"
+            # Three ratios: the curve interpolates the points; there is no fit to judge.
+            label = (f"{cfg} fit: {law}, R² {fit['r2']:.2f}" if fit["fitted"] else
+                     f"{cfg} exact interpolation (3 ratios, no fit statistics): {law}")
             ax.plot(xs, fit["b"] - fit["a"] * xs ** (-fit["alpha"]), color=color,
-                    label=f"{cfg} fit: {fit['b']:.2f} − {fit['a']:.2f}·r^(−{fit['alpha']:.2f}), "
-                          f"R² {fit['r2']:.2f}")
+                    linestyle="-" if fit["fitted"] else "--", label=label)
     ax.set_xscale("log")
     ratios = sorted({float(p["ratio"]) for p in points if np.isfinite(p["ratio"])})
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -148,7 +151,8 @@ def scaling(fits, points, path):
     ax.set_xlabel("parameter ratio r = params(large) / params(small)")
     ax.set_ylabel("collaboration frequency (% of tokens)")
     ax.set_title("Scaling law: frequency = b − a·r^(−α)")
-    notes = [f"{f['config']}: {f['message']}" for f in fits if not f["fitted"]]
+    notes = [f"{f['config']}: {f['message']}" for f in fits
+             if not f["fitted"] and not f.get("interpolated")]
     if notes:
         ax.text(0.01, 0.01, "\n".join(notes), transform=ax.transAxes, fontsize=7, va="bottom")
     ax.legend(fontsize=8)

@@ -4,20 +4,26 @@ One line per generated sequence, keyed by (pair, config, prompt_id)::
 
     {"pair": "small+large", "config": "fs@entropy=0.5", "prompt_id": "HumanEval/0",
      "method": "fs", "params": {"router": "entropy", "threshold": 0.5},
-     "small": path, "large": path, "n_params_small": int, "n_params_large": int,
+     "small": model, "large": model, "small_base": model | null,
+     "n_params_small": int, "n_params_large": int,
      "text": str, "finish_reason": str, "stats": {...Result.stats...},
-     "score": float | null, "score_status": str, "score_detail": str, "max_tokens": int,
+     "score": float | null, "score_status": str, "score_detail": str, "scorer": int,
+     "max_tokens": int,
      "trace": {"token": [...], "source": [...], "entropy": [...], "top1": [...], "margin": [...],
                "system2_called": [...], "mismatch": [...], "text_offset": [...], "piece": [...]},
      "drafts": {"length": [...], "accepted": [...]},
      "error": str (only when generation failed; such a record has no text/trace), "time": ISO 8601}
 
-Trace columns are lists of one length (one entry per generated token); ``piece`` is the token's
+A model is identified by ``{"file": file name, "size": bytes, "sha256": hex digest}``, never by
+its path on the machine that ran the study. ``scorer`` is the version of the HumanEval scorer
+(scoring.SCORER_VERSION; absent in records scored before version 2, which counted any exit
+status 0 as a pass). Trace columns are lists of one length (one entry per generated token); ``piece`` is the token's
 text. A run that was interrupted resumes by skipping the keys already in the file; a truncated
 last line (a write cut short) is dropped and its generation redone.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +33,25 @@ import numpy as np
 TRACE_COLUMNS = ("token", "source", "entropy", "top1", "margin", "system2_called", "mismatch",
                  "text_offset")
 DRAFT_COLUMNS = ("length", "accepted")
+
+
+def model_identity(path) -> dict:
+    """``{"file": name, "size": bytes, "sha256": hex}`` of a model file: what records store
+    instead of its absolute path (which would leak the user's directories and mean nothing on
+    another machine)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return {"file": path.name, "size": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def model_label(model) -> str:
+    """A model of a record as text: its file name (older records hold a path: its last part)."""
+    if isinstance(model, dict):
+        return model.get("file", "?")
+    return Path(str(model)).name if model else "–"
 
 
 def key(rec: dict) -> tuple:

@@ -8,11 +8,36 @@ import time
 from pathlib import Path
 
 from .metrics import FEATURES, KINDS
+from .records import model_label
 
 FSGEN_RANGES = ("FS-GEN's published frequencies (Qwen1.5 pairs 0.5B–72B, 500 samples per task): "
                 "oracle 6.6–15.2% (GSM8K), 9.5–21.9% (MMLU-STEM), 8.3–15.9% (MBPP), "
-                "13–28.6% (MT-bench); contrastive 3.7–11%; proxy 5.9–27.1%.")
+                "13–28.6% (MT-bench); contrastive 3.7–11% (FS-GEN's own variant: "
+                "logits_S + β·(logits_L − logits_S) over the plausible tokens); proxy 5.9–27.1%.")
 
+CONTRASTIVE_VARIANTS = {
+    "standard": "variant standard, (1+β)·log p_L − β·log p_S (O'Brien & Lewis 2023): not FS-GEN's "
+                "variant, so not directly comparable with FS-GEN's contrastive range",
+    "fsgen": "variant fsgen, logits_S + β·(logits_L − logits_S): FS-GEN's own, comparable with "
+             "its contrastive range",
+}
+
+FSGEN_COUNTS = """\
+What FS-GEN counts differently (fsgen's definitions are used above unless a config says
+otherwise):
+
+- **End-of-generation step.** FS-GEN's denominator includes the step that emits the end token
+  (and counts it as a mismatch when the two systems disagree there); fsgen's traces have no row
+  for that step, so it is in neither count here. The bounds below say how much it can matter.
+- **Speculative drafts.** FS-GEN drafts a fixed K = 5 tokens; fsgen's default is its cost-aware
+  adaptive planner (`draft_max=None`). Run `--method-param speculative.draft_max=5` for
+  FS-GEN's setting (config `speculative[draft_max=5]`).
+- **Contrastive variant.** FS-GEN's range is for its own variant; run
+  `--method-param contrastive.variant=fsgen` to compare like with like (config
+  `contrastive[variant=fsgen]`).
+- **Position.** FS-GEN plots each position decile's share of all mismatches; fsgen's figure shows
+  the mismatch rate within each decile. The table in section 2 gives both.
+"""
 DEFINITIONS = """\
 - **mismatch** (oracle, contrastive, proxy; all run in oracle mode, System 2 consulted at every
   step): the emitted token differs from System 1's greedy token on the same prefix; frequency =
@@ -21,6 +46,7 @@ DEFINITIONS = """\
 - **rejection** (speculative): drafted tokens not accepted / drafted tokens (1 − acceptance).
 - **correction** (speculative): drafts cut short by System 2 / generated tokens (comparable to the
   mismatch fraction).
+- Generated tokens exclude the end-of-generation token (see "What FS-GEN counts differently").
 - Frequencies are pooled over prompts (total events / total tokens); 95% CIs are percentile
   bootstrap intervals over prompts (2000 resamples, fixed seed); "–" with fewer than two prompts.
 - AUROC: probability that a mismatched token looks more uncertain to System 1 than a matched one
@@ -43,6 +69,19 @@ def _fmt(x, kind="num"):
     if isinstance(x, float):
         return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
     return str(x)
+
+
+def _model(m) -> str:
+    """A model as file name and the start of its SHA-256."""
+    sha = m.get("sha256") if isinstance(m, dict) else None
+    return model_label(m) + (f" (sha256 {sha[:12]}…)" if sha else "")
+
+
+def _param(r, name) -> str:
+    """A scaling-law parameter: "value ± se" for a fit, the value alone for an interpolation."""
+    if r["fitted"]:
+        return f"{_fmt(r[name])} ± {_fmt(r['se_' + name])}"
+    return _fmt(r[name]) if r.get("interpolated") else "–"
 
 
 def table(rows, columns) -> str:
@@ -70,6 +109,36 @@ def _wide(rows, column, cell, keys=("pair", "config")) -> list:
     return list(out.values())
 
 
+def _variants(freq) -> str:
+    """Which contrastive variant each contrastive config used, and whether it compares."""
+    seen = {}
+    for r in freq:
+        if (r.get("params") or {}).get("system2") == "contrastive" or \
+                r["config"].startswith("contrastive"):
+            seen[r["config"]] = (r.get("params") or {}).get("variant", "standard")
+    if not seen:
+        return ""
+    return "Contrastive configs: " + "; ".join(
+        f"`{c}`: {CONTRASTIVE_VARIANTS.get(v, f'variant {v}')}" for c, v in seen.items()) + "."
+
+
+def _eog_bounds(freq) -> str:
+    """Mismatch frequencies with the end-of-generation step counted as FS-GEN counts it: the
+    step is unrecorded, so a range (agreeing at every such step .. disagreeing at every one)."""
+    rows = [r for r in freq if r["measure"] == "mismatch" and r.get("n_eog")]
+    if not rows:
+        return ""
+    cells = []
+    for r in rows:
+        den = r["denominator"] + r["n_eog"]
+        lo, hi = r["events"] / den, (r["events"] + r["n_eog"]) / den
+        cells.append(f"{r['config']} {_fmt(r['frequency'], 'pct')} → "
+                     f"{_fmt(lo, 'pct')}–{_fmt(hi, 'pct')}")
+    return ("Mismatch frequency with the end-of-generation step counted (FS-GEN's denominator; "
+            "range from \"the systems agreed on every end step\" to \"disagreed on every one\"): "
+            + "; ".join(cells) + ".")
+
+
 def _fig(figs, name, alt):
     return f"![{alt}]({name})\n" if name in figs else ""
 
@@ -80,9 +149,14 @@ def render(t, figs, meta) -> str:
     md.append(f"Task **{meta.get('task', '?')}**, {meta.get('n_prompts', '?')} prompts, "
               f"≤ {meta.get('max_tokens', '?')} new tokens, greedy. "
               f"Generated {meta.get('date', '')} with fsgen {meta.get('fsgen_version', '?')}.\n")
+    if meta.get("rescored"):
+        md.append(f"Rescored {meta['rescored']} from the records' reply texts with HumanEval "
+                  f"scorer version {meta.get('scorer', '?')} (a pass means check() ran to its "
+                  "end).\n")
     if pairs:
-        md.append(table(pairs, [("pair", lambda p: p["pair"]), ("small", lambda p: p["small"]),
-                                ("large", lambda p: p["large"]),
+        md.append(table(pairs, [("pair", lambda p: p["pair"]),
+                                ("small", lambda p: _model(p["small"])),
+                                ("large", lambda p: _model(p["large"])),
                                 ("params small", lambda p: _fmt(p.get("n_params_small"), "int")),
                                 ("params large", lambda p: _fmt(p.get("n_params_large"), "int")),
                                 ("ratio r", lambda p: _fmt(p.get("ratio")))]))
@@ -94,8 +168,18 @@ def render(t, figs, meta) -> str:
                                       lambda r: f"{r['events']:,} / {r['denominator']:,}"),
                                      ("frequency [95% CI]", _ci)]))
     md.append(f"\n{FSGEN_RANGES}\n")
+    md.append(_variants(t["frequency"]))
+    md.append(FSGEN_COUNTS)
+    md.append(_eog_bounds(t["frequency"]))
     md.append("\n## 2. Where collaboration happens\n")
     md.append(_fig(figs, "position_deciles.png", "mismatch rate by position decile"))
+    md.append(table(_wide(t["position"], "decile",
+                          lambda r: f"{_fmt(r['rate'], 'pct')} ({_fmt(r.get('share'), 'pct')})"),
+                    [("pair", lambda r: r["pair"]), ("config", lambda r: r["config"])] +
+                    [(f"decile {d}", (lambda d: lambda r: r.get(d, "–"))(d))
+                     for d in range(1, 11)]))
+    md.append("Per position decile of the reply: mismatch rate within the decile (share of all "
+              "mismatches in that decile, FS-GEN's view).")
     md.append(_fig(figs, "token_kinds.png", "mismatch rate by token kind"))
     md.append(table(_wide(t["token_kind"], "kind", lambda r: f"{_fmt(r['rate'], 'pct')} "
                                                              f"({r['mismatches']}/{r['tokens']})"),
@@ -127,7 +211,9 @@ def render(t, figs, meta) -> str:
                      ("target System 2 fraction", lambda r: _fmt(r["target"], "pct"))] +
                     [(f, (lambda f: lambda r: r.get(f, "–"))(f)) for f in FEATURES]))
     md.append("Cells: threshold: share of mismatches caught (System 2 fraction reached). "
-              "Entropy consults System 2 when ≥ the threshold; top1 and margin when ≤.")
+              "The core's rule: entropy consults System 2 when > the threshold; top1 and "
+              "margin when < (the threshold lies midway between the last token flagged and the "
+              "next observed value).")
     for f in figs:
         if f.startswith(("uncertainty_", "roc_")):
             md.append(_fig(figs, f, f[:-4]))
@@ -138,12 +224,15 @@ def render(t, figs, meta) -> str:
                                           ("frequency", lambda r: f"{r['frequency_pct']:.2f}%")]))
     md.append("\n" + table(t["scaling"], [
         ("config", lambda r: r["config"]), ("pairs", lambda r: r["n_pairs"]),
-        ("a ± se", lambda r: f"{_fmt(r['a'])} ± {_fmt(r['se_a'])}" if r["fitted"] else "–"),
-        ("b ± se", lambda r: f"{_fmt(r['b'])} ± {_fmt(r['se_b'])}" if r["fitted"] else "–"),
-        ("α ± se", lambda r: f"{_fmt(r['alpha'])} ± {_fmt(r['se_alpha'])}" if r["fitted"] else "–"),
-        ("R²", lambda r: _fmt(r["r2"])), ("note", lambda r: r["message"])]))
-    md.append("\nFrequencies in percent; parameters bounded ≥ 0.05 as in FS-GEN; standard errors "
-              "from curve_fit's covariance.\n\n" + _fig(figs, "scaling_law.png", "scaling law"))
+        ("kind", lambda r: r.get("kind", "fit" if r["fitted"] else "none")),
+        ("a ± se", lambda r: _param(r, "a")), ("b ± se", lambda r: _param(r, "b")),
+        ("α ± se", lambda r: _param(r, "alpha")),
+        ("R²", lambda r: _fmt(r["r2"]) if r["fitted"] else "–"),
+        ("note", lambda r: r["message"])]))
+    md.append("\nFrequencies in percent; parameters bounded ≥ 0.05 as in FS-GEN. A fit (≥ 4 "
+              "distinct ratios) gives R² and standard errors from curve_fit's covariance; with "
+              "exactly 3 ratios the three parameters interpolate the points exactly and there is "
+              "no goodness of fit to report.\n\n" + _fig(figs, "scaling_law.png", "scaling law"))
     md.append("\n## 5. Quality and speed\n")
     md.append(table(t["tradeoff"], [("pair", lambda r: r["pair"]), ("config", lambda r: r["config"]),
                                     ("prompts", lambda r: r["n_prompts"]),

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from . import analysis
 from .methods import DEFAULT_METHODS, DEFAULT_THRESHOLDS, configs
-from .records import RecordStore, draft_columns, key, pieces_from_offsets, trace_columns
-from .scoring import score_item
+from .records import (RecordStore, draft_columns, key, model_identity, pieces_from_offsets,
+                      trace_columns)
+from .scoring import SCORER_VERSION, score_item
 from .tasks import Task, load_task
 
 # Generation failures recorded as a result (not retried on resume); anything else propagates.
@@ -18,15 +19,9 @@ RECORDED_ERRORS = ("ContextOverflowError", "GenerationError")
 
 
 def resolve(arg) -> str:
-    """A model argument: an existing path as is, else a pulled model's name via fsgen.hub."""
-    if Path(str(arg)).exists():
-        return str(arg)
-    try:
-        from fsgen import hub
-    except ImportError:
-        return str(arg)
-    fn = getattr(hub, "resolve_model", None)
-    return str(fn(arg)) if fn else str(arg)
+    """A model argument: an existing path as is, else a pulled model's name (fsgen.hub)."""
+    from fsgen import hub
+    return hub.resolve_model(str(arg))
 
 
 def pair_id(small, large) -> str:
@@ -76,7 +71,7 @@ def _record(pair, ctx, item, cfg, max_tokens) -> dict:
     sc = score_item(item, res.text)
     return {**rec, "text": res.text, "finish_reason": res.finish_reason, "stats": dict(res.stats),
             "score": sc["score"], "score_status": sc["status"], "score_detail": sc["detail"],
-            "trace": trace, "drafts": draft_columns(res.trace), "time": _now()}
+            "scorer": SCORER_VERSION, "trace": trace, "drafts": draft_columns(res.trace), "time": _now()}
 
 
 def _now() -> str:
@@ -117,8 +112,10 @@ def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-ou
                 continue
             pair = fsgen.Pair(small, large, small_base=base, n_ctx=n_ctx, n_threads=n_threads)
             try:
-                ctx = {"pair": pid, "task": tk.name, "small": small, "large": large,
-                       "small_base": base, "n_params_small": n_params(pair.small),
+                ctx = {"pair": pid, "task": tk.name, "small": model_identity(small),
+                       "large": model_identity(large),
+                       "small_base": model_identity(base) if base else None,
+                       "n_params_small": n_params(pair.small),
                        "n_params_large": n_params(pair.large)}
                 for item in items:
                     for cfg in cfgs:

@@ -1,0 +1,208 @@
+"""What one server holds: the loaded models (loaded after the port is bound), the line of requests,
+the running generations, the defaults from the command line, and how fsgen's errors become HTTP."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+import fsgen
+
+from . import fields
+from .metrics import Metrics
+from .protocol import Defaults, GenRequest, RequestError
+from .scheduler import Scheduler
+
+log = logging.getLogger("fsgen.server")
+
+SINGLE_MODEL_METHOD = "model"  # what /v1/models and timings call generation with one model
+
+
+def _display_name(arg: Any) -> str:
+    if isinstance(arg, (fsgen.Model,)):
+        return arg.path.name.removesuffix(".gguf")
+    return Path(os.fspath(arg)).name.removesuffix(".gguf")
+
+
+class ServerState:
+    def __init__(self, *, runner=None, model=None, small=None, large=None, small_base=None,
+                 model_options: Optional[dict] = None, defaults: Optional[Defaults] = None,
+                 api_key: Optional[str] = None, max_queue: int = 32, max_body_bytes: int = 1 << 20,
+                 name: Optional[str] = None):
+        if runner is None and model is None and (small is None or large is None):
+            raise fsgen.InvalidArgumentError("give a loaded Pair/Model, or model=, or small= and large=")
+        self.runner = runner
+        self._owns_runner = runner is None
+        self._load_args = dict(model=model, small=small, large=large, small_base=small_base,
+                               options=dict(model_options or {}))
+        self.defaults = defaults or Defaults()
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+        self.scheduler = Scheduler(max_queue)
+        self.metrics = Metrics(self.scheduler)
+        self.active: set = set()  # running Generations
+        self.tasks: set = set()  # their bookkeeping tasks
+        self.load_error: Optional[str] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.shutting_down = False
+        self._loading: Optional[threading.Thread] = None
+        if name is None:
+            if runner is not None:
+                name = self._runner_name(runner)
+            elif model is not None:
+                name = _display_name(model)
+            else:
+                name = f"{_display_name(small)}+{_display_name(large)}"
+        self.model_id = name
+        self.pair = runner is None and model is None or isinstance(runner, fsgen.Pair)
+        self.request_fields = fields.request_fields(for_model=not self.pair)
+        self.methods = fields.methods() if self.pair else [SINGLE_MODEL_METHOD]
+
+    @staticmethod
+    def _runner_name(runner) -> str:
+        if isinstance(runner, fsgen.Pair):
+            return f"{_display_name(runner.small)}+{_display_name(runner.large)}"
+        return _display_name(runner)
+
+    @property
+    def ready(self) -> bool:
+        return self.runner is not None and not self.shutting_down
+
+    # ---- loading, after the port is bound ----
+
+    def start_loading(self, loop: asyncio.AbstractEventLoop, on_ready=None, on_error=None) -> None:
+        self.loop = loop
+        if self.runner is not None:
+            if on_ready:
+                on_ready(self)
+            return
+
+        def load():
+            a = self._load_args
+            try:
+                if a["model"] is not None:
+                    runner = fsgen.Model(a["model"], **a["options"])
+                else:
+                    runner = fsgen.Pair(a["small"], a["large"], small_base=a["small_base"], **a["options"])
+            except BaseException as exc:  # reported through /health and the command line
+                self.load_error = f"{type(exc).__name__}: {exc}"
+                if on_error:
+                    on_error(self)
+                else:
+                    log.error("fsgen serve: could not load the models: %s", self.load_error)
+                return
+            if self.shutting_down:  # stopped while loading
+                runner.close()
+                return
+            try:
+                loop.call_soon_threadsafe(self._loaded, runner, on_ready)
+            except RuntimeError:  # the loop is gone: the server stopped while loading
+                runner.close()
+
+        self._loading = threading.Thread(target=load, name="fsgen-serve-load", daemon=True)
+        self._loading.start()
+
+    def _loaded(self, runner, on_ready) -> None:
+        if self.shutting_down:
+            runner.close()
+            return
+        self.runner = runner
+        if on_ready:
+            on_ready(self)
+
+    # ---- requests ----
+
+    def default_method(self) -> str:
+        if not self.pair:
+            return SINGLE_MODEL_METHOD
+        return self.defaults.method or "speculative"
+
+    def build_call(self, req: GenRequest) -> tuple[dict, str]:
+        """The keywords for runner.stream and the method's name; refuses what the runner does not take."""
+        method = req.method or self.default_method()
+        call = dict(req.kwargs)
+        # The command line's method options go with requests whose method takes them.
+        table_method = method if self.pair else "small"
+        router = call.get("router") or self.defaults.method_options.get("router")
+        system2 = call.get("system2") or self.defaults.method_options.get("system2")
+        for name, value in self.defaults.method_options.items():
+            if name not in call and fields.applies(name, table_method, router, system2):
+                call[name] = value
+        if req.messages is not None:
+            call["messages"] = req.messages
+        else:
+            call["prompt"] = req.prompt
+        if self.pair:
+            call["method"] = method
+        elif method != SINGLE_MODEL_METHOD:
+            raise RequestError(f"method {method!r} needs a pair: this server runs one model "
+                               f"(method {SINGLE_MODEL_METHOD!r})", param="method")
+        else:
+            accepted = _keywords(self.runner.stream)
+            if accepted is not None:
+                refused = sorted(set(call) - accepted)
+                if refused:
+                    raise RequestError(f"{', '.join(refused)}: not a parameter of generation with one model "
+                                       f"(needs a pair)", param=refused[0])
+        return call, method
+
+    def precheck(self, call: dict) -> None:
+        """Validate before waiting in line, with the checks the Python API makes when it starts a
+        generation (the core's table: names, types, ranges, which parameters apply)."""
+        try:
+            from .._api import _prompt_args
+            from .._options import make_options
+        except ImportError:  # validation then happens when the generation starts
+            return
+        _prompt_args(call.get("prompt"), call.get("messages"))
+        make_options({k: v for k, v in call.items() if k not in ("prompt", "messages")}, for_model=not self.pair)
+
+    def begin_shutdown(self) -> None:
+        """Stop taking requests, fail the waiting ones, cancel the running generations."""
+        self.shutting_down = True
+        self.scheduler.close()
+        for generation in list(self.active):
+            generation.cancel()
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.begin_shutdown()
+        if self._loading is not None:  # never leave llama.cpp loading while the process exits
+            self._loading.join(timeout)
+        for generation in list(self.active):
+            generation.join(timeout)
+        if self._owns_runner and self.runner is not None:
+            self.runner.close()
+            self.runner = None
+
+
+def _keywords(function) -> Optional[set]:
+    """The keyword names a callable takes, or None when it takes any (**kwargs)."""
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
+
+
+def map_error(exc: BaseException) -> RequestError:
+    """fsgen's typed errors as HTTP: bad input is a 400 with the core's message; the rest a 500
+    that says what failed without a traceback."""
+    if isinstance(exc, RequestError):
+        return exc
+    if isinstance(exc, fsgen.ContextOverflowError):
+        return RequestError(str(exc), code="context_length_exceeded")
+    if isinstance(exc, fsgen.TemplateError):
+        return RequestError(str(exc), code="template_error")
+    if isinstance(exc, fsgen.InvalidArgumentError):
+        return RequestError(str(exc), code="invalid_value")
+    if isinstance(exc, fsgen.FsgenError):
+        return RequestError(f"{type(exc).__name__}: {exc}", status=500, type="server_error", code="generation_error")
+    log.error("fsgen serve: unexpected error", exc_info=exc)
+    return RequestError(f"internal error ({type(exc).__name__})", status=500, type="server_error",
+                        code="internal_error")
