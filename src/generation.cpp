@@ -34,13 +34,18 @@ class Driver final : public Emitter {
     return std::min(by_tokens, by_context);
   }
 
-  void record_draft(int length, int accepted) override {
+  void record_draft(int length, int accepted, DraftOrigin origin) override {
     result_.stats.drafted += length;
     result_.stats.accepted += accepted;
+    if (origin == DraftOrigin::Ngram) {
+      result_.stats.drafted_ngram += length;
+      result_.stats.accepted_ngram += accepted;
+    }
     ++rounds_;
     if (options_.trace) {
       result_.trace.draft_length.push_back(length);
       result_.trace.draft_accepted.push_back(accepted);
+      result_.trace.draft_round_source.push_back(static_cast<std::int8_t>(origin));
     }
   }
 
@@ -64,6 +69,7 @@ class Driver final : public Emitter {
       t.system2_called.push_back(r.system2_called);
       t.mismatch.push_back(r.mismatch);
       t.text_offset.push_back(offset);
+      t.draft_source.push_back(static_cast<std::int8_t>(r.draft_origin));
     }
     if (!released.empty()) send({released, r.source, r.token});
     if (text_.stopped()) return finish(FinishReason::Stop);

@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "fsgen/draft_planner.hpp"
 #include "fsgen/model.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/result.hpp"
@@ -27,6 +28,7 @@ struct TokenRecord {
   float margin = std::numeric_limits<float>::quiet_NaN();
   bool system2_called = false;
   bool mismatch = false;
+  DraftOrigin draft_origin = DraftOrigin::None;  // an accepted draft token: who proposed it
 };
 
 class Emitter {
@@ -38,7 +40,8 @@ class Emitter {
   virtual bool emit(const TokenRecord& record) = 0;
   // How many more tokens may be emitted (max_tokens and the context both count).
   virtual size_t room() const = 0;
-  virtual void record_draft(int length, int accepted) = 0;
+  // A speculative round: draft tokens judged, those accepted, and who drafted them.
+  virtual void record_draft(int length, int accepted, DraftOrigin origin = DraftOrigin::Model) = 0;
   virtual void count_system2_call() = 0;
   // fs's guard: tokens written while the writing was handed over to speculative verification.
   virtual void count_guard_tokens(int n) = 0;

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "calibration.hpp"
 #include "chat_template.hpp"
 #include "fsgen/error.hpp"
 #include "fsgen/model.hpp"
@@ -141,7 +142,12 @@ struct Model::Impl {
   std::atomic<bool> cancel{false};
   CancelFlags cancel_flags{&cancel, nullptr};  // the Session's abort callback reads these
   std::unique_ptr<Session> session;
+  DraftPlanner planner;  // n-gram drafts verified by this model
 
+  Session& own_session() {
+    if (!session) session = make_session(weights, options, &cancel_flags);  // local or remote (RPC)
+    return *session;
+  }
   const Weights& w() const {
     if (!weights) throw InvalidArgumentError("this model is closed");
     return *weights;
@@ -237,10 +243,8 @@ Result Model::generate(const Prompt& prompt, const GenerateOptions& options, con
                         [&] { return prompt_tokens(prompt); });
   if (!call.started()) return cancelled_before_start({}, options);
   const std::vector<Token>& tokens = call.tokens();
-  if (!impl_->session) {
-    impl_->session = make_session(impl_->weights, impl_->options, &impl_->cancel_flags);
-  }
-  auto strategy = make_single_strategy(*impl_->session, Source::System1);
+  auto strategy = make_one_model_strategy(impl_->own_session(), Source::System1, options.speculative, impl_->planner,
+                                          impl_->options.n_batch);
   // llama.cpp pads the context to a multiple of 256: honour the n_ctx asked for, as Pair does.
   RunContext context{this, std::min(impl_->options.n_ctx, impl_->session->n_ctx()), impl_->session->n_vocab(),
                      &impl_->cancel_flags};
@@ -253,6 +257,26 @@ std::optional<RemoteStats> remote_stats(const Model& model) {
   const auto weights = model_weights(model);
   if (!weights->remote) return std::nullopt;
   return weights->remote->stats();
+}
+
+DraftPlanner Model::planner() const {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  return impl_->planner;
+}
+
+CostCurve Model::calibrate() {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  impl_->w();  // throws if closed
+  impl_->cancel.store(false);
+  const int max_rows = std::min(impl_->options.n_batch, kMaxOutputRows);
+  CostCurve curve = measure_costs(impl_->own_session(), nullptr, calibration_context(*this), max_rows);
+  impl_->planner.set_calibration(curve);
+  return curve;
+}
+
+void Model::set_calibration(const CostCurve& curve) {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  impl_->planner.set_calibration(curve);
 }
 
 Model model_view(const Model& model) {

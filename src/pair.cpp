@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "calibration.hpp"
 #include "fsgen/error.hpp"
 #include "generation.hpp"
 #include "locked_call.hpp"
@@ -54,7 +55,8 @@ struct Pair::Impl {
   bool closed = false;  // under mutex
   CancelFlags cancel_flags{&cancel, nullptr};  // the Sessions' abort callback reads these
   std::unique_ptr<Session> small_session, large_session, small_base_session;
-  DraftPlanner planner;
+  DraftPlanner planner;        // the large model verifying (speculative; large with n-gram drafts)
+  DraftPlanner small_planner;  // the small model verifying its own n-gram drafts
   int n_vocab = 0;
 
   Impl(Model s, Model l, std::optional<Model> sb, const ModelOptions& o)
@@ -93,6 +95,29 @@ const Model& Pair::large() const { return impl_->large; }
 const std::optional<Model>& Pair::small_base() const { return impl_->small_base; }
 
 void Pair::cancel() { impl_->cancel.store(true); }
+
+DraftPlanner Pair::planner() const {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  return impl_->planner;
+}
+
+CostCurve Pair::calibrate(bool drafter) {
+  Impl& p = *impl_;
+  std::lock_guard<std::timed_mutex> lock(p.mutex);
+  if (p.closed) throw InvalidArgumentError("this pair is closed");
+  p.cancel.store(false);
+  Session& large = p.session(p.large_session, p.large);
+  Session* small = drafter ? &p.session(p.small_session, p.small) : nullptr;
+  const int max_rows = std::min(p.options.n_batch, kMaxOutputRows);
+  CostCurve curve = measure_costs(large, small, calibration_context(p.large), max_rows);
+  p.planner.set_calibration(curve);
+  return curve;
+}
+
+void Pair::set_calibration(const CostCurve& curve) {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  impl_->planner.set_calibration(curve);
+}
 
 void Pair::close() {
   impl_->cancel.store(true);
@@ -153,16 +178,32 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
     }
     return std::unique_ptr<System2>();
   };
+  // System 1 (or n-grams) drafting, the large model verifying: speculative, and fs's guard.
+  auto speculative_setup = [&]() {
+    SpeculativeSetup setup;
+    setup.verifier = &large();
+    setup.verifier_source = Source::System2;
+    setup.mode = speculative_draft_mode(options.speculative);
+    if (setup.mode != DraftMode::Ngram) setup.drafter = &small();
+    setup.options = options.speculative;
+    setup.planner = &p.planner;
+    setup.n_vocab = p.n_vocab;
+    setup.max_rows = p.options.n_batch;
+    return setup;
+  };
   RouterOptions always;
   always.router = Router::Always;
   switch (options.method) {
     case Method::Small:
-      strategy = make_single_strategy(small(), Source::System1);
+      strategy = make_one_model_strategy(small(), Source::System1, options.speculative, p.small_planner,
+                                         p.options.n_batch);
       text_model = &p.small;
       break;
-    case Method::Large: strategy = make_single_strategy(large(), Source::System2); break;
+    case Method::Large:
+      strategy = make_one_model_strategy(large(), Source::System2, options.speculative, p.planner, p.options.n_batch);
+      break;
     case Method::Speculative:
-      strategy = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab);
+      strategy = make_speculative_strategy(speculative_setup());
       break;
     case Method::Contrastive:
       system2 = make_system2(System2Kind::Contrastive);
@@ -182,7 +223,7 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
                            options.system2 == System2Kind::Large && options.router.router != Router::Budget;
       FsHandover guard;
       if (guarded) {
-        handover = make_speculative_strategy(small(), large(), options.speculative, p.planner, p.n_vocab);
+        handover = make_speculative_strategy(speculative_setup());
         guard = {handover.get(), &large(), &p.planner};
       }
       strategy = make_fast_slow_strategy(small(), *system2, options.router, options.method == Method::Oracle,

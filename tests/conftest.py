@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# No verify-cost calibration at a pair's first drafting call (seconds on real models; tests that
+# test it turn it on explicitly). Child processes inherit it.
+os.environ.setdefault("FSGEN_CALIBRATE", "0")
 
 # pytest's default import mode puts tests/ on sys.path; --import-mode=importlib does not.
 if str(Path(__file__).parent) not in sys.path:

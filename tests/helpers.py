@@ -30,12 +30,13 @@ SYSTEM2 = tuple(_PARAMS["system2"]["choices"])
 STATS_KEYS = {
     "n_prompt_tokens", "n_tokens", "prompt_seconds", "generation_seconds", "seconds",
     "tokens_per_second", "system2_calls", "system2_fraction", "mismatches", "mismatch_fraction",
-    "drafted", "accepted", "acceptance_rate", "mean_accepted_length", "guard_tokens",
+    "drafted", "accepted", "acceptance_rate", "mean_accepted_length", "guard_tokens", "drafted_ngram", "accepted_ngram",
 }
 
 TRACE_DTYPES = {
     "token": np.int32, "source": np.int8, "entropy": np.float32, "top1": np.float32,
     "margin": np.float32, "system2_called": np.bool_, "mismatch": np.bool_, "text_offset": np.int32,
+    "draft_source": np.int8,
 }
 
 # Prompts for the tiny bed (byte-level BPE: any text works). Varied lengths, merges, a newline,
@@ -125,6 +126,18 @@ def check_trace(result, model: Optional["fsgen.Model"] = None) -> None:
     assert stats["drafted"] == int(drafts.length.sum())
     assert stats["accepted"] == int(drafts.accepted.sum())
     assert (drafts.length >= 1).all() and (drafts.accepted >= 0).all() and (drafts.accepted <= drafts.length).all()
+    assert set(np.unique(drafts.source).tolist()) <= {1, 2}
+    ngram_rounds = drafts.source == 2
+    assert stats["drafted_ngram"] == int(drafts.length[ngram_rounds].sum())
+    assert stats["accepted_ngram"] == int(drafts.accepted[ngram_rounds].sum())
+    # Each emitted draft token says who drafted it; an accepted end-of-generation draft is not
+    # emitted, nor is one past a stop string.
+    assert set(np.unique(trace.draft_source).tolist()) <= {0, 1, 2}
+    for origin in (1, 2):
+        emitted = int((trace.draft_source == origin).sum())
+        accepted = int(drafts.accepted[drafts.source == origin].sum())
+        assert accepted - 1 <= emitted <= accepted, (origin, emitted, accepted)
+    assert not (trace.draft_source == 1)[trace.source != 0].any(), "System 1's accepted drafts are its tokens"
     rounds = len(drafts)
     assert stats["mean_accepted_length"] == pytest.approx(stats["accepted"] / rounds if rounds else 0.0)
 

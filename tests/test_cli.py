@@ -94,3 +94,30 @@ def test_pair_method_needs_a_pair(tiny_small):
 def test_version():
     done = run_cli("--version")
     assert done.returncode == 0 and fsgen.__version__ in done.stdout
+
+
+def test_calibrate_prints_the_cost_curve(tiny_small, tiny_large, tmp_path, monkeypatch):
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
+    done = run_cli("calibrate", "--small", tiny_small, "--large", tiny_large, "--threads", 1, "--n-ctx", 512)
+    one = run_cli("calibrate", "--model", tiny_large, "--threads", 1, "--n-ctx", 512, "--json")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    rows = [int(line.split()[0]) for line in lines if line.strip() and line.split()[0].isdigit()]
+    assert rows[:4] == [1, 2, 3, 4] and 16 in rows
+    assert "a System 1 draft step:" in done.stdout
+    assert sum("acceptance" in line and "n-gram" in line and "System 1" in line for line in lines) >= 5
+    assert one.returncode == 0, one.stderr
+    import json
+    figures = json.loads(one.stdout)
+    assert figures["draft_seconds"] is None and figures["implied"][0]["model"] is None
+    assert len(list((tmp_path / "calibration").glob("*.json"))) == 2
+
+
+def test_generate_with_ngram_drafts(tiny_small):
+    prompt = "hello world hello world hello world hello"
+    done = run_cli("generate", "--model", tiny_small, "--raw", prompt, "--draft", "ngram", "--max-tokens", 16,
+                   "--threads", 1, "--stats")
+    assert done.returncode == 0, done.stderr
+    with fsgen.Model(tiny_small, **TINY) as m:
+        assert done.stdout.startswith(m.generate(prompt, max_tokens=16).text)
+    assert '"drafted_ngram"' in done.stdout

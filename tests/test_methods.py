@@ -34,36 +34,41 @@ def large_outputs(pair):
 
 
 def check_speculative_trace(r, draft_max=None):
-    """Structure of a speculative trace: rounds of accepted drafts, then one token of System 2."""
+    """Structure of a speculative trace: rounds of accepted drafts (System 1's or n-gram lookups),
+    then one token of System 2."""
     check_result(r)
     t, d, s = r.trace, r.trace.drafts, r.stats
     assert t.system2_called.all(), "every token is verified by System 2"
     assert set(np.unique(t.source).tolist()) <= {0, 1}
-    # Accepted drafts are System 1's tokens; an accepted end-of-generation draft ends the output
-    # without being part of it.
+    # Accepted drafts of System 1's are its tokens; an accepted end-of-generation draft ends the
+    # output without being part of it. Accepted n-gram drafts are System 2's choice.
     slack = 1 if r.finish_reason == "eog" else 0
-    assert s["accepted"] - slack <= int((t.source == 0).sum()) <= s["accepted"]
+    model_accepted = s["accepted"] - s["accepted_ngram"]
+    assert model_accepted - slack <= int((t.source == 0).sum()) <= model_accepted
+    assert ((t.source == 0) == (t.draft_source == 1)).all()
     if draft_max is not None:
         assert (d.length <= draft_max).all()
     if r.finish_reason == "length":
-        # Each verify call ends with exactly one token of System 2 (a correction or the bonus).
-        assert int((t.source == 1).sum()) == s["system2_calls"]
+        # Each verify call ends with exactly one token not drafted (a correction or the bonus).
+        assert int((t.draft_source == 0).sum()) == s["system2_calls"]
         assert s["n_tokens"] == s["system2_calls"] + s["accepted"]
-        # Each rejected draft is one mismatch: System 1's token overruled.
-        assert s["mismatches"] == int((d.accepted < d.length).sum())
+        # Each rejected draft of System 1's is one mismatch: its token overruled.
+        assert s["mismatches"] == int(((d.accepted < d.length) & (d.source == 1)).sum())
         assert not (t.mismatch & (t.source == 0)).any(), "an accepted draft is no mismatch"
-        runs = [len(run) for run in "".join(map(str, t.source.tolist())).split("1")[:-1]]
+        runs = [len(run) for run in "".join("1" if x else "0" for x in (t.draft_source == 0)).split("1")[:-1]]
         assert [a for a in runs if a] == [int(a) for a in d.accepted if a]
     assert len(d) <= s["system2_calls"]
 
 
 # ---- greedy speculative == greedy large, exactly, on the f32 bed ----
 
-@pytest.mark.parametrize("draft_max", DRAFT_LENGTHS)
-def test_greedy_speculative_equals_large(pair, large_outputs, draft_max):
+@pytest.mark.parametrize("draft, draft_max", [("model", n) for n in DRAFT_LENGTHS]
+                         + [("ngram", 3), ("ngram", None), ("auto", 3), ("auto", None)])
+def test_greedy_speculative_equals_large(pair, large_outputs, draft, draft_max):
     drafted = accepted = 0
     for prompt in PROMPTS:
-        r = pair.generate(prompt, method="speculative", draft_max=draft_max, max_tokens=MAX_TOKENS, trace=True)
+        r = pair.generate(prompt, method="speculative", draft=draft, draft_max=draft_max, max_tokens=MAX_TOKENS,
+                          trace=True)
         assert r.tokens == large_outputs[prompt].tokens, prompt
         assert r.text == large_outputs[prompt].text
         check_speculative_trace(r, draft_max)
@@ -76,7 +81,7 @@ def test_greedy_speculative_equals_large(pair, large_outputs, draft_max):
 
 def test_greedy_speculative_with_confidence_cutoff(pair, large_outputs):
     for prompt in PROMPTS[:4]:
-        r = pair.generate(prompt, method="speculative", draft_max=8, draft_p_min=0.9, max_tokens=MAX_TOKENS,
+        r = pair.generate(prompt, method="speculative", draft="model", draft_max=8, draft_p_min=0.9, max_tokens=MAX_TOKENS,
                           trace=True)
         assert r.tokens == large_outputs[prompt].tokens
         check_speculative_trace(r, 8)
@@ -90,7 +95,7 @@ def test_greedy_speculative_equals_large_with_a_flat_drafter(tiny_flat, tiny_lar
     with fsgen.Pair(tiny_flat, tiny_large, **CTX) as p:
         for prompt in PROMPTS[:4]:
             expected = p.generate(prompt, method="large", max_tokens=32).tokens
-            r = p.generate(prompt, method="speculative", draft_max=4, max_tokens=32, trace=True)
+            r = p.generate(prompt, method="speculative", draft="model", draft_max=4, max_tokens=32, trace=True)
             assert r.tokens == expected
             check_speculative_trace(r, 4)
 
@@ -98,8 +103,9 @@ def test_greedy_speculative_equals_large_with_a_flat_drafter(tiny_flat, tiny_lar
 def test_speculative_near_the_end_of_the_context(tiny_small, tiny_large):
     with fsgen.Pair(tiny_small, tiny_large, n_ctx=40, n_threads=1, n_batch=40) as p:
         expected = p.generate("hello world", method="large", max_tokens=100)
-        for draft_max in (3, 8, None):
-            r = p.generate("hello world", method="speculative", draft_max=draft_max, max_tokens=100, trace=True)
+        for draft_max, draft in ((3, "model"), (8, "auto"), (None, "auto"), (8, "ngram"), (None, "ngram")):
+            r = p.generate("hello world", method="speculative", draft=draft, draft_max=draft_max, max_tokens=100,
+                           trace=True)
             assert r.tokens == expected.tokens and r.finish_reason == "length"
             check_speculative_trace(r, draft_max)
 
@@ -123,7 +129,8 @@ def test_self_pair_accepts_every_draft(request, which):
         for prompt in PROMPTS[:4]:
             alone = p.generate(prompt, method="small", max_tokens=MAX_TOKENS)
             for draft_max in (3, 8):
-                r = p.generate(prompt, method="speculative", draft_max=draft_max, max_tokens=MAX_TOKENS, trace=True)
+                r = p.generate(prompt, method="speculative", draft="model", draft_max=draft_max, max_tokens=MAX_TOKENS,
+                               trace=True)
                 assert r.tokens == alone.tokens
                 assert r.stats["drafted"] > 0 and r.stats["acceptance_rate"] == 1.0
                 assert r.stats["mismatches"] == 0
@@ -349,7 +356,7 @@ def test_smollm2_self_pair_speculative(smollm2):
         assert p.small is p.large
         for prompt in prompts:
             large = p.generate(prompt, method="large", max_tokens=48)
-            spec = p.generate(prompt, method="speculative", draft_max=8, max_tokens=48, trace=True)
+            spec = p.generate(prompt, method="speculative", draft="model", draft_max=8, max_tokens=48, trace=True)
             check_speculative_trace(spec, 8)
             assert spec.stats["drafted"] > 0 and spec.stats["acceptance_rate"] >= 0.8, spec.stats
             n = min(len(large.tokens), len(spec.tokens))

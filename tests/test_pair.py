@@ -123,7 +123,8 @@ def test_proxy_needs_small_base(tiny_small, tiny_large):
 
 
 @pytest.mark.parametrize("method, params", [
-    ("small", {}), ("large", {}), ("speculative", {"draft_max": 3}), ("speculative", {}),
+    ("small", {}), ("large", {}), ("speculative", {"draft_max": 3, "draft": "model"}), ("speculative", {}),
+    ("speculative", {"draft_max": 3, "draft": "ngram"}), ("large", {"draft": "ngram"}),
     ("contrastive", {}), ("contrastive", {"variant": "fsgen"}), ("proxy", {}),
     ("fs", {}), ("fs", {"guard": False}), ("fs", {"router": "budget"}),
     ("fs", {"router": "always", "system2": "contrastive"}), ("oracle", {}),
@@ -139,9 +140,9 @@ def test_pair_stream_equals_generate(tiny_small, tiny_large, tiny_mixed, small_b
             text, chunks = collect(stream)
             assert text == r.text
             assert stream.result is not None and stream.result.tokens == r.tokens
-            # Adaptive drafting depends on timing: speculative's, and that of fs's guard where it fires.
-            adaptive = (method == "speculative" and not params) or (method == "fs" and params.get("guard", True)
-                                                                    and params.get("system2", "large") == "large")
+            # Adaptive drafting, auto's choice of source, and fs's guard where it fires depend on timing.
+            adaptive = (method == "speculative" and params.get("draft") not in ("model", "ngram")) or \
+                (method == "fs" and params.get("guard", True) and params.get("system2", "large") == "large")
             if not adaptive:
                 assert stream.result.trace.source.tolist() == r.trace.source.tolist()
             # Each chunk names the system that wrote the token completing it.

@@ -39,12 +39,14 @@ def pair(sampling_models):
         yield p
 
 
-def samples(pair, method, n_tokens=5, n=N, seed0=0, **params):
+def samples(pair, method, n_tokens=5, n=N, seed0=0, sampling=SAMPLING, prompt=PROMPT, **params):
+    """Tuples of the first n_tokens tokens; -1 after an end-of-generation token (which only the
+    untruncated samplers draw)."""
     out = []
     for seed in range(seed0, seed0 + n):
-        r = pair.generate(PROMPT, method=method, max_tokens=n_tokens, seed=seed, **SAMPLING, **params)
-        assert len(r.tokens) == n_tokens
-        out.append(tuple(r.tokens))
+        r = pair.generate(prompt, method=method, max_tokens=n_tokens, seed=seed, **sampling, **params)
+        assert len(r.tokens) == n_tokens or (sampling is not SAMPLING and r.finish_reason == "eog")
+        out.append(tuple(r.tokens) + (-1,) * (n_tokens - len(r.tokens)))
     return out
 
 
@@ -68,13 +70,12 @@ def top_k_probabilities(logits, k=5):
     return dict(zip(top.tolist(), (p / p.sum()).tolist()))
 
 
-@pytest.fixture(scope="module")
-def exact(sampling_models):
+def exact_distributions(target, text):
     """The target's exact distributions (top-5, temperature 1) of the first token, of the first
     two tokens jointly, and of the third token's marginal, from its logits (the reference engine)."""
     import_llama_cpp()
-    ref = Reference(sampling_models[1], **CTX)
-    prompt = ref.tokenize(PROMPT)
+    ref = Reference(target, **CTX)
+    prompt = ref.tokenize(text)
     first = top_k_probabilities(ref.start(prompt))
     joint2, third = {}, Counter()
     for t1, p1 in first.items():
@@ -88,6 +89,11 @@ def exact(sampling_models):
                 third[t3] += p1 * p2 * p3
     ref.close()
     return {"first": first, "joint2": joint2, "third": dict(third)}
+
+
+@pytest.fixture(scope="module")
+def exact(sampling_models):
+    return exact_distributions(sampling_models[1], PROMPT)
 
 
 def test_the_bed_exercises_rejection(pair, sampling_models):
@@ -165,3 +171,80 @@ def test_proposals_stay_in_the_targets_top_k(exact, speculative_samples):
     for sample_list in speculative_samples.values():
         assert set(_position(sample_list, 0)) <= set(exact["first"])
         assert {x[:2] for x in sample_list} <= set(exact["joint2"])
+
+
+# ---- without truncation (top_k=0, top_p=1, min_p=0: what OpenAI-style clients send) ----
+
+UNTRUNCATED = dict(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
+N_UNTRUNCATED = 1000
+
+
+@pytest.fixture(scope="module")
+def untruncated(pair):
+    """Samples of speculative (draft_max 2, System 1's drafts) and large-only over the whole
+    vocabulary (end-of-generation tokens included)."""
+    return {"large": samples(pair, "large", n=N_UNTRUNCATED, seed0=30_000, sampling=UNTRUNCATED),
+            "speculative": samples(pair, "speculative", n=N_UNTRUNCATED, sampling=UNTRUNCATED, draft_max=2,
+                                   draft="model")}
+
+
+def test_untruncated_speculative_matches_the_target(untruncated):
+    s = untruncated["speculative"]
+    for position in (0, 2, 4):
+        stat, df, p = chi2_two_sample(_position(s, position), _position(untruncated["large"], position))
+        assert p > ALPHA, f"position {position}: chi2={stat:.1f}, df={df}, p={p:.2g}"
+
+
+# ---- n-gram drafts: a deterministic proposal under rejection sampling ----
+# The target here is a broad one (tiny_flat: logit scale 0.5) whose next token depends mostly on
+# the last one, so that a copied continuation is a plausible proposal: about 40% of n-gram drafts
+# are accepted with these settings, the rest rejected (and the residual drawn).
+
+@pytest.fixture(scope="module")
+def ngram_pair(tiny_flat):
+    with fsgen.Pair(tiny_flat, tiny_flat, **CTX) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def ngram_prompt(ngram_pair):
+    """The target's greedy text after "ok", then "ok" and its first two characters again: the
+    n-gram lookup proposes what followed them the first time."""
+    continuation = ngram_pair.generate("ok", method="large", max_tokens=10).text
+    return f"ok{continuation} ok{continuation[:2]}"
+
+
+@pytest.fixture(scope="module")
+def ngram_samples(ngram_pair, ngram_prompt):
+    return {"one model": samples(ngram_pair, "large", prompt=ngram_prompt, draft="ngram", draft_max=3),
+            "speculative": samples(ngram_pair, "speculative", prompt=ngram_prompt, draft="ngram", draft_max=3)}
+
+
+def test_the_ngram_bed_exercises_rejection(ngram_pair, ngram_prompt):
+    for method in ("large", "speculative"):
+        r = [ngram_pair.generate(ngram_prompt, method=method, draft="ngram", draft_max=3, max_tokens=5, seed=s,
+                                 **SAMPLING) for s in range(60)]
+        drafted = sum(x.stats["drafted_ngram"] for x in r)
+        accepted = sum(x.stats["accepted_ngram"] for x in r)
+        assert drafted == sum(x.stats["drafted"] for x in r)  # no other source
+        assert 0.1 * drafted < accepted < 0.9 * drafted, (method, drafted, accepted)
+
+
+@pytest.mark.parametrize("which", ["one model", "speculative"])
+def test_ngram_drafts_match_exact_distribution(tiny_flat, ngram_prompt, ngram_samples, which):
+    exact_ngram = exact_distributions(tiny_flat, ngram_prompt)
+    s = ngram_samples[which]
+    for name, counts in (("first", _position(s, 0)), ("joint2", Counter(x[:2] for x in s)),
+                         ("third", _position(s, 2))):
+        stat, df, p = chi2_goodness(counts, exact_ngram[name])
+        assert p > ALPHA, f"{name}: chi2={stat:.1f}, df={df}, p={p:.2g}"
+
+
+def test_the_ngram_test_has_power(tiny_flat, ngram_prompt, ngram_samples):
+    """Accepting every n-gram draft (as if greedy) would be told apart: all samples starting with
+    the proposal do not fit the target's distribution."""
+    exact_ngram = exact_distributions(tiny_flat, ngram_prompt)
+    first = _position(ngram_samples["one model"], 0)
+    proposal = max(first, key=first.get)
+    assert exact_ngram["first"][proposal] < 0.9
+    assert chi2_goodness(Counter({proposal: N}), exact_ngram["first"])[2] < 1e-6

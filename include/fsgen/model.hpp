@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fsgen/draft_planner.hpp"
 #include "fsgen/model_info.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/result.hpp"
@@ -44,6 +45,11 @@ class Model {
                   const std::atomic<bool>* stop = nullptr);
   // Stops whatever this model's generate() is running at its next decode step.
   void cancel();
+  // The planner of n-gram drafts (draft "ngram"): a copy; calibrate() measures this model's
+  // verify costs by batch size; set_calibration() gives it a curve measured earlier.
+  DraftPlanner planner() const;
+  CostCurve calibrate();
+  void set_calibration(const CostCurve& curve);
   // Frees the context and (once no Pair uses them) the weights.
   void close();
   bool closed() const;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 
+#include "fsgen/draft_planner.hpp"
 #include "fsgen/model.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/result.hpp"
@@ -38,6 +39,14 @@ class Pair {
   // keeps working, until reload_large() loads it again (ModelLoadError if the server is still away).
   bool large_lost() const;
   void reload_large();
+  // What the speculative draft planner has learnt (costs, acceptance): a copy, taken between
+  // generations.
+  DraftPlanner planner() const;
+  // Measures the large model's verify cost for each batch size (and, with drafter, a System 1
+  // step) on this machine now: a few seconds on billion-parameter models. The planner starts
+  // from the result; set_calibration gives it a curve measured earlier (e.g. cached).
+  CostCurve calibrate(bool drafter = true);
+  void set_calibration(const CostCurve& curve);
 
  private:
   struct Impl;

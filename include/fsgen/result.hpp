@@ -22,6 +22,8 @@ struct Stats {
   double mismatch_fraction = 0;
   int drafted = 0;               // speculative: draft tokens proposed
   int accepted = 0;              // speculative: draft tokens accepted
+  int drafted_ngram = 0;         // of which n-gram drafts (looked up in the prompt and output)
+  int accepted_ngram = 0;
   double acceptance_rate = 0;
   double mean_accepted_length = 0;  // accepted draft tokens per verify round
   int guard_tokens = 0;          // fs: tokens written while its guard handed over to speculative verification
@@ -37,8 +39,10 @@ struct Trace {
   std::vector<std::uint8_t> system2_called;
   std::vector<std::uint8_t> mismatch;   // false where not measured
   std::vector<std::int32_t> text_offset;  // character offset of the token's text in Result::text
-  std::vector<std::int32_t> draft_length;
-  std::vector<std::int32_t> draft_accepted;
+  std::vector<std::int8_t> draft_source;  // 0 not a draft token, 1 System 1's draft, 2 an n-gram draft
+  std::vector<std::int32_t> draft_length;    // draft tokens System 2 judged this round
+  std::vector<std::int32_t> draft_accepted;  // of which it agreed with
+  std::vector<std::int8_t> draft_round_source;  // 1 System 1, 2 n-gram
 };
 
 struct Result {

@@ -45,6 +45,8 @@ nb::dict stats_dict(const fsgen::Stats& s) {
   d["mismatch_fraction"] = s.mismatch_fraction;
   d["drafted"] = s.drafted;
   d["accepted"] = s.accepted;
+  d["drafted_ngram"] = s.drafted_ngram;
+  d["accepted_ngram"] = s.accepted_ngram;
   d["acceptance_rate"] = s.acceptance_rate;
   d["mean_accepted_length"] = s.mean_accepted_length;
   d["guard_tokens"] = s.guard_tokens;
@@ -62,6 +64,8 @@ nb::dict trace_dict(fsgen::Trace&& t) {
   d["system2_called"] = to_numpy(std::move(t.system2_called));
   d["mismatch"] = to_numpy(std::move(t.mismatch));
   d["text_offset"] = to_numpy(std::move(t.text_offset));
+  d["draft_source"] = to_numpy(std::move(t.draft_source));
+  d["draft_round_source"] = to_numpy(std::move(t.draft_round_source));
   d["draft_length"] = to_numpy(std::move(t.draft_length));
   d["draft_accepted"] = to_numpy(std::move(t.draft_accepted));
   return d;
@@ -273,6 +277,15 @@ NB_MODULE(_core, m) {
            },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::rv_policy::take_ownership)
       .def("cancel", &fsgen::Model::cancel)
+      .def("planner", &fsgen::Model::planner, nb::call_guard<nb::gil_scoped_release>())
+      .def("calibrate", [](fsgen::Model& m) {
+             nb::gil_scoped_release release;
+             const fsgen::CostCurve c = m.calibrate();
+             return std::make_pair(c.verify, c.draft);
+           })
+      .def("set_calibration", [](fsgen::Model& m, const std::vector<double>& verify, double draft) {
+             m.set_calibration(fsgen::CostCurve{verify, draft});
+           }, "verify"_a, "draft"_a)
       .def("close", &fsgen::Model::close, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("closed", &fsgen::Model::closed)
       .def("rpc_stats", [](const fsgen::Model& model) -> std::optional<nb::dict> {
@@ -314,7 +327,60 @@ NB_MODULE(_core, m) {
       .def("cancel", &fsgen::Pair::cancel)
       .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("large_lost", &fsgen::Pair::large_lost)
-      .def("reload_large", &fsgen::Pair::reload_large, nb::call_guard<nb::gil_scoped_release>());
+      .def("reload_large", &fsgen::Pair::reload_large, nb::call_guard<nb::gil_scoped_release>())
+      .def("planner", &fsgen::Pair::planner, nb::call_guard<nb::gil_scoped_release>())
+      .def("calibrate", [](fsgen::Pair& p, bool drafter) {
+             nb::gil_scoped_release release;
+             const fsgen::CostCurve c = p.calibrate(drafter);
+             return std::make_pair(c.verify, c.draft);
+           }, "drafter"_a = true)
+      .def("set_calibration", [](fsgen::Pair& p, const std::vector<double>& verify, double draft) {
+             p.set_calibration(fsgen::CostCurve{verify, draft});
+           }, "verify"_a, "draft"_a);
+
+  // The draft planner: returned by Pair.planner(), and constructible so that tests can drive it
+  // with injected costs. Origins: 1 System 1's drafts, 2 n-gram drafts.
+  auto origin = [](int o) { return static_cast<fsgen::DraftOrigin>(o); };
+  nb::class_<fsgen::DraftPlanner>(m, "DraftPlanner")
+      .def(nb::init<double>(), "small_to_large_cost"_a = 0.35)
+      .def("observe_draft_step", &fsgen::DraftPlanner::observe_draft_step, "seconds"_a)
+      .def("observe_verify", &fsgen::DraftPlanner::observe_verify, "rows"_a, "seconds"_a)
+      .def("observe_round",
+           [origin](fsgen::DraftPlanner& p, int o, int judged, int accepted, int match) {
+             p.observe_round(origin(o), judged, accepted, match);
+           },
+           "origin"_a, "judged"_a, "accepted"_a, "match"_a = 0)
+      .def("begin_prompt", &fsgen::DraftPlanner::begin_prompt)
+      .def("choose", [origin](fsgen::DraftPlanner& p, int o, int max_length, int match) {
+             return p.choose(origin(o), max_length, match);
+           }, "origin"_a, "max_length"_a, "match"_a = 0)
+      .def("expected_rate", [origin](const fsgen::DraftPlanner& p, int o, int length, int match) {
+             return p.expected_rate(origin(o), length, match);
+           }, "origin"_a, "length"_a, "match"_a = 0)
+      .def("best_length", [origin](const fsgen::DraftPlanner& p, int o, int max_length, double acceptance) {
+             return p.best_length(origin(o), max_length, acceptance);
+           }, "origin"_a, "max_length"_a, "acceptance"_a)
+      .def("acceptance", [origin](const fsgen::DraftPlanner& p, int o, int match) {
+             return p.acceptance(origin(o), match);
+           }, "origin"_a, "match"_a = 0)
+      .def("verify_cost", &fsgen::DraftPlanner::verify_cost, "rows"_a)
+      .def("draft_cost", [origin](const fsgen::DraftPlanner& p, int o) { return p.draft_cost(origin(o)); }, "origin"_a)
+      .def("set_calibration",
+           [](fsgen::DraftPlanner& p, const std::vector<double>& verify, double draft) {
+             p.set_calibration(fsgen::CostCurve{verify, draft});
+           },
+           "verify"_a, "draft"_a)
+      .def_prop_ro("calibration", [](const fsgen::DraftPlanner& p) {
+        return std::make_pair(p.calibration().verify, p.calibration().draft);
+      })
+      .def_prop_ro("measured", [](const fsgen::DraftPlanner& p) {
+        const fsgen::CostCurve c = p.measured();
+        return std::make_pair(c.verify, c.draft);
+      })
+      .def_prop_ro("drifted", &fsgen::DraftPlanner::drifted)
+      .def_prop_ro("rounds", &fsgen::DraftPlanner::rounds)
+      .def_prop_ro("rejections", &fsgen::DraftPlanner::rejections)
+      .def_prop_ro("probes", &fsgen::DraftPlanner::probes);
 
   m.def("param_table", &param_table_list, "The generation parameters: names, types, defaults, ranges, scopes.");
   m.def("method_table", &method_table_list, "The decoding methods.");

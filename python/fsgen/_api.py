@@ -15,6 +15,8 @@ import numpy as np
 
 from . import _core
 from . import _options
+from .calibration import Calibrator
+from .planner import planner_figures
 from ._results import Chunk, Drafts, Result, Source, Stats, Stream, Trace, run_job
 from .errors import InvalidArgumentError
 
@@ -80,6 +82,12 @@ def _rpc_options(o: _core.ModelOptions, rpc, rpc_timeout, n_gpu_layers_given: bo
         raise InvalidArgumentError(f"rpc_timeout must be > 0 seconds, got {rpc_timeout}")
     if not n_gpu_layers_given:
         o.n_gpu_layers = -1  # rpc implies every layer on the servers
+
+
+def _calibration_options(o: _core.ModelOptions) -> dict:
+    """The context options a cost curve depends on."""
+    return {"n_ctx": o.n_ctx, "n_threads": o.n_threads, "n_gpu_layers": o.n_gpu_layers, "n_batch": o.n_batch,
+            "flash_attn": o.flash_attn}
 
 
 def _resolve_path(path: PathLike) -> str:
@@ -148,6 +156,10 @@ class Model:
     rpc_timeout : float, default 60
         Seconds any call to the remote model may take; past it (or when the server goes away) the
         call raises GenerationError and the model is lost (``Pair.reload_large()``).
+    calibrate : bool, optional
+        Measure this model's verify cost by batch size before its first n-gram drafting call
+        (``draft="ngram"``; cached per file and machine). Default: ``$FSGEN_CALIBRATE`` (on
+        unless ``0``).
 
     Raises
     ------
@@ -160,7 +172,7 @@ class Model:
     def __init__(self, path: PathLike, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
                  n_gpu_layers: Optional[int] = None, n_batch: int = 512, verbose: bool = False,
                  flash_attn: Optional[bool] = None, rpc: Optional[Sequence[str]] = None,
-                 rpc_timeout: float = 60.0):
+                 rpc_timeout: float = 60.0, calibrate: Optional[bool] = None):
         options = _model_options(n_ctx, n_threads, 0 if n_gpu_layers is None else n_gpu_layers, n_batch, verbose,
                                  flash_attn)
         _rpc_options(options, rpc, rpc_timeout, n_gpu_layers is not None)
@@ -168,6 +180,7 @@ class Model:
                              verbose=verbose, flash_attn=flash_attn)
         self._core = _core.Model.load(_resolve_path(path), options)
         self.path = pathlib.Path(self._core.info["path"])
+        self._calibrator = Calibrator(calibrate, [str(self.path)], _calibration_options(options), drafter=False)
 
     @property
     def info(self) -> dict:
@@ -228,7 +241,21 @@ class Model:
 
     def _start(self, prompt, messages, stream: bool, options: dict):
         text, pairs = _prompt_args(prompt, messages)
-        return self._core.start(text, pairs, _options.make_options(options, for_model=True), stream)
+        core_options = _options.make_options(options, for_model=True)
+        if options.get("draft") is not None:  # n-gram drafts: the verify cost curve first
+            self._calibrator.prepare(self._core)
+        return self._core.start(text, pairs, core_options, stream)
+
+    @property
+    def planner(self) -> dict:
+        """What the n-gram draft planner learnt on this model: see :func:`fsgen.planner.planner_figures`."""
+        return planner_figures(self._core.planner())
+
+    def calibrate(self) -> dict:
+        """Measure this model's verify cost for each batch size now (seconds on billion-parameter
+        models), cache it, and return :attr:`planner`'s figures."""
+        self._calibrator.run(self._core)
+        return self.planner
 
     def generate(self, prompt=None, *, messages=None, **options) -> Result:
         return run_job(self._start(prompt, messages, False, options))
@@ -276,6 +303,17 @@ class Pair:
         passing one file twice loads it once).
     small_base : str, os.PathLike or Model, optional
         The small model's base, for proxy tuning (``method="proxy"``, ``system2="proxy"``).
+    large_rpc : list of str, optional
+        ``["host:port", ...]``: System 2 (only the large model) runs on those ``fsgen rpc-server``s,
+        held by a helper process this one owns. When System 2 is lost (server gone, link stalled),
+        System 1 keeps working and ``large_lost`` is True until ``reload_large()``. With an already
+        loaded ``large`` Model its own ``rpc`` decides (``large_rpc`` is then an error).
+    rpc_timeout : float, default 60
+        Seconds any call to the remote large model may take.
+    calibrate : bool, optional
+        Measure the large model's verify cost by batch size (and a System 1 step) before the first
+        speculative call, cached per model files and machine. Default: ``$FSGEN_CALIBRATE`` (on
+        unless ``0``).
     **model_options
         As :class:`Model` takes them (n_ctx, n_threads, n_gpu_layers, n_batch, verbose, flash_attn),
         for the models this Pair loads and for its contexts.
@@ -290,10 +328,7 @@ class Pair:
 
     def __init__(self, small: Union[PathLike, Model], large: Union[PathLike, Model], *,
                  small_base: Union[PathLike, Model, None] = None, large_rpc: Optional[Sequence[str]] = None,
-                 rpc_timeout: float = 60.0, **model_options):
-        """large_rpc: ``["host:port", ...]``: System 2 runs on those RPC servers (only the large model;
-        see Model's rpc). When System 2 is lost (server gone, link stalled), System 1 keeps working and
-        ``large_lost`` is True until ``reload_large()``."""
+                 rpc_timeout: float = 60.0, calibrate: Optional[bool] = None, **model_options):
         if large_rpc is not None and isinstance(large, Model):
             raise InvalidArgumentError("large_rpc applies when the Pair loads the large model from a path; "
                                        "an already loaded Model keeps its own rpc (Model(path, rpc=[...]))")
@@ -322,6 +357,8 @@ class Pair:
             self.small_base = model(small_base) if small_base is not None else None
             self._core = _core.Pair(self.small._core, self.large._core,
                                     self.small_base._core if self.small_base else None, options)
+            self._calibrator = Calibrator(calibrate, [str(self.small.path), str(self.large.path)],
+                                          _calibration_options(options), drafter=True)
         except BaseException:
             for m in self._owned:
                 m.close()
@@ -329,7 +366,24 @@ class Pair:
 
     def _start(self, prompt, messages, stream: bool, options: dict):
         text, pairs = _prompt_args(prompt, messages)
-        return self._core.start(text, pairs, _options.make_options(options, for_model=False), stream)
+        core_options = _options.make_options(options, for_model=False)
+        method = options.get("method") or "speculative"
+        if method == "speculative" or (method == "large" and options.get("draft") is not None):
+            self._calibrator.prepare(self._core)  # the large model's verify cost curve
+        return self._core.start(text, pairs, core_options, stream)
+
+    @property
+    def planner(self) -> dict:
+        """What the speculative draft planner learnt on this pair: measured verify costs by batch
+        size, the draft step's cost, the calibration, acceptance estimates and the draft lengths it
+        would choose now (see :func:`fsgen.planner.planner_figures`)."""
+        return planner_figures(self._core.planner())
+
+    def calibrate(self) -> dict:
+        """Measure the large model's verify cost for each batch size and a System 1 step now
+        (seconds on billion-parameter models), cache them, and return :attr:`planner`'s figures."""
+        self._calibrator.run(self._core)
+        return self.planner
 
     def generate(self, prompt=None, *, messages=None, **options) -> Result:
         return run_job(self._start(prompt, messages, False, options))

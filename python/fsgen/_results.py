@@ -35,17 +35,22 @@ class Stats(TypedDict):
     acceptance_rate: float
     mean_accepted_length: float
     guard_tokens: int  # fs: tokens written while its guard handed over to speculative verification
+    drafted_ngram: int   # of the drafted tokens, n-gram drafts (looked up in the prompt and output)
+    accepted_ngram: int
 
 
 class Drafts:
-    """Per speculative round: the draft's length and how many of its tokens were accepted."""
+    """Per speculative round: the draft tokens the verifier judged, how many it accepted, and who
+    drafted them."""
 
-    length: np.ndarray    #: int32, tokens drafted per round
-    accepted: np.ndarray  #: int32, of those, accepted by System 2
+    length: np.ndarray    #: int32, draft tokens judged per round (a draft cut by the end of generation: up to it)
+    accepted: np.ndarray  #: int32, of those, accepted by the verifier
+    source: np.ndarray    #: int8, 1 System 1's draft, 2 an n-gram draft
 
-    def __init__(self, length: np.ndarray, accepted: np.ndarray):
+    def __init__(self, length: np.ndarray, accepted: np.ndarray, source: Optional[np.ndarray] = None):
         self.length = length
         self.accepted = accepted
+        self.source = source if source is not None else np.ones(len(length), dtype=np.int8)
 
     def __len__(self) -> int:
         return len(self.length)
@@ -57,7 +62,8 @@ class Drafts:
 class Trace:
     """One row per generated token (numpy arrays of one length); see docs/API.md."""
 
-    FIELDS = ("token", "source", "entropy", "top1", "margin", "system2_called", "mismatch", "text_offset")
+    FIELDS = ("token", "source", "entropy", "top1", "margin", "system2_called", "mismatch", "text_offset",
+              "draft_source")
 
     token: np.ndarray           #: int32
     source: np.ndarray          #: int8, Source values
@@ -67,6 +73,7 @@ class Trace:
     system2_called: np.ndarray  #: bool, System 2 ran to choose this token
     mismatch: np.ndarray        #: bool, System 1's own choice was overruled (False where not measured)
     text_offset: np.ndarray     #: int32, character offset of the token's text in Result.text
+    draft_source: np.ndarray    #: int8, 0 not a draft token, 1 an accepted draft of System 1's, 2 an accepted n-gram draft
     drafts: Drafts              #: per speculative round
 
     def __init__(self, arrays: dict):
@@ -78,7 +85,8 @@ class Trace:
         self.system2_called = arrays["system2_called"].view(np.bool_)
         self.mismatch = arrays["mismatch"].view(np.bool_)
         self.text_offset = arrays["text_offset"]
-        self.drafts = Drafts(arrays["draft_length"], arrays["draft_accepted"])
+        self.draft_source = arrays["draft_source"]
+        self.drafts = Drafts(arrays["draft_length"], arrays["draft_accepted"], arrays["draft_round_source"])
 
     def __len__(self) -> int:
         return len(self.token)

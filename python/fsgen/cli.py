@@ -180,6 +180,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pull.add_argument("--quiet", action="store_true")
     pull.add_argument("--cache", metavar="DIR", help="the model cache (default: $FSGEN_CACHE, else the XDG cache)")
 
+    from .calibrate_cli import add_parser as add_calibrate
+    add_calibrate(sub)
+
     models = sub.add_parser("models", help="list cached models")
     models.add_argument("--remove", metavar="NAME")
     models.add_argument("--cache", metavar="DIR", help="the model cache (default: $FSGEN_CACHE, else the XDG cache)")
@@ -213,6 +216,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "rpc-server":
             from . import rpc_server
             return rpc_server.cmd(args)
+        if args.command == "calibrate":
+            from .calibrate_cli import main as calibrate_main
+            return calibrate_main(args)
         if args.command == "study":
             if getattr(args, "missing", None):
                 print(f"fsgen study needs its extras ({args.missing}): pip install 'fsgen[study]'", file=sys.stderr)

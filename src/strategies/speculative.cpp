@@ -1,120 +1,80 @@
-// Speculative decoding: System 1 drafts, System 2 verifies the whole draft in one batched
-// decode, both caches roll back past a rejection (Session::eval does it), the bonus token is
-// kept. Greedy: accept while the draft equals System 2's argmax. Sampling: exact rejection
-// sampling (accept with min(1, p_L/p_S), else draw from max(0, p_L - p_S) normalised), so the
-// output follows System 2's distribution.
+// Speculative decoding: a draft (System 1's, or an n-gram lookup in the prompt and the output so
+// far) is verified by the verifier (System 2, or the one model) in one batched decode; both
+// caches roll back past a rejection (Session::eval does it), the bonus token is kept. Greedy:
+// accept while the draft equals the verifier's argmax. Sampling: exact rejection sampling
+// (accept with min(1, p/q), else draw from max(0, p - q) normalised; an n-gram draft is a
+// deterministic proposal, q = 1 on its token), so the output follows the verifier's distribution.
 #include <algorithm>
 #include <cmath>
 
 #include "distribution.hpp"
+#include "drafts/proposer.hpp"
 #include "strategies/strategies.hpp"
 
 namespace fsgen {
-
-// ---- DraftPlanner: the cost model behind draft_max=None ----
-
-double DraftPlanner::acceptance() const {
-  // Per-token acceptance, as a truncated geometric: accepted / (accepted + rejections),
-  // with a weak prior of 0.7.
-  return (accepted_ + 1.4) / (accepted_ + rejected_ + 2.0);
-}
-
-double DraftPlanner::verify_cost(int rows) const {
-  if (rows < static_cast<int>(verify_cost_.size()) && verify_cost_[rows] > 0) return verify_cost_[rows];
-  // Interpolate between measured sizes; beyond them extrapolate with an optimistic slope
-  // (12% of a single-token decode per extra row), so untried lengths get probed once.
-  int below = 0, above = 0;
-  for (int r = rows - 1; r >= 1 && !below; --r)
-    if (r < static_cast<int>(verify_cost_.size()) && verify_cost_[r] > 0) below = r;
-  for (int r = rows + 1; r < static_cast<int>(verify_cost_.size()) && !above; ++r)
-    if (verify_cost_[r] > 0) above = r;
-  if (!below) return -1;
-  const double base = verify_cost_[below];
-  if (above) return base + (verify_cost_[above] - base) * (rows - below) / double(above - below);
-  return base + 0.12 * verify_cost_[1] * (rows - below);
-}
-
-void DraftPlanner::observe_draft_step(double seconds) {
-  draft_cost_ = draft_cost_ < 0 ? seconds : 0.8 * draft_cost_ + 0.2 * seconds;
-}
-
-void DraftPlanner::observe_verify(int rows, double seconds) {
-  if (rows >= static_cast<int>(verify_cost_.size())) verify_cost_.resize(rows + 1, -1.0);
-  double& c = verify_cost_[rows];
-  c = c < 0 ? seconds : 0.8 * c + 0.2 * seconds;
-}
-
-void DraftPlanner::observe_round(int drafted, int accepted) {
-  constexpr double kDecay = 0.97;  // recent rounds weigh more: acceptance drifts with the text
-  accepted_ = accepted_ * kDecay + accepted;
-  rejected_ = rejected_ * kDecay + (accepted < drafted ? 1 : 0);
-}
-
-int DraftPlanner::best_length(int max_length, double acceptance) const {
-  const double single = verify_cost(1);
-  const double draft = draft_cost_ > 0 ? draft_cost_ : cost_ratio_prior_ * single;
-  const double a = std::min(acceptance, 0.999);
-  int best = 0;
-  double best_rate = 1.0 / single;  // tokens per second of the large model alone
-  double expected = 1.0;            // tokens per round: 1 + a + a^2 + ... + a^k
-  double power = 1.0;
-  for (int k = 1; k <= max_length; ++k) {
-    power *= a;
-    expected += power;
-    const double verify = verify_cost(k + 1);
-    if (verify <= 0) continue;
-    const double rate = expected / (k * draft + verify);
-    if (rate > best_rate) {
-      best_rate = rate;
-      best = k;
-    }
-  }
-  return best;
-}
-
-int DraftPlanner::choose(int max_length) {
-  if (verify_cost(1) <= 0 || max_length <= 0) return 0;  // first measure a plain large step
-  const int best = best_length(max_length, acceptance());
-  if (best > 0) {
-    idle_steps_ = 0;
-    probe_interval_ = 32;
-    return best;
-  }
-  // Where drafting could not pay even if every draft were accepted (a draft step and a verify
-  // row cost too much on this machine), there is nothing to probe for.
-  const int hopeful = best_length(max_length, 1.0);
-  if (hopeful == 0) return 0;
-  // Drafting does not pay at the current acceptance. Probe now and then, less often each time
-  // it fails, so a change in acceptance is noticed at a bounded cost.
-  if (++idle_steps_ >= probe_interval_) {
-    idle_steps_ = 0;
-    probe_interval_ = std::min(probe_interval_ * 2, 1024);
-    return hopeful;  // the length that could pay: measures its verify cost
-  }
-  return 0;
-}
-
 namespace {
 
 class Speculative final : public Strategy {
  public:
-  Speculative(Session& small, Session& large, const SpeculativeOptions& options, DraftPlanner& planner, int n_vocab)
-      : small_(small), large_(large), options_(options), planner_(planner), n_vocab_(n_vocab) {}
+  explicit Speculative(const SpeculativeSetup& setup)
+      : setup_(setup), options_(setup.options), planner_(*setup.planner), dense_q_(setup.n_vocab, 0.0f) {
+    if (setup_.mode != DraftMode::Model) ngram_ = make_ngram_proposer();
+  }
 
-  // Only the large model up front: the small one catches up when drafting first pays.
-  void prefill(const std::vector<Token>& prompt) override { large_.eval(prompt); }
+  // Only the verifier up front: System 1 catches up when drafting first pays.
+  void prefill(const std::vector<Token>& prompt) override {
+    setup_.verifier->eval(prompt);
+    if (ngram_) ngram_->begin(prompt);
+    planner_.begin_prompt();
+  }
 
   void step(Emitter& out) override {
+    // A draft of k tokens needs k + 1 rows in one verify batch, and k + 1 tokens of room.
     const size_t room = out.room();
-    const int limit = static_cast<int>(std::min<size_t>(room > 0 ? room - 1 : 0, kMaxOutputRows - 1));
-    const int target = options_.draft_max > 0 ? std::min(options_.draft_max, limit)
-                                              : planner_.choose(std::min(options_.adaptive_max, limit));
-    draft(out, target);
+    const int limit = std::max(0, static_cast<int>(std::min<size_t>(
+                                      {room > 0 ? room - 1 : 0, size_t(kMaxOutputRows - 1),
+                                       size_t(std::max(1, setup_.max_rows) - 1)})));
+    const bool fixed = options_.draft_max > 0;
+    const int fixed_length = std::min(options_.draft_max, limit);
+    origin_ = DraftOrigin::None;
+    int length = 0;
+
+    int ngram_length = 0;
+    if (ngram_ && limit > 0) {
+      ngram_->draft(out.sequence(), fixed ? fixed_length : limit, ngram_draft_);
+      // An n-gram draft is the continuation of an earlier occurrence, cut where that text ends.
+      const int available = static_cast<int>(ngram_draft_.tokens.size());
+      if (available > 0) {
+        ngram_length = fixed ? available : planner_.choose(DraftOrigin::Ngram, available, ngram_draft_.match);
+      }
+    }
+    int model_length = 0;
+    if (setup_.drafter != nullptr && setup_.mode != DraftMode::Ngram && limit > 0) {
+      model_length = fixed ? fixed_length : planner_.choose(DraftOrigin::Model, std::min(options_.adaptive_max, limit));
+    }
+    if (ngram_length > 0 && model_length > 0) {
+      // Auto: the source with the better expected tokens per second this round.
+      const double ngram_rate = planner_.expected_rate(DraftOrigin::Ngram, ngram_length, ngram_draft_.match);
+      const double model_rate = planner_.expected_rate(DraftOrigin::Model, model_length);
+      if (ngram_rate >= model_rate) model_length = 0; else ngram_length = 0;
+    }
+    if (ngram_length > 0) {
+      origin_ = DraftOrigin::Ngram;
+      length = ngram_length;
+      drafts_.assign(ngram_draft_.tokens.begin(), ngram_draft_.tokens.begin() + length);
+      infos_.assign(length, Uncertainty{NAN, NAN, NAN, 0});
+    } else if (model_length > 0) {
+      origin_ = DraftOrigin::Model;
+      draft_with_model(out, model_length);
+    } else {
+      drafts_.clear();
+    }
     verify(out);
   }
 
  private:
-  void draft(Emitter& out, int target) {
+  void draft_with_model(Emitter& out, int target) {
+    Session& small = *setup_.drafter;
     Sampler& sampler = out.sampler();
     seq_ = out.sequence();
     drafts_.clear();
@@ -125,119 +85,179 @@ class Speculative final : public Strategy {
     const float p_min = options_.draft_p_min > 0 ? options_.draft_p_min
                         : options_.draft_max == 0 ? kAdaptiveConfidence : 0.0f;
     for (int i = 0; i < target; ++i) {
-      small_.eval(seq_);
-      if (small_.last_decoded_tokens() == 1) planner_.observe_draft_step(small_.last_decode_seconds());
-      const float* logits = small_.last_logits();
-      Uncertainty u{};
+      small.eval(seq_);
+      if (small.last_decoded_tokens() == 1) planner_.observe_draft_step(small.last_decode_seconds());
+      const float* logits = small.last_logits();
+      Uncertainty u{NAN, NAN, NAN, 0};
       const bool measure = out.tracing() || p_min > 0;
-      if (measure) u = measure_uncertainty(logits, n_vocab_);
+      if (measure) u = measure_uncertainty(logits, setup_.n_vocab);
       if (p_min > 0 && u.top1 < p_min) break;
       Token token;
       if (sampler.greedy()) {
-        token = measure ? u.argmax : argmax(logits, n_vocab_);
+        token = measure ? u.argmax : argmax(logits, setup_.n_vocab);
       } else {
         if (q_.size() <= drafts_.size()) q_.resize(drafts_.size() + 1);
-        sampler.distribution(logits, n_vocab_, q_[drafts_.size()]);
+        sampler.distribution(logits, setup_.n_vocab, q_[drafts_.size()]);
         token = sampler.draw(q_[drafts_.size()]);
       }
       drafts_.push_back(token);
       infos_.push_back(u);
       seq_.push_back(token);
     }
+    if (drafts_.empty()) origin_ = DraftOrigin::None;
+  }
+
+  // The draft's probability of its own token at row i (n-gram drafts are deterministic).
+  float draft_probability(size_t i) const {
+    return origin_ == DraftOrigin::Model ? q_[i].prob_of(drafts_[i]) : 1.0f;
   }
 
   void verify(Emitter& out) {
+    Session& verifier = *setup_.verifier;
     const size_t k = drafts_.size();
-    seq_.resize(out.sequence().size());  // the verify batch: sequence + drafts
+    seq_ = out.sequence();  // the verify batch: sequence + drafts
     seq_.insert(seq_.end(), drafts_.begin(), drafts_.end());
-    large_.eval(seq_, k + 1);
-    if (large_.last_decoded_tokens() == static_cast<int>(k + 1)) {
-      planner_.observe_verify(static_cast<int>(k + 1), large_.last_decode_seconds());
+    verifier.eval(seq_, k + 1);
+    if (verifier.last_decoded_tokens() == static_cast<int>(k + 1)) {
+      planner_.observe_verify(static_cast<int>(k + 1), verifier.last_decode_seconds());
     }
-    out.count_system2_call();
+    const bool system2 = setup_.verifier_source != Source::System1;
+    if (system2) out.count_system2_call();
 
     Sampler& sampler = out.sampler();
-    size_t accepted = 0;
+    int judged = 0, agreed = 0;  // draft tokens System 2 judged, and agreed with
     for (size_t i = 0; i <= k; ++i) {
-      const float* row = large_.logits(i);
+      const float* row = verifier.logits(i);
       TokenRecord record;
-      record.system2_called = true;
+      record.system2_called = system2;
       if (i < k && out.tracing()) {
         record.entropy = infos_[i].entropy;
         record.top1 = infos_[i].top1;
         record.margin = infos_[i].margin;
       }
+      if (!system2 && out.tracing()) {  // one model: its own uncertainty, as when decoding alone
+        const Uncertainty u = measure_uncertainty(row, setup_.n_vocab);
+        record.entropy = u.entropy;
+        record.top1 = u.top1;
+        record.margin = u.margin;
+      }
       bool accept = false;
       Token replacement = 0;
       if (sampler.greedy()) {
-        replacement = argmax(row, n_vocab_);
+        replacement = argmax(row, setup_.n_vocab);
         accept = i < k && replacement == drafts_[i];
       } else {
-        sampler.distribution(row, n_vocab_, p_);
+        sampler.distribution(row, setup_.n_vocab, p_);
         if (i < k) {
-          const float q = q_[i].prob_of(drafts_[i]);
+          const float q = draft_probability(i);
           const float p = p_.prob_of(drafts_[i]);
           accept = q > 0 && sampler.uniform() < std::min(1.0, double(p) / q);
-          if (!accept) replacement = draw_residual(sampler, q_[i]);
+          if (!accept) replacement = draw_residual(sampler, i);
         } else {
           replacement = sampler.draw(p_);  // bonus
         }
       }
+      if (i < k) ++judged;
       if (accept) {
+        ++agreed;
         record.token = drafts_[i];
-        record.source = Source::System1;
-        const size_t before = out.sequence().size();
-        const bool more = out.emit(record);
-        accepted += out.sequence().size() > before;  // an end-of-generation token is not output
-        if (!more) break;
+        record.source = origin_ == DraftOrigin::Model ? Source::System1 : setup_.verifier_source;
+        record.draft_origin = origin_;
+        if (!out.emit(record)) break;  // the end of generation (an accepted EOG token counts)
         continue;
       }
       record.token = replacement;
-      record.source = Source::System2;
-      record.mismatch = i < k;  // System 1's draft was overruled
+      record.source = setup_.verifier_source;
+      record.mismatch = i < k && origin_ == DraftOrigin::Model;  // System 1's draft was overruled
       out.emit(record);
       break;
     }
-    if (k > 0) {
-      out.record_draft(static_cast<int>(k), static_cast<int>(accepted));
-      planner_.observe_round(static_cast<int>(k), static_cast<int>(accepted));
+    if (judged > 0) {
+      out.record_draft(judged, agreed, origin_);
+      planner_.observe_round(origin_, judged, agreed, origin_ == DraftOrigin::Ngram ? ngram_draft_.match : 0);
     }
   }
 
-  // max(0, p_L - p_S), normalised; p_ holds System 2's distribution for this row.
-  Token draw_residual(Sampler& sampler, const Candidates& q) {
+  // max(0, p - q), normalised, for the draft at row i; p_ holds the verifier's distribution for
+  // this row. q goes into a dense table by token id first (cleared afterwards), so this costs
+  // O(vocabulary) whatever the truncation.
+  Token draw_residual(Sampler& sampler, size_t i) {
+    if (origin_ == DraftOrigin::Model) {
+      for (size_t j = 0; j < q_[i].ids.size(); ++j) dense_q_[q_[i].ids[j]] = q_[i].p[j];
+    } else {
+      dense_q_[drafts_[i]] = 1.0f;
+    }
     residual_.ids.clear();
     residual_.p.clear();
     double total = 0;
     for (size_t j = 0; j < p_.ids.size(); ++j) {
-      const float r = p_.p[j] - q.prob_of(p_.ids[j]);
+      const float r = p_.p[j] - dense_q_[p_.ids[j]];
       if (r > 0) {
         residual_.ids.push_back(p_.ids[j]);
         residual_.p.push_back(r);
         total += r;
       }
     }
+    if (origin_ == DraftOrigin::Model) {
+      for (Token t : q_[i].ids) dense_q_[t] = 0.0f;
+    } else {
+      dense_q_[drafts_[i]] = 0.0f;
+    }
     if (total <= 0) return sampler.draw(p_);
     for (auto& r : residual_.p) r = static_cast<float>(r / total);
     return sampler.draw(residual_);
   }
 
-  Session& small_;
-  Session& large_;
+  SpeculativeSetup setup_;
   SpeculativeOptions options_;
   DraftPlanner& planner_;
-  int n_vocab_;
+  std::unique_ptr<DraftProposer> ngram_;
+  Draft ngram_draft_;
+  DraftOrigin origin_ = DraftOrigin::None;
   std::vector<Token> seq_, drafts_;
   std::vector<Uncertainty> infos_;
   std::vector<Candidates> q_;
+  std::vector<float> dense_q_;
   Candidates p_, residual_;
 };
 
 }  // namespace
 
-std::unique_ptr<Strategy> make_speculative_strategy(Session& small, Session& large, const SpeculativeOptions& options,
-                                                    DraftPlanner& planner, int n_vocab) {
-  return std::make_unique<Speculative>(small, large, options, planner, n_vocab);
+std::unique_ptr<Strategy> make_speculative_strategy(const SpeculativeSetup& setup) {
+  return std::make_unique<Speculative>(setup);
+}
+
+DraftMode speculative_draft_mode(const SpeculativeOptions& options) {
+  switch (options.draft) {
+    case DraftSource::Ngram: return DraftMode::Ngram;
+    case DraftSource::Auto: return DraftMode::Auto;
+    default: return DraftMode::Model;
+  }
+}
+
+std::unique_ptr<Strategy> make_one_model_strategy(Session& session, Source source, const SpeculativeOptions& options,
+                                                  DraftPlanner& planner, int max_rows) {
+  if (!single_model_drafts(options)) return make_single_strategy(session, source);
+  SpeculativeSetup setup;
+  setup.verifier = &session;
+  setup.verifier_source = source;
+  setup.mode = DraftMode::Ngram;
+  setup.options = options;
+  setup.planner = &planner;
+  setup.n_vocab = session.n_vocab();
+  setup.max_rows = max_rows;
+  return make_speculative_strategy(setup);
+}
+
+std::vector<Token> calibration_context(const Model& model) {
+  // About 200 tokens of ordinary code and prose: the context a verify batch typically sees.
+  std::string text;
+  for (int i = 0; i < 6; ++i) {
+    text += "def add_numbers(values, start=0):\n    \"\"\"Return the sum of the values.\"\"\"\n"
+            "    total = start\n    for value in values:\n        total += value\n    return total\n\n"
+            "The quick brown fox jumps over the lazy dog. ";
+  }
+  return model.tokenize(text, false);
 }
 
 }  // namespace fsgen

@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "fsgen/draft_planner.hpp"
 #include "fsgen/options.hpp"
 #include "generation.hpp"
 #include "session.hpp"
@@ -28,26 +29,19 @@ std::unique_ptr<System2> make_proxy_system2(Session& large_base, Session& small_
 std::unique_ptr<Strategy> make_single_strategy(Session& session, Source source);
 
 
-// Learns, across calls on one pair, what drafting and verifying cost on this machine and how
-// often drafts are accepted, and picks the draft length with the best expected tokens/second.
-class DraftPlanner {
- public:
-  explicit DraftPlanner(double small_to_large_cost = 0.35) : cost_ratio_prior_(small_to_large_cost) {}
-  int choose(int max_length);
-  void observe_draft_step(double seconds);
-  void observe_verify(int rows, double seconds);
-  void observe_round(int drafted, int accepted);
-  double acceptance() const;
-  double verify_cost(int rows) const;  // measured, else interpolated (optimistic: invites a probe)
-  // The draft length with the best expected tokens/s at this per-token acceptance (0: none).
-  int best_length(int max_length, double acceptance) const;
+// Where a speculative round's draft comes from: System 1, an n-gram lookup in the prompt and the
+// output so far, or each round the one with the better expected tokens per second.
+enum class DraftMode { Model, Ngram, Auto };
 
- private:
-  double cost_ratio_prior_;
-  double draft_cost_ = -1;
-  std::vector<double> verify_cost_;  // by rows; < 0 unknown
-  double accepted_ = 0, rejected_ = 0;
-  int idle_steps_ = 0, probe_interval_ = 32;
+struct SpeculativeSetup {
+  Session* verifier = nullptr;               // System 2, or the one model
+  Source verifier_source = Source::System2;  // who writes the tokens the verifier chooses
+  Session* drafter = nullptr;                // System 1 (nullptr: n-gram drafts only)
+  DraftMode mode = DraftMode::Auto;
+  SpeculativeOptions options;
+  DraftPlanner* planner = nullptr;  // learns costs and acceptance across calls
+  int n_vocab = 0;
+  int max_rows = 512;  // rows one verify batch can hold (n_batch): drafts are capped one below
 };
 
 // fs's guard (fs_guard.hpp): the strategy it hands the writing to (speculative, for System 2 =
@@ -64,7 +58,18 @@ struct FsHandover {
 std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& system2, const RouterOptions& router,
                                                   bool oracle, int n_vocab, const FsHandover& handover = {});
 
-std::unique_ptr<Strategy> make_speculative_strategy(Session& small, Session& large, const SpeculativeOptions& options,
-                                                    DraftPlanner& planner, int n_vocab);
+std::unique_ptr<Strategy> make_speculative_strategy(const SpeculativeSetup& setup);
+
+// The draft mode the options ask for when a pair decodes speculatively (None: System 1's drafts),
+// and whether one model decoding alone drafts with n-grams (only draft "ngram" does).
+DraftMode speculative_draft_mode(const SpeculativeOptions& options);
+inline bool single_model_drafts(const SpeculativeOptions& options) { return options.draft == DraftSource::Ngram; }
+
+// Decoding with one model, with n-gram drafts verified by that model when the options ask for them.
+std::unique_ptr<Strategy> make_one_model_strategy(Session& session, Source source, const SpeculativeOptions& options,
+                                                  DraftPlanner& planner, int max_rows);
+
+// Tokens to calibrate verify costs after (text of typical length, from the model's tokenizer).
+std::vector<Token> calibration_context(const Model& model);
 
 }  // namespace fsgen

@@ -108,6 +108,7 @@ void test_models(const std::string& small_path, const std::string& large_path) {
   const fsgen::Result reference = pair.generate(prompt, options);
   for (int draft : {0, 1, 3, 6}) {
     options.method = fsgen::Method::Speculative;
+    options.speculative.draft = fsgen::DraftSource::Model;
     options.speculative.draft_max = draft;
     const fsgen::Result r = pair.generate(prompt, options);
     check(r.tokens == reference.tokens, "greedy speculative equals large (draft_max " + std::to_string(draft) + ")");
@@ -115,7 +116,30 @@ void test_models(const std::string& small_path, const std::string& large_path) {
     for (auto s : r.trace.source) from_small += s == 0;
     check(from_small == r.stats.accepted, "accepted drafts are System 1's tokens");
   }
-  options.speculative.draft_max = 0;  // speculative's parameter: refused with one model (method small)
+  for (fsgen::DraftSource source : {fsgen::DraftSource::Ngram, fsgen::DraftSource::Auto}) {
+    options.speculative.draft = source;
+    options.speculative.draft_max = 3;
+    const fsgen::Result r = pair.generate(prompt, options);
+    check(r.tokens == reference.tokens, "greedy speculative with n-gram/auto drafts equals large");
+  }
+  options.speculative = fsgen::SpeculativeOptions{};
+
+  // One model drafting with n-grams (draft="ngram" in Python): the same greedy text.
+  {
+    fsgen::GenerateOptions o;
+    o.max_tokens = 32;
+    o.method = fsgen::Method::Large;
+    o.speculative.draft = fsgen::DraftSource::None;
+    const auto repeating = fsgen::Prompt::from_text("hello world hello world hello world hello");
+    const fsgen::Result plain = large.generate(repeating, o);
+    o.speculative.draft = fsgen::DraftSource::Ngram;
+    o.speculative.draft_max = 3;
+    const fsgen::Result drafted = large.generate(repeating, o);
+    check(drafted.tokens == plain.tokens, "one model with n-gram drafts equals the model alone");
+    check(drafted.stats.drafted_ngram > 0 && drafted.stats.drafted == drafted.stats.drafted_ngram,
+          "one model's n-gram drafts are counted");
+  }
+
   options.method = fsgen::Method::Oracle;
   const fsgen::Result oracle = pair.generate(prompt, options);
   check(oracle.tokens == reference.tokens, "oracle with System 2 = large emits large's tokens");

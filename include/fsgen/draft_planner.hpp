@@ -1,0 +1,94 @@
+// The draft planner: how long a draft to verify in one round, from what verifying and drafting
+// cost on this machine and how often this prompt's drafts are accepted.
+//
+// Costs: the verify cost of every batch size that matters (a calibration measures them up front,
+// observations keep them current), the cost of one System 1 draft step (an n-gram draft costs
+// nothing). Acceptance: per source (System 1's drafts; n-gram drafts by match length), per prompt
+// (begin_prompt() keeps only a weak prior from earlier prompts). A round's length maximises the
+// expected tokens per second; where no length pays, the planner still probes now and then, less
+// often each time a probe fails, so a change in costs or acceptance is noticed at a bounded cost.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace fsgen {
+
+// Who proposed a draft token (the values of Trace::draft_source).
+enum class DraftOrigin : std::int8_t { None = 0, Model = 1, Ngram = 2 };
+
+// Verify costs by batch size (seconds; index = rows, index 0 unused, <= 0 unknown) and the cost of
+// one System 1 decode step (<= 0 unknown, or no System 1).
+struct CostCurve {
+  std::vector<double> verify;
+  double draft = -1;
+};
+
+class DraftPlanner {
+ public:
+  // small_to_large_cost: the prior for a draft step's cost relative to a one-row verify, used
+  // until a draft step has been measured.
+  explicit DraftPlanner(double small_to_large_cost = 0.35);
+
+  // A calibration: costs measured up front. Observations then track drift (a common scale).
+  void set_calibration(const CostCurve& curve);
+  const CostCurve& calibration() const { return calibration_; }
+  // True once observations disagree with the calibration by more than half (re-measure it).
+  bool drifted() const;
+
+  // The first sample of each kind is a cold one (caches, thread pools waking up) and is dropped.
+  void observe_draft_step(double seconds);
+  void observe_verify(int rows, double seconds);
+  // A round: `judged` draft tokens that System 2 judged, `accepted` of them agreed with.
+  // match: the n-gram match length the draft came from (0 for System 1's drafts).
+  void observe_round(DraftOrigin origin, int judged, int accepted, int match = 0);
+  // A new prompt: acceptance seen so far becomes a weak prior.
+  void begin_prompt();
+
+  // The draft length to use this round (0: no draft), at most max_length.
+  int choose(DraftOrigin origin, int max_length, int match = 0);
+  // Expected tokens per second of a round with this draft (length 0: verify one row).
+  double expected_rate(DraftOrigin origin, int length, int match = 0) const;
+  // The length with the best expected tokens/s at a given per-token acceptance (0: none pays).
+  int best_length(DraftOrigin origin, int max_length, double acceptance) const;
+
+  double acceptance(DraftOrigin origin, int match = 0) const;
+  double verify_cost(int rows) const;  // measured, else calibrated, else interpolated (<= 0: unknown)
+  double draft_cost(DraftOrigin origin) const;
+  // Measured verify costs (seconds by rows; <= 0 not measured) and the draft step's cost.
+  CostCurve measured() const;
+  int rounds() const { return rounds_; }
+  int rejections() const { return rejections_; }
+  int probes() const { return probes_; }
+
+ private:
+  struct Acceptance {
+    double accepted = 0, rejected = 0;
+    double prior = 0.7;
+  };
+  struct Probe {
+    int idle = 0, interval = kFirstProbeInterval;
+  };
+  static constexpr int kFirstProbeInterval = 16;
+  static constexpr int kMaxProbeInterval = 512;
+  static constexpr int kNgramBuckets = 5;
+
+  Acceptance& acceptance_of(DraftOrigin origin, int match);
+  const Acceptance& acceptance_of(DraftOrigin origin, int match) const;
+  Probe& probe_of(DraftOrigin origin) { return origin == DraftOrigin::Ngram ? probe_ngram_ : probe_model_; }
+  static int bucket(int match);
+
+  double cost_ratio_prior_;
+  CostCurve calibration_;
+  double scale_ = 1.0;     // observed / calibrated verify cost (load, context length, ...)
+  int scale_samples_ = 0;
+  double draft_cost_ = -1;
+  int draft_samples_ = 0;
+  std::vector<double> verify_;  // by rows: EMA of warm samples (< 0 none)
+  std::vector<int> samples_;    // by rows: samples seen (the first is dropped)
+  Acceptance model_;
+  Acceptance ngram_[kNgramBuckets];
+  Probe probe_model_, probe_ngram_;
+  int rounds_ = 0, rejections_ = 0, probes_ = 0;
+};
+
+}  // namespace fsgen

@@ -1,0 +1,85 @@
+#include "calibration.hpp"
+
+#include <algorithm>
+
+namespace fsgen {
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return -1;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// Times one decode of `rows` new tokens after the context (each with an output row). The filler
+// token alternates, so that no batch repeats the cached one (eval would then skip the decode).
+double time_batch(Session& session, std::vector<Token>& seq, size_t context_size, int rows, Token (&fillers)[2],
+                  int& turn) {
+  seq.resize(context_size);
+  const Token filler = fillers[turn++ % 2];
+  for (int i = 0; i < rows; ++i) seq.push_back(filler);
+  session.eval(seq, static_cast<size_t>(rows));
+  return session.last_decode_seconds();
+}
+
+// Times each size `repeats` times in turn after one warm-up round; a size's cost is its median.
+CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>& context, const std::vector<int>& rows,
+                  int repeats) {
+  CostCurve curve;
+  curve.verify.assign(rows.back() + 1, -1.0);
+  std::vector<std::vector<double>> samples(rows.back() + 1);
+  std::vector<double> draft_samples;
+  std::vector<Token> seq(context);
+  Token fillers[2] = {context.back(), context.back() == 0 ? Token(1) : Token(0)};
+  for (Token t : context)
+    if (t != fillers[0]) fillers[1] = t;
+  int turn = 0, draft_turn = 0;
+  verifier.eval(seq);
+  if (drafter != nullptr) drafter->eval(seq);
+  // Sizes interleaved, so a change in the machine's load spreads over all of them.
+  for (int round = 0; round <= repeats; ++round) {
+    for (int r : rows) {
+      const double seconds = time_batch(verifier, seq, context.size(), r, fillers, turn);
+      if (round > 0) samples[r].push_back(seconds);  // round 0 warms up
+    }
+    if (drafter != nullptr) {
+      const double seconds = time_batch(*drafter, seq, context.size(), 1, fillers, draft_turn);
+      if (round > 0) draft_samples.push_back(seconds);
+    }
+  }
+  for (int r : rows) curve.verify[r] = median(samples[r]);
+  curve.draft = drafter != nullptr ? median(draft_samples) : -1;
+  seq.resize(context.size());
+  verifier.eval(seq);
+  if (drafter != nullptr) drafter->eval(seq);
+  return curve;
+}
+
+}  // namespace
+
+const std::vector<int>& calibrated_rows() {
+  static const std::vector<int> rows = {1, 2, 3, 4, 6, 8, 12, 16};
+  return rows;
+}
+
+CostCurve measure_costs(Session& verifier, Session* drafter, const std::vector<Token>& context, int max_rows,
+                        int repeats) {
+  CostCurve curve;
+  std::vector<int> rows;
+  for (int r : calibrated_rows())
+    if (r <= max_rows) rows.push_back(r);
+  if (context.empty() || rows.empty()) return curve;
+  // The context as long as a typical generation's (at most 256 tokens), leaving room in both
+  // contexts for the largest batch.
+  int room = verifier.n_ctx();
+  if (drafter != nullptr) room = std::min(room, drafter->n_ctx());
+  while (!rows.empty() && rows.back() >= room) rows.pop_back();
+  if (rows.empty()) return curve;
+  const size_t context_size = std::max<size_t>(1, std::min<size_t>({context.size(), 256, size_t(room - rows.back())}));
+  const std::vector<Token> prefix(context.begin(), context.begin() + context_size);
+  return measure(verifier, drafter, prefix, rows, repeats);
+}
+
+
+}  // namespace fsgen

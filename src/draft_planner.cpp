@@ -1,0 +1,186 @@
+#include "fsgen/draft_planner.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fsgen {
+namespace {
+
+constexpr double kEma = 0.2;          // weight of a new cost sample
+constexpr double kRoundDecay = 0.95;  // recent rounds weigh more: acceptance drifts with the text
+constexpr double kPromptCarry = 4.0;  // a new prompt keeps earlier acceptance as this many tokens' worth
+constexpr double kPriorWeight = 2.0;  // the prior counts as two tokens
+constexpr double kDrift = 1.5;        // observed / calibrated beyond this (or below 1/this): drifted
+
+double ema(double old, double sample) { return old > 0 ? (1 - kEma) * old + kEma * sample : sample; }
+
+}  // namespace
+
+DraftPlanner::DraftPlanner(double small_to_large_cost) : cost_ratio_prior_(small_to_large_cost) {
+  // Short n-gram matches are often wrong; long ones are usually copies.
+  const double priors[kNgramBuckets] = {0.4, 0.5, 0.6, 0.7, 0.8};
+  for (int b = 0; b < kNgramBuckets; ++b) ngram_[b].prior = priors[b];
+}
+
+void DraftPlanner::set_calibration(const CostCurve& curve) {
+  calibration_ = curve;
+  scale_ = 1.0;
+  scale_samples_ = 0;
+}
+
+bool DraftPlanner::drifted() const {
+  return scale_samples_ >= 8 && (scale_ > kDrift || scale_ < 1.0 / kDrift);
+}
+
+void DraftPlanner::observe_draft_step(double seconds) {
+  if (!(seconds > 0)) return;
+  if (++draft_samples_ == 1) return;  // cold
+  draft_cost_ = ema(draft_cost_, seconds);
+}
+
+void DraftPlanner::observe_verify(int rows, double seconds) {
+  if (rows < 1 || !(seconds > 0)) return;
+  if (rows >= static_cast<int>(verify_.size())) {
+    verify_.resize(rows + 1, -1.0);
+    samples_.resize(rows + 1, 0);
+  }
+  if (++samples_[rows] == 1) return;  // cold
+  verify_[rows] = ema(verify_[rows], seconds);
+  if (rows < static_cast<int>(calibration_.verify.size()) && calibration_.verify[rows] > 0) {
+    const double ratio = seconds / calibration_.verify[rows];
+    scale_ = scale_samples_++ == 0 ? ratio : 0.9 * scale_ + 0.1 * ratio;
+  }
+}
+
+int DraftPlanner::bucket(int match) {
+  if (match <= 1) return 0;
+  if (match <= 3) return match - 1;
+  return match < 8 ? 3 : 4;
+}
+
+DraftPlanner::Acceptance& DraftPlanner::acceptance_of(DraftOrigin origin, int match) {
+  return origin == DraftOrigin::Ngram ? ngram_[bucket(match)] : model_;
+}
+const DraftPlanner::Acceptance& DraftPlanner::acceptance_of(DraftOrigin origin, int match) const {
+  return origin == DraftOrigin::Ngram ? ngram_[bucket(match)] : model_;
+}
+
+void DraftPlanner::observe_round(DraftOrigin origin, int judged, int accepted, int match) {
+  if (judged <= 0) return;
+  Acceptance& a = acceptance_of(origin, match);
+  const bool rejected = accepted < judged;
+  a.accepted = a.accepted * kRoundDecay + accepted;
+  a.rejected = a.rejected * kRoundDecay + (rejected ? 1 : 0);
+  ++rounds_;
+  rejections_ += rejected;
+}
+
+void DraftPlanner::begin_prompt() {
+  auto carry = [](Acceptance& a) {
+    const double total = a.accepted + a.rejected;
+    const double keep = total > kPromptCarry ? kPromptCarry / total : 1.0;
+    a.accepted *= keep;
+    a.rejected *= keep;
+  };
+  carry(model_);
+  for (auto& a : ngram_) carry(a);
+}
+
+double DraftPlanner::acceptance(DraftOrigin origin, int match) const {
+  // Per-token acceptance of a truncated geometric: accepted / (accepted + rejections).
+  const Acceptance& a = acceptance_of(origin, match);
+  return (a.accepted + kPriorWeight * a.prior) / (a.accepted + a.rejected + kPriorWeight);
+}
+
+double DraftPlanner::verify_cost(int rows) const {
+  auto known = [this](int r) -> double {
+    if (r < static_cast<int>(verify_.size()) && verify_[r] > 0) return verify_[r];
+    if (r < static_cast<int>(calibration_.verify.size()) && calibration_.verify[r] > 0) {
+      return calibration_.verify[r] * scale_;
+    }
+    return -1;
+  };
+  if (rows < 1) return -1;
+  const double exact = known(rows);
+  if (exact > 0) return exact;
+  const int top = static_cast<int>(std::max(verify_.size(), calibration_.verify.size()));
+  int below = 0, above = 0;
+  for (int r = rows - 1; r >= 1 && !below; --r)
+    if (known(r) > 0) below = r;
+  for (int r = rows + 1; r < top && !above; ++r)
+    if (known(r) > 0) above = r;
+  if (!below) return -1;
+  const double base = known(below);
+  if (above) return base + (known(above) - base) * (rows - below) / double(above - below);
+  // Beyond what was measured: an optimistic slope (12% of a one-row verify per extra row), so
+  // that an untried length is probed once rather than never.
+  const double single = known(1) > 0 ? known(1) : base;
+  return base + 0.12 * single * (rows - below);
+}
+
+double DraftPlanner::draft_cost(DraftOrigin origin) const {
+  if (origin == DraftOrigin::Ngram) return 0.0;
+  if (draft_cost_ > 0) return draft_cost_;
+  if (calibration_.draft > 0) return calibration_.draft * scale_;
+  const double single = verify_cost(1);
+  return single > 0 ? cost_ratio_prior_ * single : -1;
+}
+
+double DraftPlanner::expected_rate(DraftOrigin origin, int length, int match) const {
+  const double verify = verify_cost(length + 1);
+  if (verify <= 0) return -1;
+  if (length == 0) return 1.0 / verify;
+  const double a = std::min(acceptance(origin, match), 0.999);
+  double expected = 1.0, power = 1.0;  // tokens per round: 1 + a + ... + a^length
+  for (int i = 0; i < length; ++i) expected += (power *= a);
+  return expected / (length * std::max(0.0, draft_cost(origin)) + verify);
+}
+
+int DraftPlanner::best_length(DraftOrigin origin, int max_length, double acceptance) const {
+  const double single = verify_cost(1);
+  const double draft = draft_cost(origin);
+  if (single <= 0 || draft < 0) return 0;
+  const double a = std::min(acceptance, 0.999);
+  int best = 0;
+  double best_rate = 1.0 / single;  // tokens per second without a draft
+  double expected = 1.0, power = 1.0;
+  for (int k = 1; k <= max_length; ++k) {
+    expected += (power *= a);
+    const double verify = verify_cost(k + 1);
+    if (verify <= 0) continue;
+    const double rate = expected / (k * draft + verify);
+    if (rate > best_rate) {
+      best_rate = rate;
+      best = k;
+    }
+  }
+  return best;
+}
+
+int DraftPlanner::choose(DraftOrigin origin, int max_length, int match) {
+  if (max_length <= 0 || verify_cost(1) <= 0) return 0;  // first measure a plain step
+  Probe& probe = probe_of(origin);
+  const int best = best_length(origin, max_length, acceptance(origin, match));
+  if (best > 0) {
+    probe = Probe{};
+    return best;
+  }
+  // No length pays now. Probe now and then, less often each time: acceptance changes with the
+  // text, costs with the machine's load and the context; never switch drafting off for good.
+  if (++probe.idle < probe.interval) return 0;
+  probe.idle = 0;
+  probe.interval = std::min(probe.interval * 2, kMaxProbeInterval);
+  ++probes_;
+  const int hopeful = best_length(origin, max_length, 1.0);  // the length that could pay
+  return hopeful > 0 ? hopeful : 1;
+}
+
+CostCurve DraftPlanner::measured() const {
+  CostCurve c;
+  c.verify.assign(verify_.size(), -1.0);
+  for (size_t r = 1; r < verify_.size(); ++r) c.verify[r] = verify_[r];
+  c.draft = draft_cost_;
+  return c;
+}
+
+}  // namespace fsgen

@@ -1,0 +1,139 @@
+"""The draft planner, driven directly with injected costs and acceptance (no timing): it re-probes
+with back-off where drafting does not pay (never switches off for good), drops cold first samples,
+and picks the draft length a machine's cost curve calls for — a sweet spot (ggml's 4-row kernels:
+4 rows cost about as much as 2) and a linear curve."""
+from __future__ import annotations
+
+import pytest
+
+from fsgen import _core
+
+MODEL, NGRAM = 1, 2
+MS = 1e-3
+
+
+def planner_with(verify_ms: dict[int, float], draft_ms: float | None = None, prior: float = 0.35):
+    """A planner whose costs are known: each size observed twice (the first sample is cold)."""
+    p = _core.DraftPlanner(prior)
+    for rows, ms in verify_ms.items():
+        p.observe_verify(rows, 50 * ms * MS)  # cold: dropped
+        p.observe_verify(rows, ms * MS)
+    if draft_ms is not None:
+        p.observe_draft_step(50 * draft_ms * MS)
+        p.observe_draft_step(draft_ms * MS)
+    return p
+
+
+def with_acceptance(p, origin, accepted_of_10: int, rounds: int = 60, match: int = 0):
+    """Rounds of 10 judged draft tokens, `accepted_of_10` agreed with: a per-token acceptance of
+    accepted / (accepted + 1)."""
+    for _ in range(rounds):
+        p.observe_round(origin, 10, accepted_of_10, match)
+    return p
+
+
+def test_cold_first_samples_are_dropped():
+    p = _core.DraftPlanner()
+    p.observe_verify(1, 1.0)  # cold (a thread pool waking up, caches)
+    assert p.verify_cost(1) < 0, "one cold sample is no measurement"
+    p.observe_verify(1, 0.01)
+    assert p.verify_cost(1) == pytest.approx(0.01)
+    p.observe_draft_step(1.0)
+    p.observe_draft_step(0.002)
+    assert p.draft_cost(MODEL) == pytest.approx(0.002)
+    assert p.draft_cost(NGRAM) == 0.0
+
+
+def test_planner_keeps_probing_where_drafting_cannot_pay():
+    """A draft step costs a whole verify and each row is dear: no length pays even at full
+    acceptance. The planner still probes now and then, less often each time."""
+    verify = {r: 100.0 * r for r in range(1, 17)}
+    p = planner_with(verify, draft_ms=100.0)
+    assert p.best_length(MODEL, 16, 1.0) == 0
+    probes = [i for i in range(3000) if p.choose(MODEL, 16) > 0]
+    assert len(probes) >= 4, "drafting must never be switched off for good"
+    gaps = [b - a for a, b in zip(probes, probes[1:])]
+    assert gaps == sorted(gaps) and gaps[-1] > gaps[0], f"back-off: {gaps}"
+    assert p.probes == len(probes)
+
+
+def test_planner_drafts_again_when_costs_change():
+    p = planner_with({r: 100.0 * r for r in range(1, 17)}, draft_ms=100.0)
+    for _ in range(100):
+        p.choose(MODEL, 16)
+    # The machine changes (another backend, less load): verifying a batch is now nearly free and
+    # a draft step cheap. The next observations show it.
+    for rows in range(1, 17):
+        for _ in range(30):
+            p.observe_verify(rows, (10.0 + rows) * MS)
+    for _ in range(30):
+        p.observe_draft_step(1.0 * MS)
+    with_acceptance(p, MODEL, 9)
+    assert p.choose(MODEL, 16) > 0
+
+
+def test_planner_probes_again_after_acceptance_collapsed():
+    p = with_acceptance(planner_with({1: 30.0, 2: 40.0, 3: 50.0, 4: 60.0}, draft_ms=5.0), MODEL, 0)
+    assert p.acceptance(MODEL) < 0.1
+    choices = [p.choose(MODEL, 3) for _ in range(200)]
+    assert 0 < sum(c > 0 for c in choices) < 20, "rare probes, not none and not every round"
+
+
+# The issue's two machines (generation phase, the 1.5B model's verify cost by rows).
+SWEET_SPOT = {1: 93.0, 2: 134.0, 4: 129.0, 8: 223.0, 16: 287.0}
+LINEAR = {r: 33.0 + 23.0 * (r - 1) for r in range(1, 18)}  # 1 row 33 ms, 4 rows 102 ms
+
+
+@pytest.mark.parametrize("accepted_of_10", [6, 9])  # acceptance 0.86, 0.9
+def test_sweet_spot_picks_three_token_drafts(accepted_of_10):
+    # System 1 (0.5B) costs about a third of a one-row verify on that machine.
+    p = with_acceptance(planner_with(SWEET_SPOT, draft_ms=30.0), MODEL, accepted_of_10)
+    assert p.choose(MODEL, 16) == 3  # 4 rows cost less than 2
+    assert p.expected_rate(MODEL, 3) > 1.25 * p.expected_rate(MODEL, 0)
+
+
+def test_sweet_spot_ngram_drafts():
+    p = with_acceptance(planner_with(SWEET_SPOT), NGRAM, 6, match=8)  # acceptance 0.86
+    assert p.choose(NGRAM, 16, 8) == 3
+    # A free 3-token draft fully accepted would be ~2.9x; at acceptance 0.86 it is still > 2.2x.
+    assert p.expected_rate(NGRAM, 3, 8) > 2.2 * p.expected_rate(NGRAM, 0, 8)
+    # Free drafts accepted more often are worth the longer batches.
+    assert p.choose(NGRAM, 16, 8) <= with_acceptance(p, NGRAM, 9, match=8).choose(NGRAM, 16, 8)
+    # Short matches that are always rejected are not drafted (at 0.5 they would pay here: four
+    # rows cost less than two).
+    with_acceptance(p, NGRAM, 0, match=1)
+    assert p.choose(NGRAM, 16, 1) == 0
+
+
+def test_linear_curve_drafts_little():
+    # Each extra row costs 70% of a one-row verify.
+    p = with_acceptance(planner_with(LINEAR, draft_ms=12.0), MODEL, 4)  # acceptance 0.8
+    assert p.choose(MODEL, 16) == 0
+    assert p.best_length(MODEL, 16, 0.95) == 0  # System 1's drafts never pay here
+    # Free n-gram drafts pay only when nearly always accepted.
+    q = with_acceptance(planner_with(LINEAR), NGRAM, 1, match=2)  # 0.5
+    assert q.choose(NGRAM, 16, 2) == 0
+    q = with_acceptance(q, NGRAM, 10, match=8)  # every draft accepted
+    assert q.choose(NGRAM, 16, 8) > 0
+
+
+def test_calibration_seeds_the_curve_and_observations_track_drift():
+    p = _core.DraftPlanner()
+    verify = [-1.0] + [0.1 + 0.01 * r for r in range(1, 17)]
+    p.set_calibration(verify, 0.03)
+    assert p.verify_cost(4) == pytest.approx(0.14)
+    assert p.draft_cost(MODEL) == pytest.approx(0.03)
+    assert not p.drifted
+    for _ in range(20):  # the machine got twice as slow: observed at 2 rows only
+        p.observe_verify(2, 2 * 0.12)
+    assert p.drifted
+    assert p.verify_cost(8) == pytest.approx(2 * 0.18, rel=0.15), "unobserved sizes scale along"
+
+
+def test_acceptance_is_per_prompt():
+    p = with_acceptance(_core.DraftPlanner(), MODEL, 9)
+    assert p.acceptance(MODEL) > 0.85
+    p.begin_prompt()
+    for _ in range(6):  # the new prompt's drafts are mostly rejected
+        p.observe_round(MODEL, 4, 0)
+    assert p.acceptance(MODEL) < 0.6
