@@ -59,7 +59,7 @@ def test_page_streams_and_colours_by_source(tiny_server, browser, tmp_path):
 
     # What the API says for the same greedy request: the pieces and who wrote each.
     body = {"messages": [{"role": "user", "content": PROMPT}], "stream": True, "temperature": 0,
-            "max_tokens": MAX_TOKENS, "method": "speculative", "draft_max": DRAFT_MAX}
+            "max_tokens": MAX_TOKENS, "method": "speculative", "draft": "model", "draft_max": DRAFT_MAX}
     with httpx.stream("POST", tiny_server.url + "/v1/chat/completions", json=body, timeout=REQUEST_TIMEOUT) as r:
         expected = pieces(sse_events(r))
     assert {s for _, s in expected} == {0, 1}
@@ -69,12 +69,13 @@ def test_page_streams_and_colours_by_source(tiny_server, browser, tmp_path):
     wait.until(lambda d: len(Select(d.find_element(By.ID, "method")).options) >= 7)
     Select(browser.find_element(By.ID, "method")).select_by_value("speculative")
     assert "accepted draft" in browser.find_element(By.ID, "legend").text
-    # The page has no draft_max control: the request it sends gets one added (the same request).
+    # The page has no draft controls: the request it sends gets them added (the same request; a
+    # fixed source and length, since "auto" picks its source by measured speed).
     browser.execute_script("""
       const send = window.fetch, draftMax = arguments[0];
       window.fetch = (url, init) => {
         if (init && init.method === 'POST') {
-          const b = JSON.parse(init.body); b.draft_max = draftMax; init = {...init, body: JSON.stringify(b)};
+          const b = JSON.parse(init.body); b.draft = 'model'; b.draft_max = draftMax; init = {...init, body: JSON.stringify(b)};
         }
         return send.call(window, url, init);
       };""", DRAFT_MAX)
