@@ -112,10 +112,20 @@ double DraftPlanner::verify_cost(int rows) const {
   if (!below) return -1;
   const double base = known(below);
   if (above) return base + (known(above) - base) * (rows - below) / double(above - below);
-  // Beyond what was measured: an optimistic slope (12% of a one-row verify per extra row), so
-  // that an untried length is probed once rather than never.
+  // Beyond what was measured: a fixed cost plus a cost per row. The per-row part is the slope of
+  // the two largest sizes known, capped at 12% of a one-row verify so that an untried length is
+  // probed once rather than never. Over a network a call's fixed part is a round trip and the
+  // slope stays the remote compute per row: longer drafts pay there (12% of a one-row call
+  // would price each row like a fraction of a round trip).
   const double single = known(1) > 0 ? known(1) : base;
-  return base + 0.12 * single * (rows - below);
+  double slope = 0.12 * single;
+  for (int r = below - 1; r >= 1; --r) {
+    if (known(r) > 0) {
+      slope = std::clamp((base - known(r)) / double(below - r), 0.0, slope);
+      break;
+    }
+  }
+  return base + slope * (rows - below);
 }
 
 double DraftPlanner::draft_cost(DraftOrigin origin) const {
@@ -157,7 +167,8 @@ int DraftPlanner::best_length(DraftOrigin origin, int max_length, double accepta
   return best;
 }
 
-int DraftPlanner::choose(DraftOrigin origin, int max_length, int match) {
+int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag, int horizon) {
+  probing_ = false;
   if (max_length <= 0 || verify_cost(1) <= 0) return 0;  // first measure a plain step
   Probe& probe = probe_of(origin);
   const int best = best_length(origin, max_length, acceptance(origin, match));
@@ -167,12 +178,48 @@ int DraftPlanner::choose(DraftOrigin origin, int max_length, int match) {
   }
   // No length pays now. Probe now and then, less often each time: acceptance changes with the
   // text, costs with the machine's load and the context; never switch drafting off for good.
-  if (++probe.idle < probe.interval) return 0;
+  if (probe.idle < probe.interval) ++probe.idle;
+  if (probe.idle < probe.interval) return 0;
+  const int hopeful = best_length(origin, max_length, 1.0);  // the length that could pay
+  const int length = hopeful > 0 ? hopeful : 1;
+  if (horizon >= 0) {
+    // A probe costs System 1's catch-up on everything written since it last drafted (on a CPU
+    // where drafting cannot pay that is a fifth of a generation), a draft and a longer verify.
+    // Make it only where full acceptance over the rest of this generation could repay that.
+    const double plain = verify_cost(1), draft = std::max(0.0, draft_cost(origin));
+    const double round = length * draft + verify_cost(length + 1);
+    const double saving = horizon * std::max(0.0, plain - round / (length + 1));
+    const double cost = catch_up_cost(lag) + std::max(0.0, round - plain);
+    if (saving < cost) return 0;
+  }
   probe.idle = 0;
   probe.interval = std::min(probe.interval * 2, kMaxProbeInterval);
   ++probes_;
-  const int hopeful = best_length(origin, max_length, 1.0);  // the length that could pay
-  return hopeful > 0 ? hopeful : 1;
+  probing_ = true;
+  return length;
+}
+
+double DraftPlanner::catch_up_cost(int tokens) const {
+  if (tokens <= 0) return 0;
+  const double single = verify_cost(1), draft = draft_cost(DraftOrigin::Model);
+  if (single <= 0 || draft <= 0) return 0;
+  // A batch costs System 1 what it costs the verifier, scaled by their one-token costs; the
+  // verifier's largest measured batch gives the per-token cost of a long one.
+  int rows = 1;
+  for (int r = 2; r <= 64; ++r)
+    if (verify_cost(r) > 0 && (r < static_cast<int>(verify_.size()) || r < static_cast<int>(calibration_.verify.size())))
+      rows = r;
+  const double per_token = std::min(single, verify_cost(rows) / rows);
+  return tokens * per_token * draft / single;
+}
+
+double DraftPlanner::confidence_cutoff(int length) const {
+  constexpr double kUnknown = 0.3, kLowest = 0.02, kHighest = 0.9;
+  const double single = verify_cost(1), last = verify_cost(length + 1), draft = draft_cost(DraftOrigin::Model);
+  if (length < 1 || single <= 0 || last <= 0 || draft < 0) return kUnknown;
+  // Per draft token on average over the round: curves with batched kernels are not monotone.
+  const double per_token = draft + std::max(0.0, last - single) / length;
+  return std::clamp(per_token / single, kLowest, kHighest);
 }
 
 CostCurve DraftPlanner::measured() const {

@@ -210,8 +210,9 @@ std::vector<ParamSpec> build_table() {
     p.name = "guard";
     p.type = ParamType::Bool;
     p.group = MG;
-    p.doc = "fs: while System 2 is consulted on most tokens, hand the writing over to speculative verification "
-            "(it then writes the large model's text; stats guard_tokens); False: FS-GEN's method as published";
+    p.doc = "fs: while fs runs behind the large model alone (measured) with System 2 consulted often, hand the "
+            "writing over to speculative verification (it then writes the large model's text; stats guard_tokens); "
+            "False: FS-GEN's method as published";
     p.set = [](GenerateOptions& o, const ParamValue& v) {
       const auto* b = std::get_if<bool>(&v);
       if (!b) fail("guard must be True or False, got " + describe_value(v));

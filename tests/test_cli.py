@@ -40,11 +40,11 @@ def test_generate_raw_prompt(tiny_small):
 
 def test_generate_with_a_pair_fs_trace(tiny_small, tiny_large):
     done = run_cli("generate", "--small", tiny_small, "--large", tiny_large, "--method", "fs", "--router", "always",
-                   "--trace", "hi", "--max-tokens", 8, "--threads", 1, "--n-ctx", 256)
+                   "--no-guard", "--trace", "hi", "--max-tokens", 8, "--threads", 1, "--n-ctx", 256)
     assert done.returncode == 0, done.stderr
     with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
         expected = pair.generate(messages=[{"role": "user", "content": "hi"}], method="fs", router="always",
-                                 max_tokens=8, trace=True)
+                                 guard=False, max_tokens=8, trace=True)
     unmarked = done.stdout.replace("[[", "").replace("]]", "")
     assert unmarked.startswith(expected.text.replace("[[", "").replace("]]", ""))
     # One trace row per token, after a header.

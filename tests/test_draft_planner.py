@@ -137,3 +137,66 @@ def test_acceptance_is_per_prompt():
     for _ in range(6):  # the new prompt's drafts are mostly rejected
         p.observe_round(MODEL, 4, 0)
     assert p.acceptance(MODEL) < 0.6
+
+
+# A remote System 2 (issue 12): every call pays a round trip on top of the remote compute.
+LOCAL_TINY = {r: 1.0 + 0.25 * r for r in range(1, 17)}  # ms: a small model computed locally
+ROUND_TRIP_MS = 2 * 20.0 * 2  # 20 ms each way, a remote decode takes two exchanges
+
+
+@pytest.mark.parametrize("known_rows", [16, 2], ids=["calibrated", "two-sizes-seen"])
+def test_drafts_grow_with_the_round_trip(known_rows):
+    """The same model and acceptance, with and without a network in front of System 2: the round
+    trip is a fixed cost per call, so the planner drafts longer over the network — also when only
+    one- and two-row calls were seen so far (longer ones are priced at the seen per-row slope, not
+    at a fraction of the round trip)."""
+    def planner(extra_ms):
+        verify = {r: ms + extra_ms for r, ms in LOCAL_TINY.items() if r <= known_rows}
+        return with_acceptance(planner_with(verify, draft_ms=0.5), MODEL, 4)  # acceptance 0.8
+
+    local, remote = planner(0.0), planner(ROUND_TRIP_MS)
+    near, far = local.choose(MODEL, 15), remote.choose(MODEL, 15)
+    assert 0 < near < far, (near, far)
+    assert far >= 8
+    # Priced as fixed + per row: the 10-row call over the network costs the round trip plus ten rows.
+    assert remote.verify_cost(10) == pytest.approx((ROUND_TRIP_MS + LOCAL_TINY[10]) * MS, rel=0.05)
+
+
+def test_confidence_cutoff_follows_the_cost_of_a_draft_token():
+    """System 1 ends a draft where its top-1 probability is below what a further token costs, in
+    one-row verifies: high on a linear CPU curve, low behind a round trip, and the old fixed 0.3
+    only while nothing is measured."""
+    assert _core.DraftPlanner().confidence_cutoff(3) == pytest.approx(0.3)
+    linear = planner_with(LINEAR, draft_ms=12.0)
+    remote = planner_with({r: ms + ROUND_TRIP_MS for r, ms in LOCAL_TINY.items()}, draft_ms=0.5)
+    local = planner_with(LOCAL_TINY, draft_ms=0.5)
+    assert linear.confidence_cutoff(3) > 0.6
+    assert remote.confidence_cutoff(8) < 0.05 < local.confidence_cutoff(8)
+
+
+def test_probes_weigh_system1s_catch_up():
+    """A probe first makes System 1 catch up on everything written since it last drafted. On a
+    linear curve, where even fully accepted drafts would save ~1 ms a token, a 200-token catch-up
+    is never repaid by the rest of a 128-token generation: no probe. A probe that could repay it
+    (System 1 in step, a long generation left, or a sweet-spot curve) is still made."""
+    def probes(p, lag, horizon, rounds=3000):
+        made = 0
+        for _ in range(rounds):
+            if p.choose(MODEL, 16, 0, lag, horizon):
+                assert p.probing
+                made += 1
+                p.observe_round(MODEL, 3, 0)
+        return made
+
+    # The curve measured on this project's quiet 2-core machine (4 rows 2.2x one row).
+    here = {1: 43.3, 2: 63.6, 3: 76.8, 4: 95.7, 6: 137.6, 8: 232.7, 12: 275.4, 16: 262.1}
+    linear = lambda: with_acceptance(planner_with(here, draft_ms=25.2), MODEL, 0)
+    sweet = lambda: with_acceptance(planner_with(SWEET_SPOT, draft_ms=30.0), MODEL, 0)
+    assert linear().best_length(MODEL, 16, 1.0) > 0, "full acceptance would pay a little here"
+    assert probes(linear(), lag=200, horizon=128) == 0
+    assert probes(linear(), lag=0, horizon=4096) >= 3
+    assert probes(linear(), lag=200, horizon=-1) >= 3, "horizon unknown: the back-off alone"
+    assert probes(sweet(), lag=200, horizon=128) >= 3
+    # A catch-up of 200 tokens costs System 1 a batch: less than 200 of its one-token steps.
+    p = linear()
+    assert 0 < p.catch_up_cost(200) < 200 * p.draft_cost(MODEL)

@@ -138,11 +138,18 @@ def test_pair_stream_equals_generate(tiny_small, tiny_large, tiny_mixed, small_b
             stream = pair.stream(prompt, method=method, max_tokens=40, trace=True, **params)
             assert stream.result is None
             text, chunks = collect(stream)
-            assert text == r.text
-            assert stream.result is not None and stream.result.tokens == r.tokens
+            assert stream.result is not None
             # Adaptive drafting, auto's choice of source, and fs's guard where it fires depend on timing.
             adaptive = (method == "speculative" and params.get("draft") not in ("model", "ngram")) or \
                 (method == "fs" and params.get("guard", True) and params.get("system2", "large") == "large")
+            # The guard hands over when fs is measured slower than large-only: what it writes then
+            # (the large model's text) depends on when it fired.
+            guarded = r.stats["guard_tokens"] > 0 or stream.result.stats["guard_tokens"] > 0
+            if not guarded:
+                assert text == r.text
+                assert stream.result.tokens == r.tokens
+            else:
+                assert text == stream.result.text
             if not adaptive:
                 assert stream.result.trace.source.tolist() == r.trace.source.tolist()
             # Each chunk names the system that wrote the token completing it.
@@ -165,7 +172,7 @@ def test_pair_sources_per_method(tiny_mixed, tiny_large, small_base):
         assert sources("speculative", draft_max=4) == {0, 1}
         assert sources("contrastive") == {2}
         assert sources("proxy") == {2}
-        assert sources("fs") == {0, 1}
+        assert sources("fs", guard=False) == {0, 1}  # the guard's hand-overs follow measured speed
         assert sources("fs", system2="contrastive") == {0, 2}
         assert sources("oracle") == {1}
 

@@ -210,7 +210,7 @@ def test_calls_survive_a_slow_link(server, tiny_mixed, tiny_large):
 
 
 def test_cli_generate_with_remote_system2(server, tiny_mixed, tiny_large):
-    args = ["generate", "--small", tiny_mixed, "--large", tiny_large, "--method", "fs", "--raw", PROMPT,
+    args = ["generate", "--small", tiny_mixed, "--large", tiny_large, "--method", "fs", "--no-guard", "--raw", PROMPT,
             "--max-tokens", "12", "--threads", "1", "--n-ctx", "256"]
     run = lambda *extra: subprocess.run([sys.executable, "-m", "fsgen.cli", *map(str, args), *extra],
                                         capture_output=True, text=True, timeout=120, env=_env(),
@@ -219,3 +219,23 @@ def test_cli_generate_with_remote_system2(server, tiny_mixed, tiny_large):
     remote = run("--large-rpc", server.endpoint)
     assert local.returncode == 0 and remote.returncode == 0, remote.stderr
     assert remote.stdout == local.stdout
+
+
+def test_drafts_grow_with_the_link_delay(server, tiny_small, tiny_large, tmp_path, monkeypatch):
+    """Latency-aware drafting: System 2's cost curve is measured through the link (calibrated per
+    endpoint), so the round trip counts as a fixed cost per call, and the planner drafts longer
+    (and System 1 drafts on through less confident tokens) at 20 ms per direction than at 0 ms.
+    Measured as the rows per remote call of a second generation (the first one calibrates)."""
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
+    rows_per_call = {}
+    for delay in (0, 20):
+        with DelayProxy(server.port, delay_ms=delay) as proxy:
+            with fsgen.Pair(tiny_small, tiny_large, large_rpc=[proxy.endpoint], calibrate=True, **TINY) as pair:
+                run = lambda: pair.generate(PROMPT, method="speculative", draft="model", max_tokens=48)
+                run()
+                before = pair.large.rpc_stats()
+                assert run().stats["drafted"] > 0
+                after = pair.large.rpc_stats()
+                rows_per_call[delay] = (after["rows"] - before["rows"]) / (after["evals"] - before["evals"])
+    assert len(list(tmp_path.glob("calibration/*.json"))) == 2, "one cost curve per endpoint"
+    assert rows_per_call[20] > 1.5 * rows_per_call[0], rows_per_call

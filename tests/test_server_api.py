@@ -58,10 +58,12 @@ def test_chat_matches_the_python_api(client, pair, method, params):
 def test_chat_stream_carries_sources_usage_and_timings(client, pair):
     stream = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=40, temperature=0,
                                             stream=True, stream_options={"include_usage": True},
-                                            extra_body={"method": "speculative", "draft_max": 4})
+                                            extra_body={"method": "speculative", "draft": "model", "draft_max": 4})
     chunks = list(stream)
-    # A fixed draft length: which tokens are accepted drafts does not depend on measured speed.
-    expected_stream = pair.stream(messages=MESSAGES, method="speculative", draft_max=4, max_tokens=40)
+    # A fixed draft source and length: which tokens are accepted drafts does not depend on measured
+    # speed ("auto" picks the source by it).
+    expected_stream = pair.stream(messages=MESSAGES, method="speculative", draft="model", draft_max=4,
+                                  max_tokens=40)
     expected_chunks = list(expected_stream)
     pieces = [(c.choices[0].delta.content, c.choices[0].delta.model_extra["fsgen_source"])
               for c in chunks if c.choices and c.choices[0].delta.content]

@@ -44,12 +44,25 @@ class DraftPlanner {
   // A new prompt: acceptance seen so far becomes a weak prior.
   void begin_prompt();
 
-  // The draft length to use this round (0: no draft), at most max_length.
-  int choose(DraftOrigin origin, int max_length, int match = 0);
+  // The draft length to use this round (0: no draft), at most max_length. lag: tokens System 1
+  // must catch up on before it can draft (it is left behind while it does not draft); horizon:
+  // tokens this generation may still write (< 0: unknown). A probe is made only where drafting at
+  // full acceptance over the horizon could repay its cost, System 1's catch-up included.
+  int choose(DraftOrigin origin, int max_length, int match = 0, int lag = 0, int horizon = -1);
+  // Whether the last choose() returned a probe (a length the estimates say does not pay).
+  bool probing() const { return probing_; }
+  // Estimated cost of System 1 catching up on `tokens` in one batch.
+  double catch_up_cost(int tokens) const;
   // Expected tokens per second of a round with this draft (length 0: verify one row).
   double expected_rate(DraftOrigin origin, int length, int match = 0) const;
   // The length with the best expected tokens/s at a given per-token acceptance (0: none pays).
   int best_length(DraftOrigin origin, int max_length, double acceptance) const;
+
+  // The top-1 probability below which System 1 should end a draft of `length` tokens: a further
+  // token must be likelier to be accepted than what it costs (a draft step and its verify row)
+  // measured in one-row verifies. Low where calls are dear (a network round trip), high where
+  // rows cost nearly as much as a call (a CPU without batched kernels).
+  double confidence_cutoff(int length) const;
 
   double acceptance(DraftOrigin origin, int match = 0) const;
   double verify_cost(int rows) const;  // measured, else calibrated, else interpolated (<= 0: unknown)
@@ -89,6 +102,7 @@ class DraftPlanner {
   Acceptance ngram_[kNgramBuckets];
   Probe probe_model_, probe_ngram_;
   int rounds_ = 0, rejections_ = 0, probes_ = 0;
+  bool probing_ = false;
 };
 
 }  // namespace fsgen

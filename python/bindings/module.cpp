@@ -351,15 +351,18 @@ NB_MODULE(_core, m) {
            },
            "origin"_a, "judged"_a, "accepted"_a, "match"_a = 0)
       .def("begin_prompt", &fsgen::DraftPlanner::begin_prompt)
-      .def("choose", [origin](fsgen::DraftPlanner& p, int o, int max_length, int match) {
-             return p.choose(origin(o), max_length, match);
-           }, "origin"_a, "max_length"_a, "match"_a = 0)
+      .def("choose", [origin](fsgen::DraftPlanner& p, int o, int max_length, int match, int lag, int horizon) {
+             return p.choose(origin(o), max_length, match, lag, horizon);
+           }, "origin"_a, "max_length"_a, "match"_a = 0, "lag"_a = 0, "horizon"_a = -1)
+      .def_prop_ro("probing", &fsgen::DraftPlanner::probing)
+      .def("catch_up_cost", &fsgen::DraftPlanner::catch_up_cost, "tokens"_a)
       .def("expected_rate", [origin](const fsgen::DraftPlanner& p, int o, int length, int match) {
              return p.expected_rate(origin(o), length, match);
            }, "origin"_a, "length"_a, "match"_a = 0)
       .def("best_length", [origin](const fsgen::DraftPlanner& p, int o, int max_length, double acceptance) {
              return p.best_length(origin(o), max_length, acceptance);
            }, "origin"_a, "max_length"_a, "acceptance"_a)
+      .def("confidence_cutoff", &fsgen::DraftPlanner::confidence_cutoff, "length"_a)
       .def("acceptance", [origin](const fsgen::DraftPlanner& p, int o, int match) {
              return p.acceptance(origin(o), match);
            }, "origin"_a, "match"_a = 0)

@@ -87,7 +87,7 @@ def _rpc_options(o: _core.ModelOptions, rpc, rpc_timeout, n_gpu_layers_given: bo
 def _calibration_options(o: _core.ModelOptions) -> dict:
     """The context options a cost curve depends on."""
     return {"n_ctx": o.n_ctx, "n_threads": o.n_threads, "n_gpu_layers": o.n_gpu_layers, "n_batch": o.n_batch,
-            "flash_attn": o.flash_attn}
+            "flash_attn": o.flash_attn, "rpc": list(o.rpc)}  # a remote model's costs are its endpoint's
 
 
 def _resolve_path(path: PathLike) -> str:
@@ -178,6 +178,7 @@ class Model:
         _rpc_options(options, rpc, rpc_timeout, n_gpu_layers is not None)
         self._options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
                              verbose=verbose, flash_attn=flash_attn)
+        self._rpc = list(options.rpc)
         self._core = _core.Model.load(_resolve_path(path), options)
         self.path = pathlib.Path(self._core.info["path"])
         self._calibrator = Calibrator(calibrate, [str(self.path)], _calibration_options(options), drafter=False)
@@ -357,8 +358,10 @@ class Pair:
             self.small_base = model(small_base) if small_base is not None else None
             self._core = _core.Pair(self.small._core, self.large._core,
                                     self.small_base._core if self.small_base else None, options)
+            places = dict(_calibration_options(options),  # System 2 on RPC servers: cached per endpoint
+                          rpc=[self.small._rpc, self.large._rpc])
             self._calibrator = Calibrator(calibrate, [str(self.small.path), str(self.large.path)],
-                                          _calibration_options(options), drafter=True)
+                                          places, drafter=True)
         except BaseException:
             for m in self._owned:
                 m.close()

@@ -33,15 +33,19 @@ class FastSlow final : public Strategy {
   }
 
   void step(Emitter& out) override {
+    const auto start = std::chrono::steady_clock::now();
+    auto since_start = [&start] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    const double large_token_seconds = planner_ != nullptr ? planner_->verify_cost(1) : 0.0;
     if (handover_ != nullptr && guard_.handing_over()) {
       const size_t before = out.sequence().size();
       handover_->step(out);
       const int written = static_cast<int>(out.sequence().size() - before);
       out.count_guard_tokens(written);
-      guard_.observe_handover(written > 0 ? written : 1);
+      guard_.observe_handover(written > 0 ? written : 1, since_start(), large_token_seconds);
       return;
     }
-    const auto start = std::chrono::steady_clock::now();
     const std::vector<Token>& seq = out.sequence();
     small_.eval(seq);
     const float* small_logits = small_.last_logits();
@@ -67,10 +71,7 @@ class FastSlow final : public Strategy {
       record.token = out.sampler().choose(small_logits, n_vocab_);
     }
     out.emit(record);
-    if (handover_ != nullptr) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      guard_.observe_fs_token(consult, seconds, planner_ != nullptr ? planner_->verify_cost(1) : 0.0);
-    }
+    if (handover_ != nullptr) guard_.observe_fs_token(consult, since_start(), large_token_seconds);
   }
 
  private:

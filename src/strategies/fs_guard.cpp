@@ -4,29 +4,47 @@
 
 namespace fsgen {
 
+void FsGuard::count(double seconds, double large_seconds) {
+  if (!(seconds > 0) || !(large_seconds > 0)) return;
+  balance_ += large_seconds - seconds;
+  elapsed_ += seconds;
+}
+
+void FsGuard::hand_over() {
+  left_ = span_;
+  span_ = std::min(span_ * 2, kMaxSpan);
+  filled_ = consulted_ = next_ = 0;  // fs judges afresh after the span: the window restarts empty
+}
+
 void FsGuard::observe_fs_token(bool consulted, double seconds, double large_token_seconds) {
   if (filled_ == kWindow) {
     consulted_ -= consulted_in_[next_];
-    seconds_ -= seconds_in_[next_];
   } else {
     ++filled_;
   }
   consulted_in_[next_] = consulted;
-  seconds_in_[next_] = seconds;
   consulted_ += consulted;
-  seconds_ += seconds;
   next_ = (next_ + 1) % kWindow;
+  count(seconds, large_token_seconds);
+  if (large_token_seconds > 0 && elapsed_ > 0) {
+    // Measured: hand over as soon as fs is behind and System 2 is being consulted often.
+    if (consulted_ >= kCostedTrigger && behind()) hand_over();
+    else if (filled_ == kWindow) span_ = kFirstSpan;
+    return;
+  }
   if (filled_ < kWindow) return;
-  const bool slower = large_token_seconds > 0 && consulted_ >= kCostedTrigger && seconds_ > kWindow * large_token_seconds;
-  if (consulted_ >= kTrigger || slower) {
-    left_ = span_;
-    span_ = std::min(span_ * 2, kMaxSpan);
-    // fs judges afresh after the span: the window restarts empty.
-    filled_ = consulted_ = next_ = 0;
-    seconds_ = 0;
+  if (consulted_ >= kTrigger) {
+    hand_over();
   } else {
     span_ = kFirstSpan;
   }
+}
+
+void FsGuard::observe_handover(int tokens, double seconds, double large_token_seconds) {
+  left_ -= tokens;
+  count(seconds, tokens * large_token_seconds);
+  // fs tries again only once its losses are back within budget (large-only's pace meanwhile).
+  if (left_ <= 0 && behind()) left_ = kFirstSpan;
 }
 
 }  // namespace fsgen

@@ -5,9 +5,13 @@
 // speculative decoding for a span, after which fs tries again (a longer span each time it hands
 // over again, back to a short one once fs pays).
 //
-// It hands over when System 2 was consulted on half the window or more, or, where the large
-// model's cost of one token on this machine is known, when System 2 was consulted on a quarter or
-// more and fs's measured time per token over the window exceeds it.
+// Where the large model's cost of one token on this machine is known, the guard keeps a balance
+// over the generation: what large-only would have taken for the tokens written so far, minus what
+// they took. It hands over as soon as fs is behind by more than 2% of the time spent and System 2
+// was consulted on 4 or more of the window's tokens, and after a span it lets fs try again only
+// once the balance is back within that 2% (so fs's losses stay near 2% of the generation, and a
+// prompt where fs pays keeps fs). Where that cost is unknown: a full window with System 2
+// consulted on half its tokens hands over.
 #pragma once
 #include <array>
 
@@ -20,20 +24,25 @@ class FsGuard {
   // After each token fs wrote itself: whether System 2 was consulted on it, and the step's seconds.
   // large_token_seconds: the large model's measured cost of one token (<= 0: unknown).
   void observe_fs_token(bool consulted, double seconds = 0, double large_token_seconds = 0);
-  // After a handed-over step: how many tokens it wrote.
-  void observe_handover(int tokens) { left_ -= tokens; }
+  // After a handed-over step: how many tokens it wrote, in how many seconds.
+  void observe_handover(int tokens, double seconds = 0, double large_token_seconds = 0);
 
   static constexpr int kWindow = 16;          // fs tokens judged together
   static constexpr int kTrigger = 8;          // consulted ones that hand over whatever the costs
   static constexpr int kCostedTrigger = 4;    // consulted ones that hand over if fs is the slower
+  static constexpr double kLoss = 0.02;       // of the time spent: how far behind large-only fs may fall
   static constexpr int kFirstSpan = 32;       // tokens handed over the first time
   static constexpr int kMaxSpan = 512;
 
  private:
   std::array<bool, kWindow> consulted_in_{};
-  std::array<double, kWindow> seconds_in_{};
   int next_ = 0, filled_ = 0, consulted_ = 0;
-  double seconds_ = 0;
+  bool behind() const { return elapsed_ > 0 && balance_ < -kLoss * elapsed_; }
+  void count(double seconds, double large_seconds);
+  void hand_over();
+  // Over the generation (where the large model's cost is known): large-only's estimated time
+  // for the tokens written minus the time they took, and the time they took.
+  double balance_ = 0, elapsed_ = 0;
   int left_ = 0;
   int span_ = kFirstSpan;
 };

@@ -50,7 +50,11 @@ class Speculative final : public Strategy {
     }
     int model_length = 0;
     if (setup_.drafter != nullptr && setup_.mode != DraftMode::Ngram && limit > 0) {
-      model_length = fixed ? fixed_length : planner_.choose(DraftOrigin::Model, std::min(options_.adaptive_max, limit));
+      const int lag = static_cast<int>(out.sequence().size() - std::min(out.sequence().size(), drafter_seen_));
+      model_length =
+          fixed ? fixed_length
+                : planner_.choose(DraftOrigin::Model, std::min(options_.adaptive_max, limit), 0, lag,
+                                  static_cast<int>(std::min<size_t>(out.room(), 1 << 20)));
     }
     if (ngram_length > 0 && model_length > 0) {
       // Auto: the source with the better expected tokens per second this round.
@@ -65,6 +69,7 @@ class Speculative final : public Strategy {
       infos_.assign(length, Uncertainty{NAN, NAN, NAN, 0});
     } else if (model_length > 0) {
       origin_ = DraftOrigin::Model;
+      drafter_seen_ = out.sequence().size();
       draft_with_model(out, model_length);
     } else {
       drafts_.clear();
@@ -80,10 +85,11 @@ class Speculative final : public Strategy {
     drafts_.clear();
     infos_.clear();
     // The adaptive mode also ends a draft where System 1 is unsure: such a token is likely
-    // rejected, and drafting it costs a small-model step and a verify row.
-    constexpr float kAdaptiveConfidence = 0.3f;
-    const float p_min = options_.draft_p_min > 0 ? options_.draft_p_min
-                        : options_.draft_max == 0 ? kAdaptiveConfidence : 0.0f;
+    // rejected, and drafting it costs a small-model step and a verify row — how unsure is too
+    // unsure follows what those cost against a call (over a network, hardly anything is).
+    const float p_min = options_.draft_p_min > 0  ? options_.draft_p_min
+                        : options_.draft_max == 0 ? static_cast<float>(planner_.confidence_cutoff(target))
+                                                  : 0.0f;
     for (int i = 0; i < target; ++i) {
       small.eval(seq_);
       if (small.last_decoded_tokens() == 1) planner_.observe_draft_step(small.last_decode_seconds());
@@ -214,6 +220,7 @@ class Speculative final : public Strategy {
   std::unique_ptr<DraftProposer> ngram_;
   Draft ngram_draft_;
   DraftOrigin origin_ = DraftOrigin::None;
+  size_t drafter_seen_ = 0;  // System 1 holds the sequence up to here (it is left behind between drafts)
   std::vector<Token> seq_, drafts_;
   std::vector<Uncertainty> infos_;
   std::vector<Candidates> q_;
