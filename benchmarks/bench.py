@@ -14,8 +14,10 @@ is reported per set. Rows:
   fs at a few entropy thresholds;
 - llama-cpp-python, large only and with LlamaPromptLookupDecoding (its n-gram drafts), running
   the same libllama (LLAMA_CPP_LIB_PATH);
-- llama.cpp's `llama-speculative-simple` built from the same pinned source (built here on first use
-  into benchmarks/out/llama-build; skip with --no-spec-simple);
+- llama.cpp's own tools built from the same pinned source (benchmarks/llama_cpp_tools.py; built
+  here on first use into benchmarks/out/llama-build): `llama-speculative-simple` with the draft
+  model (skip with --no-spec-simple), and its n-gram drafts `ngram-simple` / `ngram-mod` and
+  `llama-lookup` (skip with --no-llama-ngram);
 - then a section of its own for fs on HumanEval and free-form prompts: FS-GEN's fixed threshold
   without the guard, fs at its defaults (guard on), and the budget router at 2.5/5/10/20% (System 2's
   share achieved, tokens/s against large-only per prompt); `--fs-budget-only` runs just that.
@@ -29,15 +31,14 @@ import json
 import os
 import pathlib
 import platform
-import re
-import resource
 import statistics
 import subprocess
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import llama_cpp_tools  # noqa: E402
 
 
 def fsgen_lib_dir() -> pathlib.Path:
@@ -105,55 +106,6 @@ class LlamaCppPython:
         self.proc.stdin.write(json.dumps([prompt, max_tokens]) + "\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())
-
-
-def build_spec_simple(threads: int) -> pathlib.Path | None:
-    exe = OUT / "llama-build" / "bin" / "llama-speculative-simple"
-    if exe.exists():
-        return exe
-    src = ROOT / "third_party" / "llama.cpp"
-    if not (src / "include" / "llama.h").exists():
-        print("no third_party/llama.cpp (build fsgen first); skipping llama-speculative-simple", file=sys.stderr)
-        return None
-    flags = ggml_flags_of_fsgen_build()
-    print(f"building llama-speculative-simple from {src} (once; several minutes) ...", file=sys.stderr)
-    build = OUT / "llama-build"
-    subprocess.run(["cmake", "-S", str(src), "-B", str(build), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
-                    "-DLLAMA_BUILD_EXAMPLES=ON", "-DLLAMA_BUILD_COMMON=ON", "-DLLAMA_BUILD_TESTS=OFF",
-                    "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_OPENSSL=OFF",
-                    "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF", *flags],
-                   check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(build), "--target", "llama-speculative-simple", "-j", str(threads)],
-                   check=True, stdout=subprocess.DEVNULL)
-    return exe
-
-
-def ggml_flags_of_fsgen_build() -> list[str]:
-    """The CPU flags fsgen's build chose (native minus AMX), so both engines run the same kernels."""
-    for cache in (ROOT / "build" / "wheel" / "CMakeCache.txt", ROOT / "build" / "dev" / "CMakeCache.txt"):
-        if cache.exists():
-            flags = re.findall(r"^(GGML_(?:NATIVE|AVX\w*|FMA|F16C|BMI2|SSE42|AMX\w*)):BOOL=(\w+)$",
-                               cache.read_text(), re.M)
-            return [f"-D{k}={v}" for k, v in flags]
-    return ["-DGGML_NATIVE=OFF"]
-
-
-def run_spec_simple(exe: pathlib.Path, small: str, large: str, prompt: str, max_tokens: int, draft: int,
-                    threads: int, n_ctx: int) -> dict:
-    cmd = [str(exe), "-m", large, "-md", small, "-p", prompt, "-n", str(max_tokens), "--spec-draft-n-max", str(draft),
-           "--spec-type", "draft-simple", "--spec-draft-n-min", "0", "-t", str(threads), "-td", str(threads), "-c", str(n_ctx),
-           "--temp", "0", "--top-k", "1", "-b", "512", "-ub", "512", "-ngl", "0", "-ngld", "0"]
-    start = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    log = out.stdout + out.stderr
-    decoded = re.search(r"decoded\s+(\d+) tokens in\s+([\d.]+) seconds, speed:\s+([\d.]+) t/s", log)
-    accept = re.search(r"accept\s+=\s+([\d.]+)%", log)
-    if not decoded:
-        raise RuntimeError("llama-speculative-simple failed:\n" + log[-2000:])
-    n = int(decoded.group(1))
-    return {"tps": float(decoded.group(3)), "e2e": n / wall, "n": n,
-            "share": float(accept.group(1)) / 100 if accept else None}
 
 
 def peak_rss_of_pair(small: str, large: str, threads: int, n_ctx: int) -> float:
@@ -296,6 +248,7 @@ def main() -> int:
     ap.add_argument("--draft", default="3", help="fixed draft lengths for speculative (System 1) rows")
     ap.add_argument("--spec-simple-draft", type=int, default=4)
     ap.add_argument("--no-spec-simple", action="store_true")
+    ap.add_argument("--no-llama-ngram", action="store_true", help="skip llama.cpp's n-gram anchors")
     ap.add_argument("--no-llama-cpp-python", action="store_true")
     ap.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
     ap.add_argument("--fs-freeform", type=int, default=len(FS_FREEFORM_PROMPTS),
@@ -337,7 +290,8 @@ def main() -> int:
     references = {} if args.no_llama_cpp_python else {
         "llama-cpp-python large": LlamaCppPython(large, args.n_ctx, args.threads),
         "llama-cpp-python prompt lookup (10)": LlamaCppPython(large, args.n_ctx, args.threads, lookup=True)}
-    spec_simple = None if args.no_spec_simple else build_spec_simple(args.threads)
+    tools = llama_cpp_tools.anchors(small, large, args.max_tokens, args.threads, args.n_ctx, args.spec_simple_draft,
+                                    ngram=not args.no_llama_ngram, model_draft=not args.no_spec_simple)
 
     # Warm-up: page the weights in.
     pair.generate(chat["edit"][0][1], method="speculative", max_tokens=16)
@@ -352,10 +306,9 @@ def main() -> int:
             for name, reference in references.items():
                 results.setdefault(name, []).append(best_of(
                     [reference.run(prompt, args.max_tokens) for _ in range(args.repeats)]))
-            if spec_simple:
-                results.setdefault(f"llama-speculative-simple (draft {args.spec_simple_draft})", []).append(
-                    run_spec_simple(spec_simple, small, large, prompt, args.max_tokens, args.spec_simple_draft,
-                                    args.threads, args.n_ctx))
+            for name, (exe, tool_args) in tools.items():
+                results.setdefault(name, []).append(best_of(
+                    [llama_cpp_tools.run(exe, tool_args(prompt)) for _ in range(args.repeats)]))
 
     print(f"\nfsgen {fsgen.__version__} benchmark — {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, {args.threads} threads, ≤{args.max_tokens} new tokens, greedy, "

@@ -5,12 +5,9 @@
 namespace fsgen {
 namespace {
 
-double median(std::vector<double> v) {
-  if (v.empty()) return -1;
-  std::sort(v.begin(), v.end());
-  const size_t h = v.size() / 2;
-  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
-}
+// A size's cost is its fastest sample: a busy machine only ever adds time (another process, a
+// noisy neighbour on a shared host), and a calibration is cached for later runs.
+double fastest(const std::vector<double>& v) { return v.empty() ? -1 : *std::min_element(v.begin(), v.end()); }
 
 // Times one decode of `rows` new tokens after the context (each with an output row). The filler
 // token alternates, so that no batch repeats the cached one (eval would then skip the decode).
@@ -23,7 +20,7 @@ double time_batch(Session& session, std::vector<Token>& seq, size_t context_size
   return session.last_decode_seconds();
 }
 
-// Times each size `repeats` times in turn after one warm-up round; a size's cost is its median.
+// Times each size `repeats` times in turn after one warm-up round; a size's cost is its fastest.
 CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>& context, const std::vector<int>& rows,
                   int repeats) {
   CostCurve curve;
@@ -48,8 +45,8 @@ CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>&
       if (round > 0) draft_samples.push_back(seconds);
     }
   }
-  for (int r : rows) curve.verify[r] = median(samples[r]);
-  curve.draft = drafter != nullptr ? median(draft_samples) : -1;
+  for (int r : rows) curve.verify[r] = fastest(samples[r]);
+  curve.draft = drafter != nullptr ? fastest(draft_samples) : -1;
   seq.resize(context.size());
   verifier.eval(seq);
   if (drafter != nullptr) drafter->eval(seq);

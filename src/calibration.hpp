@@ -12,9 +12,9 @@ namespace fsgen {
 const std::vector<int>& calibrated_rows();
 
 // Decodes `context` once, then batches of each calibrated size (up to max_rows) after it,
-// `repeats` times each in turn after one warm-up round; a size's cost is its median. drafter,
+// `repeats` times each in turn after one warm-up round; a size's cost is its fastest. drafter,
 // if given, is timed on one-token steps the same way. Leaves both caches holding `context`.
 CostCurve measure_costs(Session& verifier, Session* drafter, const std::vector<Token>& context, int max_rows,
-                        int repeats = 2);
+                        int repeats = 3);
 
 }  // namespace fsgen

@@ -118,11 +118,9 @@ def test_guard_is_on_by_default_for_fs_and_changes_the_text_only_when_it_fires(m
         rare_plain = mixed_pair.generate(prompt, method="fs", threshold=3.0, guard=False, max_tokens=MAX_TOKENS,
                                          trace=True)
         assert plain.stats["guard_tokens"] == 0
-        # Below a quarter of any 16-token window consulted the guard cannot fire (whatever the
-        # measured costs): fs's own text.
-        called = rare_plain.trace.system2_called.astype(int)
-        if np.convolve(called, np.ones(16, dtype=int), "valid").max(initial=0) < 4:
-            assert rare.stats["guard_tokens"] == 0 and rare.tokens == rare_plain.tokens
+        # Where the guard did not fire, fs wrote its own text.
+        if rare.stats["guard_tokens"] == 0:
+            assert rare.tokens == rare_plain.tokens
         if default.stats["guard_tokens"] > 0:
             on += 1
         else:

@@ -16,7 +16,9 @@ from helpers import METHODS  # noqa: E402  (every method of the core's table)
 VARIANTS = [
     ("small", {}), ("large", {}), ("speculative", {}), ("speculative", {"draft_max": 16}),
     ("speculative", {"draft_max": 7}), ("speculative", {"draft_max": 1}), ("contrastive", {}),
-    ("proxy", {}), ("fs", {}), ("fs", {"router": "always"}), ("fs", {"system2": "contrastive", "router": "always"}),
+    # fs without its guard: the guard's hand-overs follow measured speed, not the text.
+    ("proxy", {}), ("fs", {"guard": False}), ("fs", {"router": "always", "guard": False}),
+    ("fs", {"system2": "contrastive", "router": "always"}),
     ("oracle", {}), ("oracle", {"system2": "proxy"}),
 ]
 

@@ -107,11 +107,11 @@ def test_create_app_serves_a_loaded_pair_in_process(tiny_small, tiny_large):
     from helpers import TINY
 
     with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
-        expected = pair.generate("hello world", method="fs", max_tokens=12).text
+        expected = pair.generate("hello world", method="fs", guard=False, max_tokens=12).text
         app = create_app(pair, defaults=Defaults(method="fs", temperature=0.0), name="embedded")
         with TestClient(app) as client:
             assert client.get("/health").json() == {"status": "ok"}
-            r = client.post("/v1/completions", json={"prompt": "hello world", "max_tokens": 12})
+            r = client.post("/v1/completions", json={"prompt": "hello world", "max_tokens": 12, "guard": False})
             assert r.status_code == 200, r.text
             assert r.json()["choices"][0]["text"] == expected and r.json()["model"] == "embedded"
             assert "fsgen" in client.get("/").text

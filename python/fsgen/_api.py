@@ -371,7 +371,8 @@ class Pair:
         text, pairs = _prompt_args(prompt, messages)
         core_options = _options.make_options(options, for_model=False)
         method = options.get("method") or "speculative"
-        if method == "speculative" or (method == "large" and options.get("draft") is not None):
+        guarded_fs = method == "fs" and options.get("guard") is not False  # the guard weighs the large model's cost
+        if method == "speculative" or (method == "large" and options.get("draft") is not None) or guarded_fs:
             self._calibrator.prepare(self._core)  # the large model's verify cost curve
         return self._core.start(text, pairs, core_options, stream)
 

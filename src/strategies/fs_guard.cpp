@@ -27,8 +27,8 @@ void FsGuard::observe_fs_token(bool consulted, double seconds, double large_toke
   next_ = (next_ + 1) % kWindow;
   count(seconds, large_token_seconds);
   if (large_token_seconds > 0 && elapsed_ > 0) {
-    // Measured: hand over as soon as fs is behind and System 2 is being consulted often.
-    if (consulted_ >= kCostedTrigger && behind()) hand_over();
+    // Measured: hand over as soon as fs is behind (judged over a few tokens at least).
+    if (filled_ >= kMinTokens && behind()) hand_over();
     else if (filled_ == kWindow) span_ = kFirstSpan;
     return;
   }

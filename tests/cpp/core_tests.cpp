@@ -308,7 +308,7 @@ void test_fs_guard() {
     unknown.observe_fs_token(i % 4 == 0, 0.15, 0.0);
   }
   check(!cheap.handing_over() && dear.handing_over() && !unknown.handing_over(),
-        "a quarter consulted: hand over only where fs is measured slower than the large model");
+        "costs known: hand over only where fs is measured slower than the large model");
 }
 
 // With costs known the guard keeps fs's loss against large-only near 2% of the time over a long
