@@ -300,15 +300,17 @@ def main() -> int:
         results = tables.setdefault(set_name, {})
         for i, (label, prompt) in enumerate(prompts):
             print(f"{set_name} prompt {i + 1}/{len(prompts)} ({label})", file=sys.stderr, flush=True)
-            for name, (method, params) in rows.items():
-                results.setdefault(name, []).append(best_of(
-                    [run_fsgen(pair, prompt, args.max_tokens, method, params) for _ in range(args.repeats)]))
-            for name, reference in references.items():
-                results.setdefault(name, []).append(best_of(
-                    [reference.run(prompt, args.max_tokens) for _ in range(args.repeats)]))
-            for name, (exe, tool_args) in tools.items():
-                results.setdefault(name, []).append(best_of(
-                    [llama_cpp_tools.run(exe, tool_args(prompt)) for _ in range(args.repeats)]))
+            engines = [(name, lambda m=method, p=params: run_fsgen(pair, prompt, args.max_tokens, m, p))
+                       for name, (method, params) in rows.items()]
+            engines += [(name, lambda r=reference: r.run(prompt, args.max_tokens))
+                        for name, reference in references.items()]
+            engines += [(name, lambda e=exe, a=tool_args: llama_cpp_tools.run(e, a(prompt)))
+                        for name, (exe, tool_args) in tools.items()]
+            # Each prompt starts from another engine: the order's effect (a few percent on a
+            # shared host) spreads over all of them instead of favouring the first.
+            shift = i % len(engines)
+            for name, run in engines[shift:] + engines[:shift]:
+                results.setdefault(name, []).append(best_of([run() for _ in range(args.repeats)]))
 
     print(f"\nfsgen {fsgen.__version__} benchmark — {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, {args.threads} threads, ≤{args.max_tokens} new tokens, greedy, "

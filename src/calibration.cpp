@@ -1,6 +1,8 @@
 #include "calibration.hpp"
 
 #include <algorithm>
+#include <exception>
+#include <thread>
 
 namespace fsgen {
 namespace {
@@ -75,7 +77,20 @@ CostCurve measure_costs(Session& verifier, Session* drafter, const std::vector<T
   if (rows.empty()) return curve;
   const size_t context_size = std::max<size_t>(1, std::min<size_t>({context.size(), 256, size_t(room - rows.back())}));
   const std::vector<Token> prefix(context.begin(), context.begin() + context_size);
-  return measure(verifier, drafter, prefix, rows, repeats);
+  // On a thread of its own, as generations run: ggml's OpenMP thread team belongs to the thread
+  // that decodes, and a team left on the caller's thread (Python's main thread, which never exits)
+  // slowed every later generation in the process by about a third on a 2-core machine.
+  std::exception_ptr error;
+  std::thread worker([&] {
+    try {
+      curve = measure(verifier, drafter, prefix, rows, repeats);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  worker.join();
+  if (error) std::rethrow_exception(error);
+  return curve;
 }
 
 

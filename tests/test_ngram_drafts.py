@@ -4,6 +4,7 @@ capped by the verify batch (adaptive mode included); the verify-cost calibration
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -167,3 +168,19 @@ def test_model_calibrate(model, tmp_path, monkeypatch):
     assert set(figures["calibration"]["verify_seconds"]) >= {1, 2, 4, 8, 16}
     assert figures["calibration"]["draft_seconds"] is None  # one model: no System 1
     assert figures["draft_length"]["ngram"] >= 0
+
+
+def threads_of_this_process() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_calibration_leaves_no_thread_team_behind(tiny_small, tiny_large, tmp_path, monkeypatch):
+    """Calibrating decodes on a thread of its own, as generations do: ggml's OpenMP team belongs
+    to the thread that decodes, and one left on the caller's thread (Python's main thread) slowed
+    every later generation in the process by about a third (measured on the demo pair)."""
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
+    with fsgen.Pair(tiny_small, tiny_large, n_ctx=256, n_threads=2) as p:
+        before = threads_of_this_process()
+        p.calibrate()
+        assert threads_of_this_process() == before

@@ -10,19 +10,11 @@
 
 #include "chat_template.hpp"
 #include "fsgen/fsgen.hpp"
+#include "check.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++passed;
-  } else {
-    ++failed;
-    std::printf("FAILED: %s\n", what.c_str());
-  }
-}
+using fsgen_test::check;
 
 // The TemplateError's message, or "" if f did not throw one.
 std::string template_error(const std::function<void()>& f) {
@@ -126,6 +118,5 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     check(false, std::string("unexpected exception: ") + e.what());
   }
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return fsgen_test::report();
 }

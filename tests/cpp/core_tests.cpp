@@ -29,21 +29,13 @@
 #include "strategies/budget_router.hpp"
 #include "strategies/fs_guard.hpp"
 #include "text.hpp"
+#include "check.hpp"
 
 extern char** environ;
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++passed;
-  } else {
-    ++failed;
-    std::printf("FAILED: %s\n", what.c_str());
-  }
-}
+using fsgen_test::check;
 
 template <typename E>
 bool throws(const std::function<void()>& f) {
@@ -438,6 +430,5 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     check(false, std::string("unexpected exception: ") + e.what());
   }
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return fsgen_test::report();
 }
