@@ -163,7 +163,10 @@ def main() -> int:
             for name, slots in (("llama-server -np 1", 1), ("llama-server (default slots)", None)):
                 proc, url = start_llama_server(exe, small, large, args.threads, args.n_ctx, slots)
                 servers[name] = (proc, url, None)
-        clients = {name: httpx.Client(base_url=url, timeout=1200) for name, (_, url, _) in servers.items()}
+        # No keep-alive: a server may drop an idle connection while the others run (llama-server
+        # does), and a reused dead one fails the request.
+        clients = {name: httpx.Client(base_url=url, timeout=1200, limits=httpx.Limits(max_keepalive_connections=0))
+                   for name, (_, url, _) in servers.items()}
         one_client = [n for n in servers if n != "llama-server (default slots)"]
         with fsgen.Pair(small, large, n_ctx=args.n_ctx, n_threads=args.threads) as pair:
             in_process(pair, "hello", args.method, 8)  # warm every engine up

@@ -10,7 +10,12 @@ constexpr double kEma = 0.2;          // weight of a new cost sample
 constexpr double kRoundDecay = 0.95;  // recent rounds weigh more: acceptance drifts with the text
 constexpr double kPromptCarry = 4.0;  // a new prompt keeps earlier acceptance as this many tokens' worth
 constexpr double kPriorWeight = 2.0;  // the prior counts as two tokens
-constexpr double kDrift = 1.5;        // observed / calibrated beyond this (or below 1/this): drifted
+// observed / calibrated beyond this (or below 1/this), over 32 samples at least: drifted. A
+// calibration keeps each size's fastest sample and a busy moment slows single steps a good deal,
+// so only a lasting change re-measures (13 s on the demo pair, before the next generation).
+constexpr double kDrift = 1.75;
+constexpr int kDriftSamples = 32;
+constexpr double kDriftWeight = 0.05;  // of a new sample in the running ratio, which starts at 1
 
 double ema(double old, double sample) { return old > 0 ? (1 - kEma) * old + kEma * sample : sample; }
 
@@ -29,7 +34,7 @@ void DraftPlanner::set_calibration(const CostCurve& curve) {
 }
 
 bool DraftPlanner::drifted() const {
-  return scale_samples_ >= 8 && (scale_ > kDrift || scale_ < 1.0 / kDrift);
+  return scale_samples_ >= kDriftSamples && (scale_ > kDrift || scale_ < 1.0 / kDrift);
 }
 
 void DraftPlanner::observe_draft_step(double seconds) {
@@ -48,7 +53,8 @@ void DraftPlanner::observe_verify(int rows, double seconds) {
   verify_[rows] = ema(verify_[rows], seconds);
   if (rows < static_cast<int>(calibration_.verify.size()) && calibration_.verify[rows] > 0) {
     const double ratio = seconds / calibration_.verify[rows];
-    scale_ = scale_samples_++ == 0 ? ratio : 0.9 * scale_ + 0.1 * ratio;
+    scale_ = (1 - kDriftWeight) * scale_ + kDriftWeight * ratio;
+    ++scale_samples_;
   }
 }
 

@@ -124,7 +124,10 @@ def test_calibration_seeds_the_curve_and_observations_track_drift():
     assert p.verify_cost(4) == pytest.approx(0.14)
     assert p.draft_cost(MODEL) == pytest.approx(0.03)
     assert not p.drifted
-    for _ in range(20):  # the machine got twice as slow: observed at 2 rows only
+    for _ in range(20):  # a busy moment: a fifth slower
+        p.observe_verify(2, 1.2 * 0.12)
+    assert not p.drifted, "noise is no drift"
+    for _ in range(80):  # the machine got twice as slow: observed at 2 rows only
         p.observe_verify(2, 2 * 0.12)
     assert p.drifted
     assert p.verify_cost(8) == pytest.approx(2 * 0.18, rel=0.15), "unobserved sizes scale along"
