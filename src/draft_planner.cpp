@@ -210,12 +210,10 @@ double DraftPlanner::catch_up_cost(int tokens) const {
   const double single = verify_cost(1), draft = draft_cost(DraftOrigin::Model);
   if (single <= 0 || draft <= 0) return 0;
   // A batch costs System 1 what it costs the verifier, scaled by their one-token costs; the
-  // verifier's largest measured batch gives the per-token cost of a long one.
-  int rows = 1;
-  for (int r = 2; r <= 64; ++r)
-    if (verify_cost(r) > 0 && (r < static_cast<int>(verify_.size()) || r < static_cast<int>(calibration_.verify.size())))
-      rows = r;
-  const double per_token = std::min(single, verify_cost(rows) / rows);
+  // verifier's largest measured or calibrated batch gives the per-token cost of a long one.
+  const int rows = static_cast<int>(std::max(verify_.size(), calibration_.verify.size())) - 1;
+  const double largest = rows > 1 ? verify_cost(rows) : -1;
+  const double per_token = largest > 0 ? std::min(single, largest / rows) : single;
   return tokens * per_token * draft / single;
 }
 

@@ -217,10 +217,11 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
     case Method::Oracle: {
       system2 = make_system2(options.system2);
       // fs's guard hands over to speculative verification, which writes the large model's text:
-      // only where System 2 is the large model alone, and not under a budget (the share is the
-      // contract there).
+      // only where System 2 is the large model alone, not under a budget (the share is the
+      // contract there) and not with the "never" router (System 1 alone was asked for).
       const bool guarded = options.method == Method::FastSlow && options.router.guard &&
-                           options.system2 == System2Kind::Large && options.router.router != Router::Budget;
+                           options.system2 == System2Kind::Large && options.router.router != Router::Budget &&
+                           options.router.router != Router::Never;
       FsHandover guard;
       if (guarded) {
         handover = make_speculative_strategy(speculative_setup());

@@ -234,7 +234,8 @@ def test_drafts_grow_with_the_link_delay(server, tiny_small, tiny_large, tmp_pat
                 run = lambda: pair.generate(PROMPT, method="speculative", draft="model", max_tokens=48)
                 run()
                 before = pair.large.rpc_stats()
-                assert run().stats["drafted"] > 0
+                drafted = run().stats["drafted"]
+                assert delay == 0 or drafted > 0, "behind a round trip System 1's drafts pay"
                 after = pair.large.rpc_stats()
                 rows_per_call[delay] = (after["rows"] - before["rows"]) / (after["evals"] - before["evals"])
     assert len(list(tmp_path.glob("calibration/*.json"))) == 2, "one cost curve per endpoint"

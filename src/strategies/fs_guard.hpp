@@ -8,10 +8,10 @@
 // Where the large model's cost of one token on this machine is known, the guard keeps a balance
 // over the generation: what large-only would have taken for the tokens written so far, minus what
 // they took. It hands over as soon as fs is behind by more than 2% of the time spent (judged after
-// 8 fs tokens at least), and after a span it lets fs try again only
-// once the balance is back within that 2% (so fs's losses stay near 2% of the generation, and a
-// prompt where fs pays keeps fs). Where that cost is unknown: a full window with System 2
-// consulted on half its tokens hands over.
+// 8 fs tokens at least), and after a span it lets fs try again only once the balance is back
+// within that 2% (so fs's losses stay near 2% of the generation, and a prompt where fs pays keeps
+// fs). Where that cost is unknown: a full window with System 2 consulted on half its tokens hands
+// over.
 #pragma once
 #include <array>
 
@@ -28,7 +28,7 @@ class FsGuard {
   void observe_handover(int tokens, double seconds = 0, double large_token_seconds = 0);
 
   static constexpr int kWindow = 16;          // fs tokens judged together
-  static constexpr int kTrigger = 8;          // consulted ones that hand over whatever the costs
+  static constexpr int kTrigger = 8;          // consulted ones that hand over where costs are unknown
   static constexpr int kMinTokens = 8;        // fs tokens measured before the balance is judged
   static constexpr double kLoss = 0.02;       // of the time spent: how far behind large-only fs may fall
   static constexpr int kFirstSpan = 32;       // tokens handed over the first time
