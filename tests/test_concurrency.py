@@ -21,6 +21,8 @@ import pytest
 
 import fsgen
 
+from helpers import REPEATABLE
+
 THREADS = 1
 CTX = dict(n_ctx=256, n_threads=THREADS)
 # A generation that runs for a minute or more if nothing stops it (16k tokens, attention over
@@ -30,9 +32,6 @@ LONG = dict(max_tokens=16000)
 PROMPTS = ["hello world", "the", "Once upon a time", "and of to the hello\n"]
 # Every method of the core's table but proxy (no base model here).
 METHODS = [m for m, spec in fsgen.methods().items() if not spec["needs_small_base"]]
-# Where outputs are compared between runs: fs without its guard (its hand-overs follow measured
-# speed, which concurrency and load change).
-REPEATABLE = {m: {"guard": False} if m == "fs" else {} for m in METHODS}
 PROMPT_CANCEL_S = 2.0  # "promptly": generous for a loaded 2-core machine; typically ~0.01 s
 PYTHON_DIR = Path(fsgen.__file__).resolve().parent.parent
 
@@ -88,7 +87,8 @@ def test_separate_pairs_in_threads_run_in_parallel(tiny_small, tiny_large):
     """Each thread its own pair: the same outputs as one after another, and the calls overlap in
     time. Were the GIL held while the core works, each thread could only start its call after the
     previous one ended, and the spans would not overlap."""
-    calls = [(PROMPTS[i], dict(method=m, max_tokens=700)) for i, m in enumerate(["speculative", "fs", "small"])]
+    calls = [(PROMPTS[i], dict(method=m, max_tokens=700, **REPEATABLE[m]))
+             for i, m in enumerate(["speculative", "fs", "small"])]
     pairs = [fsgen.Pair(tiny_small, tiny_large, n_ctx=1024, n_threads=THREADS) for _ in calls]
     try:
         expected = [p.generate(prompt, **kw).tokens for p, (prompt, kw) in zip(pairs, calls)]
@@ -323,13 +323,13 @@ def test_cancel_with_nothing_running_is_harmless(pair):
 @pytest.mark.parametrize("method", ["speculative", "fs", "contrastive"])
 def test_abandoned_stream_frees_its_work(long_pair, method, tiny_small, tiny_large):
     with fsgen.Pair(tiny_small, tiny_large, **CTX) as fresh:
-        expected = fresh.generate("the", method=method, max_tokens=40).tokens
+        expected = fresh.generate("the", method=method, max_tokens=40, **REPEATABLE[method]).tokens
     for _ in range(2):
         for i, chunk in enumerate(long_pair.stream("hello world", method=method, **LONG)):
             if i == 5:
                 break  # the stream is dropped here: it is closed and its job cancelled
         started = time.monotonic()
-        assert long_pair.generate("the", method=method, max_tokens=40).tokens == expected
+        assert long_pair.generate("the", method=method, max_tokens=40, **REPEATABLE[method]).tokens == expected
         assert time.monotonic() - started < 5, "the abandoned stream kept the pair busy"
 
 

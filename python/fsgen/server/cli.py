@@ -1,6 +1,7 @@
 """`fsgen serve`: the command line of the server (registered by fsgen.cli)."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from . import fields
@@ -27,7 +28,7 @@ def add_parser(sub) -> None:
         if spec["type"] == "choice":
             kwargs["choices"] = spec["choices"]
         elif spec["type"] == "bool":
-            kwargs["action"] = "store_true"
+            kwargs["action"] = argparse.BooleanOptionalAction  # --guard / --no-guard
         else:
             kwargs.update(type=_TYPES.get(spec["type"], str), metavar=name.upper())
         opts.add_argument("--" + name.replace("_", "-"), **kwargs)
