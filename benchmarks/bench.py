@@ -109,12 +109,15 @@ class LlamaCppPython:
 
 
 def peak_rss_of_pair(small: str, large: str, threads: int, n_ctx: int) -> float:
-    code = ("import fsgen, resource, sys\n"
+    """A fresh process's peak RSS with the pair loaded, after one generation. Read from VmHWM, the
+    high-water mark of the process's own memory map: getrusage's ru_maxrss keeps the peak of the
+    image before exec, which after subprocess's vfork is this (benchmark) process's."""
+    code = ("import fsgen, re, sys\n"
             f"p = fsgen.Pair({small!r}, {large!r}, n_threads={threads}, n_ctx={n_ctx})\n"
             "p.generate('def fib(n):', method='speculative', max_tokens=32)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) * 1024  # Linux reports KiB
+    return int(out.stdout.strip().splitlines()[-1]) * 1024
 
 
 # ---- fs: fixed threshold, its guard, and the budget router ----
@@ -274,7 +277,6 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps(fs_results, indent=1))
         return 0
-    pair = fsgen.Pair(small, large, n_threads=args.threads, n_ctx=args.n_ctx, calibrate=True)
     print_cost_curve(pair, args.reuse_curve)
     sets = {"edit": edit_prompts(args.edit_prompts), "free": free_prompts(args.free_prompts)}
     chat = {name: [(label, pair.large.apply_chat_template([{"role": "user", "content": p}])) for label, p in ps]
