@@ -151,11 +151,12 @@ def fs_budget_rows(shares=FS_SHARES) -> dict:
 
 
 def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int = len(FS_FREEFORM_PROMPTS),
-                      shares=FS_SHARES) -> dict:
-    """Runs fs_budget_rows on HumanEval and free-form prompts, each prompt's rows side by side,
-    and prints per row: System 2's share achieved (median; worst distance from the target for the
-    budget rows), tokens/s against large-only per prompt (median and worst), and how often the
-    guard fired. Returns the raw measurements."""
+                      shares=FS_SHARES, repeats: int = 1) -> dict:
+    """Runs fs_budget_rows on HumanEval and free-form prompts, each prompt's rows side by side
+    (repeats interleaved, the fastest run of each row counts), and prints per row: System 2's
+    share achieved (median; worst distance from the target for the budget rows), tokens/s against
+    large-only per prompt (median and worst), and how often the guard fired. Returns the raw
+    measurements."""
     prompt_sets = {"free-form": FS_FREEFORM_PROMPTS[:n_freeform],
                    "HumanEval": humaneval_prompts(n_humaneval) if n_humaneval else []}
     rows = fs_budget_rows(shares)
@@ -164,11 +165,15 @@ def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int =
         for i, text in enumerate(texts):
             print(f"fs section: {set_name} prompt {i + 1}/{len(texts)}", file=sys.stderr)
             prompt = pair.large.apply_chat_template([{"role": "user", "content": text}])
-            for name, (method, params) in rows.items():
-                r = pair.generate(prompt, method=method, max_tokens=max_tokens, **params)
-                results.setdefault(set_name, {}).setdefault(name, []).append(
-                    {"tps": r.stats["tokens_per_second"], "share": r.stats["system2_fraction"],
-                     "n": r.stats["n_tokens"], "guard_tokens": r.stats["guard_tokens"]})
+            runs: dict[str, list[dict]] = {}
+            for _ in range(repeats):
+                for name, (method, params) in rows.items():
+                    r = pair.generate(prompt, method=method, max_tokens=max_tokens, **params)
+                    runs.setdefault(name, []).append(
+                        {"tps": r.stats["tokens_per_second"], "share": r.stats["system2_fraction"],
+                         "n": r.stats["n_tokens"], "guard_tokens": r.stats["guard_tokens"]})
+            for name in rows:
+                results.setdefault(set_name, {}).setdefault(name, []).append(best_of(runs[name]))
             done = {k: v[-1] for k, v in results[set_name].items()}
             print("  " + "; ".join(f"{k}: {v['tps'] / done['large']['tps']:.2f}x S2 {100 * v['share']:.0f}%"
                                    for k, v in done.items() if k != "large"), file=sys.stderr)
@@ -243,7 +248,8 @@ def main() -> int:
     ap.add_argument("--large")
     ap.add_argument("--edit-prompts", type=int, default=5)
     ap.add_argument("--free-prompts", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=1, help="runs per prompt and row; the best one counts")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs per prompt and row, interleaved between rows; the fastest one counts")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-ctx", type=int, default=2048)
@@ -273,7 +279,7 @@ def main() -> int:
     if args.fs_budget_only:
         pair.generate("def f(x):", method="large", max_tokens=16)  # page the weights in
         fs_results = fs_budget_section(pair, args.fs_humaneval, args.max_tokens, args.fs_freeform,
-                                       [float(x) for x in args.fs_shares.split(",") if x])
+                                       [float(x) for x in args.fs_shares.split(",") if x], args.repeats)
         if args.json:
             args.json.write_text(json.dumps(fs_results, indent=1))
         return 0
@@ -308,11 +314,16 @@ def main() -> int:
                         for name, reference in references.items()]
             engines += [(name, lambda e=exe, a=tool_args: llama_cpp_tools.run(e, a(prompt)))
                         for name, (exe, tool_args) in tools.items()]
-            # Each prompt starts from another engine: the order's effect (a few percent on a
-            # shared host) spreads over all of them instead of favouring the first.
-            shift = i % len(engines)
-            for name, run in engines[shift:] + engines[:shift]:
-                results.setdefault(name, []).append(best_of([run() for _ in range(args.repeats)]))
+            # Each prompt and repeat starts from another engine: the order's effect (a few percent
+            # on a shared host) spreads over all of them instead of favouring the first. Repeats
+            # are interleaved, so a slow spell of the host hits every engine alike.
+            runs: dict[str, list[dict]] = {}
+            for repeat in range(args.repeats):
+                shift = (i + repeat) % len(engines)
+                for name, run in engines[shift:] + engines[:shift]:
+                    runs.setdefault(name, []).append(run())
+            for name, _ in engines:
+                results.setdefault(name, []).append(best_of(runs[name]))
 
     print(f"\nfsgen {fsgen.__version__} benchmark — {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, {args.threads} threads, ≤{args.max_tokens} new tokens, greedy, "
@@ -321,7 +332,7 @@ def main() -> int:
     print_table(f"code edits built from HumanEval ({len(chat['edit'])} prompts)", tables["edit"])
     print_table(f"free-form prompts ({len(chat['free'])})", tables["free"])
     fs_budget_section(pair, args.fs_humaneval, args.max_tokens, args.fs_freeform,
-                      [float(x) for x in args.fs_shares.split(",") if x])
+                      [float(x) for x in args.fs_shares.split(",") if x], args.repeats)
     rss = peak_rss_of_pair(small, large, args.threads, args.n_ctx)
     files = os.path.getsize(small) + os.path.getsize(large)
     print(f"\npeak RSS of a loaded pair: {rss / 2**20:.0f} MiB; the two GGUF files: {files / 2**20:.0f} MiB "
