@@ -240,3 +240,100 @@ def test_drafts_grow_with_the_link_delay(server, tiny_small, tiny_large, tmp_pat
                 rows_per_call[delay] = (after["rows"] - before["rows"]) / (after["evals"] - before["evals"])
     assert len(list(tmp_path.glob("calibration/*.json"))) == 2, "one cost curve per endpoint"
     assert rows_per_call[20] > 1.5 * rows_per_call[0], rows_per_call
+
+
+def test_serve_with_remote_system2_recovers_from_a_restarted_server(tiny_small, tiny_large):
+    """`fsgen serve --large-rpc`: System 2 on the rpc-server. When that server dies, a request
+    that needs System 2 gets a 503 to retry (System 1 alone still serves); once it is back, the
+    next such request loads System 2 again, without restarting fsgen serve."""
+    from server_helpers import REQUEST_TIMEOUT, Server, need
+    httpx = need("httpx")
+    body = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 8, "temperature": 0}
+    with fsgen.Pair(tiny_small, tiny_large, **TINY) as local:
+        expected = local.generate(messages=body["messages"], method="large", max_tokens=8).text
+    rpc = RpcServer()
+    try:
+        with Server("--small", tiny_small, "--large", tiny_large, "--large-rpc", rpc.endpoint, "--rpc-timeout", 10,
+                    "--threads", 1, "--n-ctx", 256) as server:
+            post = lambda **extra: httpx.post(server.url + "/v1/chat/completions", json=dict(body, **extra),
+                                              timeout=REQUEST_TIMEOUT)
+            r = post(method="large")
+            assert r.status_code == 200, r.text
+            assert r.json()["choices"][0]["message"]["content"] == expected
+            rpc.kill()
+            r = post(method="large")
+            assert r.status_code == 503 and r.headers["retry-after"], r.text
+            assert r.json()["error"]["code"] == "rpc_unavailable" and rpc.endpoint in r.json()["error"]["message"]
+            r = post(method="small")  # System 1 is local
+            assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 8, r.text
+            r = post(method="large")  # still down: the reload fails the same way
+            assert r.status_code == 503 and r.json()["error"]["code"] == "rpc_unavailable", r.text
+            rpc = RpcServer(rpc.port)
+            r = post(method="large")
+            assert r.status_code == 200, r.text
+            assert r.json()["choices"][0]["message"]["content"] == expected
+    finally:
+        rpc.kill()
+
+
+def test_rpc_flags_of_serve_and_calibrate(tiny_small, tiny_large):
+    for command in ("serve", "calibrate"):
+        done = subprocess.run([sys.executable, "-m", "fsgen.cli", command, "--model", str(tiny_large), "--large-rpc",
+                               "127.0.0.1:1"], capture_output=True, text=True, timeout=60, env=_env(),
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode != 0 and "--large-rpc needs a pair" in done.stderr, done.stderr
+        done = subprocess.run([sys.executable, "-m", "fsgen.cli", command, "--small", str(tiny_small), "--large",
+                               str(tiny_large), "--rpc", "127.0.0.1:1"], capture_output=True, text=True, timeout=60,
+                              env=_env(), stdin=subprocess.DEVNULL)
+        assert done.returncode != 0 and "--rpc is for --model" in done.stderr, done.stderr
+
+
+def test_calibrate_a_remote_system2(server, tiny_small, tiny_large, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "fsgen.cli", "calibrate", "--small", str(tiny_small), "--large",
+                           str(tiny_large), "--large-rpc", server.endpoint, "--threads", "1", "--n-ctx", "256"],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env=dict(_env(), XDG_CACHE_HOME=str(tmp_path), FSGEN_CACHE=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert f"on {server.endpoint} (RPC)" in done.stdout and "rows" in done.stdout
+
+
+def test_pair_loaded_on_a_thread_that_ends_keeps_its_helper(server, tiny_small, tiny_large):
+    """fsgen serve loads its models on a thread that then ends: the helper must not go with it
+    (PR_SET_PDEATHSIG would have killed it at that thread's end)."""
+    import threading
+    loaded = {}
+    loader = threading.Thread(target=lambda: loaded.update(
+        pair=fsgen.Pair(tiny_small, tiny_large, large_rpc=[server.endpoint], rpc_timeout=10, **TINY)))
+    loader.start()
+    loader.join()
+    time.sleep(0.5)  # the watch of the parent process ticks every 0.2 s
+    with loaded["pair"] as pair, fsgen.Pair(tiny_small, tiny_large, **TINY) as local:
+        expected = local.generate(PROMPT, method="large", max_tokens=8).tokens
+        assert pair.generate(PROMPT, method="large", max_tokens=8).tokens == expected
+        assert not pair.large_lost
+
+
+ORPHAN = r"""
+import os, sys, time, fsgen
+m = fsgen.Model(sys.argv[1], rpc=[sys.argv[2]], n_ctx=256, n_threads=1)
+helpers = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/stat")
+           and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] == str(os.getpid())]
+print(" ".join(helpers), flush=True)
+time.sleep(600)
+"""
+
+
+def test_helper_dies_with_its_process(server, tiny_large):
+    child = subprocess.Popen([sys.executable, "-c", ORPHAN, str(tiny_large), server.endpoint], stdout=subprocess.PIPE,
+                             text=True, env=_env(), stdin=subprocess.DEVNULL)
+    try:
+        helpers = [int(p) for p in child.stdout.readline().split()]
+        assert helpers, "the child started no helper"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    alive = lambda pid: os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    while any(alive(p) for p in helpers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in helpers), "the helper outlived its process"

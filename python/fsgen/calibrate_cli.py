@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
+from ._cli_models import add_model_arguments, check_model_arguments, load_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("calibrate", help="measure the verify cost by batch size here and the draft length it implies")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="one model (n-gram drafts): a GGUF path or a pulled model's name")
-    which.add_argument("--small", help="System 1 (draft model) of a pair")
-    p.add_argument("--large", help="System 2 (the verifier) of a pair")
+    add_model_arguments(p, small_base=False)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--n-batch", type=int, default=512)
@@ -22,15 +21,12 @@ def main(args) -> int:
     from ._api import Model, Pair
     from .planner import implied_lengths
 
-    options = dict(n_ctx=args.n_ctx, n_threads=args.threads, n_batch=args.n_batch)
+    check_model_arguments(args, "calibrate")
+    options = dict(n_ctx=args.n_ctx, n_threads=args.threads, n_batch=args.n_batch, calibrate=True, **load_options(args))
     if args.model:
-        if args.large:
-            raise SystemExit("fsgen calibrate: --large needs --small, not --model")
-        runner, name = Model(args.model, calibrate=True, **options), args.model
+        runner, name = Model(args.model, **options), args.model
     else:
-        if not args.large:
-            raise SystemExit("fsgen calibrate: --small needs --large")
-        runner, name = Pair(args.small, args.large, calibrate=True, **options), args.large
+        runner, name = Pair(args.small, args.large, **options), args.large
     with runner:
         figures = runner.calibrate()
     calibration = figures["calibration"]
@@ -40,7 +36,8 @@ def main(args) -> int:
         print(json.dumps({"verify_seconds": verify, "draft_seconds": draft, "implied": lengths}, indent=2))
         return 0
     single = verify.get(1)
-    print(f"verify cost of {name} on this machine (one decode of N rows after ~200 tokens):")
+    where = f"on {', '.join(args.rpc or args.large_rpc)} (RPC)" if (args.rpc or args.large_rpc) else "on this machine"
+    print(f"verify cost of {name} {where} (one decode of N rows after ~200 tokens):")
     print("  rows      ms   x one row")
     for rows, seconds in sorted(verify.items()):
         print(f"  {rows:4d} {1e3 * seconds:7.1f}   {seconds / single:5.2f}")

@@ -8,6 +8,7 @@ import time
 from typing import Optional, Sequence
 
 from . import __version__
+from ._cli_models import add_model_arguments, check_model_arguments, load_options
 from .errors import FsgenError
 
 # Flags with their own spelling or handling; every other table parameter becomes --its-name.
@@ -44,15 +45,7 @@ def _table_args(args) -> dict:
 
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate text with one model or a pair, streaming to the terminal")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="a GGUF path or a pulled model's name")
-    which.add_argument("--small", help="System 1: the small model (path or name)")
-    p.add_argument("--large", help="System 2: the large model (path or name)")
-    p.add_argument("--small-base", help="the small model's base, for --method proxy")
-    p.add_argument("--rpc", action="append", metavar="HOST:PORT",
-                   help="--model: run the model on this `fsgen rpc-server` (repeat for several)")
-    p.add_argument("--large-rpc", action="append", metavar="HOST:PORT",
-                   help="run System 2 (the large model) on this `fsgen rpc-server` (repeat for several)")
+    add_model_arguments(p)
     _add_table_flags(p)
     p.add_argument("--stop", action="append", default=None, help="a stop string (repeatable)")
     p.add_argument("--threads", type=int, default=None)
@@ -67,25 +60,15 @@ def cmd_generate(args) -> int:
     from ._api import Model, Pair
     from .render import print_stream, print_trace
 
-    options = dict(n_ctx=args.n_ctx, n_threads=args.threads)
+    check_model_arguments(args, "generate")
+    options = dict(n_ctx=args.n_ctx, n_threads=args.threads, **load_options(args))
     if args.model:
-        if args.large or args.small_base:
-            raise SystemExit("fsgen generate: --large/--small-base need --small, not --model")
-        if args.method is not None:
-            raise SystemExit(f"fsgen generate: --method {args.method} needs a pair (--small S --large L)")
-        if args.large_rpc:
-            raise SystemExit("fsgen generate: --large-rpc needs a pair (--small S --large L); use --rpc with --model")
-        runner = Model(args.model, rpc=args.rpc, **options)
+        runner = Model(args.model, **options)
         template_model = runner
-        call = _table_args(args)
     else:
-        if not args.large:
-            raise SystemExit("fsgen generate: --small needs --large")
-        if args.rpc:
-            raise SystemExit("fsgen generate: with a pair, --large-rpc puts System 2 on a server (--rpc is for --model)")
-        runner = Pair(args.small, args.large, small_base=args.small_base, large_rpc=args.large_rpc, **options)
+        runner = Pair(args.small, args.large, **options)
         template_model = runner.large
-        call = _table_args(args)
+    call = _table_args(args)
     with runner:
         if args.raw or not template_model.info["chat_template"]:
             prompt = dict(prompt=args.prompt)

@@ -2,15 +2,12 @@
 //
 //   fsgen-rpc serve --host H --port P [--threads N] [--cache DIR] [--allow-remote]
 //       ggml's RPC server with this build's backends (`fsgen rpc-server` runs this).
-//   fsgen-rpc session --model PATH --rpc EP[,EP...] --n-gpu-layers N --n-vocab V [--verbose]
+//   fsgen-rpc session --model PATH --rpc EP[,EP...] --n-gpu-layers N --n-vocab V --parent PID [--verbose]
 //       the helper process of a remote model (rpc/remote_model.hpp): started by fsgen, talks on
 //       descriptor 3 (helper_protocol.hpp) and writes logits rows into descriptor 4.
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sys/prctl.h>
-#endif
 
 #include <csignal>
 #include <cstdlib>
@@ -149,9 +146,18 @@ struct Context {
 };
 
 int session(const std::map<std::string, std::string>& flags) {
-#if defined(__linux__)
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive fsgen
-#endif
+  // Never outlive fsgen. Not PR_SET_PDEATHSIG: that fires when the *thread* that started this
+  // helper ends (a Pair loaded on a worker thread, as fsgen serve loads its models), so a thread
+  // watches the parent process instead (a stuck network call would never see the socket close).
+  const pid_t parent = ::getppid();
+  const long expected = std::stol(flag(flags, "parent", "0"));
+  if (expected > 0 && parent != static_cast<pid_t>(expected)) return 1;  // fsgen ended before we started
+  std::thread([parent] {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (::getppid() != parent) std::_Exit(0);
+    }
+  }).detach();
   // A broken connection to the server then ends in ggml-rpc's abort with its message on stderr
   // (fsgen quotes it) rather than a silent SIGPIPE; and no debugger-driven backtrace, which would
   // only delay the exit fsgen is waiting for.

@@ -187,7 +187,7 @@ void RemoteModel::start() {
 
   std::vector<std::string> args = {helper, "session", "--model", path_, "--rpc", join(options_.rpc, ","),
                                    "--n-gpu-layers", std::to_string(options_.n_gpu_layers == 0 ? -1 : options_.n_gpu_layers),
-                                   "--n-vocab", std::to_string(n_vocab_)};
+                                   "--n-vocab", std::to_string(n_vocab_), "--parent", std::to_string(::getpid())};
   if (options_.verbose) args.push_back("--verbose");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -150,7 +150,8 @@ def create_app(runner=None, *, model=None, small=None, large=None, small_base=No
                 state.metrics.left_queue.inc()
                 return Response(status_code=499)  # nobody reads it: the client has gone
 
-            gen = Generation(state.runner, call, asyncio.get_running_loop(), forward_chunks=req.stream)
+            gen = Generation(state.runner, call, asyncio.get_running_loop(), forward_chunks=req.stream,
+                             prepare=lambda: state.recover(method))
             holder["gen"] = gen
             state.active.add(gen)
             gen.start()
@@ -159,13 +160,13 @@ def create_app(runner=None, *, model=None, small=None, large=None, small_base=No
             finishing.add_done_callback(state.tasks.discard)
             item = await gen.next()
             if item is END and gen.error is not None:
-                return error_response(map_error(gen.error))
+                return error_response(map_error(gen.error, gen.rpc_lost))
             rid, model = protocol.new_id(kind), state.model_id
             if not req.stream:
                 if item is not END:  # only END comes when chunks are not forwarded
                     item = await gen.next()
                 if gen.error is not None:
-                    return error_response(map_error(gen.error))
+                    return error_response(map_error(gen.error, gen.rpc_lost))
                 return JSONResponse(protocol.full_response(req, rid, model, gen.result, method))
             state.metrics.first_token.observe(time.monotonic() - started)
             streaming_started = True
@@ -281,7 +282,7 @@ async def _sse(req, rid: str, model: str, method: str, gen: Generation, first):
                                                   draft=draft))
             item = await gen.next()
         if gen.error is not None:
-            error = map_error(gen.error)
+            error = map_error(gen.error, gen.rpc_lost)
             yield _sse_line(error.body())
         else:
             stats = gen.result.stats

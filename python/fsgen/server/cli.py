@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .._cli_models import add_model_arguments, check_model_arguments, load_options
 from . import fields
 
 _TYPES = {"int": int, "float": float}
@@ -14,11 +15,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a pair (or one model) over HTTP, in OpenAI's dialect, with a chat page",
                        description="An OpenAI-compatible server on fsgen: POST /v1/chat/completions, "
                        "/v1/completions; GET /v1/models, /health, /metrics; a chat page at /.")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model", help="serve one model (a GGUF path or a pulled model's name)")
-    which.add_argument("--small", help="System 1: the small model (path or name)")
-    p.add_argument("--large", help="System 2: the large model (path or name)")
-    p.add_argument("--small-base", help="the small model's base, for method proxy")
+    add_model_arguments(p)
     p.add_argument("--method", choices=fields.methods(), default=None,
                    help="default method for requests that do not name one (pair default: speculative)")
     opts = p.add_argument_group("method options (apply to requests using a method that takes them)")
@@ -62,12 +59,7 @@ def main(args) -> int:
         print(f"fsgen serve needs its extras ({exc}): pip install 'fsgen[serve]'", file=sys.stderr)
         return 2
 
-    if args.model and (args.large or args.small_base):
-        raise SystemExit("fsgen serve: --large/--small-base need --small, not --model")
-    if args.small and not args.large:
-        raise SystemExit("fsgen serve: --small needs --large")
-    if args.model and args.method is not None:
-        raise SystemExit("fsgen serve: --method needs a pair (--small S --large L)")
+    check_model_arguments(args, "serve")
     options = {name[4:]: value for name, value in vars(args).items() if name.startswith("opt_") and value is not None}
     defaults = Defaults(method=args.method, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                         min_p=args.min_p, seed=args.seed, max_tokens=args.max_tokens, method_options=options)
@@ -83,8 +75,10 @@ def main(args) -> int:
         if "server" in holder:
             holder["server"].should_exit = True
 
-    app = create_app(model=args.model, small=args.small, large=args.large, small_base=args.small_base,
-                     model_options=dict(n_ctx=args.n_ctx, n_threads=args.threads), defaults=defaults,
+    load = load_options(args)  # rpc / large_rpc / rpc_timeout go to Model / Pair with n_ctx and threads
+    small_base = load.pop("small_base", None)
+    app = create_app(model=args.model, small=args.small, large=args.large, small_base=small_base,
+                     model_options=dict(n_ctx=args.n_ctx, n_threads=args.threads, **load), defaults=defaults,
                      api_key=args.api_key, cors_origin=args.cors_origin, max_queue=args.max_queue,
                      max_body_bytes=args.max_body_bytes, on_ready=on_ready, on_load_error=on_load_error)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,

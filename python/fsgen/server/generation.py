@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+import fsgen
 
 END = object()
 
 
+def rpc_lost(runner) -> bool:
+    """Whether the models on RPC servers are lost: a pair's System 2, or the one model. (Not from
+    the event loop while a generation runs: the answer waits for the remote call in progress.)"""
+    if isinstance(runner, fsgen.Pair):
+        return runner.large_lost
+    stats = runner.rpc_stats()
+    return bool(stats and stats["lost"])
+
+
 class Generation:
-    def __init__(self, runner, call: dict, loop: asyncio.AbstractEventLoop, *, forward_chunks: bool = True):
+    def __init__(self, runner, call: dict, loop: asyncio.AbstractEventLoop, *, forward_chunks: bool = True,
+                 prepare: Optional[Callable[[], None]] = None):
         self._runner = runner
         self._call = call
+        self._prepare = prepare  # run on the worker thread first (the models are this request's)
         self._loop = loop
         self._forward = forward_chunks
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -27,6 +40,7 @@ class Generation:
         self.finished = asyncio.Event()
         self.result = None
         self.error: Optional[BaseException] = None
+        self.rpc_lost = False  # with an error: whether models on RPC servers were lost
         self.sources = [0, 0, 0]  # tokens by fsgen.Source
         self._thread = threading.Thread(target=self._pump, name="fsgen-serve-generation", daemon=True)
 
@@ -41,6 +55,8 @@ class Generation:
 
     def _pump(self) -> None:
         try:
+            if self._prepare is not None:
+                self._prepare()
             stream = self._runner.stream(**self._call)
             with self._lock:
                 self._stream = stream
@@ -56,6 +72,7 @@ class Generation:
             self.result = stream.result
         except BaseException as exc:  # handed to the request's handler, which maps it to a status
             self.error = exc
+            self.rpc_lost = rpc_lost(self._runner)  # asked here: the models are still this request's
         finally:
             self._post(END)
             try:

@@ -18,6 +18,7 @@ from .protocol import Defaults, GenRequest, RequestError
 from .scheduler import Scheduler
 
 log = logging.getLogger("fsgen.server")
+RPC_RETRY_AFTER_SECONDS = 5
 
 SINGLE_MODEL_METHOD = "model"  # what /v1/models and timings call generation with one model
 
@@ -116,6 +117,16 @@ class ServerState:
 
     # ---- requests ----
 
+    def recover(self, method: str) -> None:
+        """Run on a request's generation thread before it starts (one generation at a time): a
+        pair whose System 2 on RPC servers was lost loads it again for a request that needs it, so
+        a restarted `fsgen rpc-server` is picked up without restarting fsgen serve. Raises
+        ModelLoadError while the server is still down (the request gets a 503)."""
+        runner = self.runner
+        if isinstance(runner, fsgen.Pair) and method != "small" and runner.large_lost:
+            runner.reload_large()
+            log.warning("fsgen serve: System 2 on RPC servers reloaded after a loss")
+
     def default_method(self) -> str:
         if not self.pair:
             return SINGLE_MODEL_METHOD
@@ -190,11 +201,15 @@ def _keywords(function) -> Optional[set]:
     return {p.name for p in params}
 
 
-def map_error(exc: BaseException) -> RequestError:
-    """fsgen's typed errors as HTTP: bad input is a 400 with the core's message; the rest a 500
-    that says what failed without a traceback."""
+def map_error(exc: BaseException, rpc_lost: bool = False) -> RequestError:
+    """fsgen's typed errors as HTTP: bad input is a 400 with the core's message; a model on RPC
+    servers that is lost (rpc_lost) a 503 to retry later; the rest a 500 that says what failed
+    without a traceback."""
     if isinstance(exc, RequestError):
         return exc
+    if rpc_lost and isinstance(exc, (fsgen.GenerationError, fsgen.ModelLoadError)):
+        return RequestError(f"the model on RPC servers is unavailable: {exc}", status=503, type="server_error",
+                            code="rpc_unavailable", headers={"Retry-After": str(RPC_RETRY_AFTER_SECONDS)})
     if isinstance(exc, fsgen.ContextOverflowError):
         return RequestError(str(exc), code="context_length_exceeded")
     if isinstance(exc, fsgen.TemplateError):
