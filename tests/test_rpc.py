@@ -276,6 +276,28 @@ def test_serve_with_remote_system2_recovers_from_a_restarted_server(tiny_small, 
         rpc.kill()
 
 
+def test_serve_one_model_on_rpc_recovers_from_a_restarted_server(tiny_large):
+    from server_helpers import REQUEST_TIMEOUT, Server, need
+    httpx = need("httpx")
+    body = {"prompt": PROMPT, "max_tokens": 8, "temperature": 0}
+    with fsgen.Model(tiny_large, **TINY) as local:
+        expected = local.generate(PROMPT, max_tokens=8).text
+    rpc = RpcServer()
+    try:
+        with Server("--model", tiny_large, "--rpc", rpc.endpoint, "--rpc-timeout", 10, "--threads", 1,
+                    "--n-ctx", 256) as server:
+            post = lambda: httpx.post(server.url + "/v1/completions", json=body, timeout=REQUEST_TIMEOUT)
+            assert post().json()["choices"][0]["text"] == expected
+            rpc.kill()
+            r = post()
+            assert r.status_code == 503 and r.json()["error"]["code"] == "rpc_unavailable", r.text
+            rpc = RpcServer(rpc.port)
+            r = post()
+            assert r.status_code == 200 and r.json()["choices"][0]["text"] == expected, r.text
+    finally:
+        rpc.kill()
+
+
 def test_rpc_flags_of_serve_and_calibrate(tiny_small, tiny_large):
     for command in ("serve", "calibrate"):
         done = subprocess.run([sys.executable, "-m", "fsgen.cli", command, "--model", str(tiny_large), "--large-rpc",

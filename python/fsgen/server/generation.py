@@ -27,10 +27,10 @@ def rpc_lost(runner) -> bool:
 
 class Generation:
     def __init__(self, runner, call: dict, loop: asyncio.AbstractEventLoop, *, forward_chunks: bool = True,
-                 prepare: Optional[Callable[[], None]] = None):
+                 prepare: Optional[Callable[[], Any]] = None):
         self._runner = runner
         self._call = call
-        self._prepare = prepare  # run on the worker thread first (the models are this request's)
+        self._prepare = prepare  # run on the worker thread first: returns the runner to use
         self._loop = loop
         self._forward = forward_chunks
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -56,7 +56,7 @@ class Generation:
     def _pump(self) -> None:
         try:
             if self._prepare is not None:
-                self._prepare()
+                self._runner = self._prepare()
             stream = self._runner.stream(**self._call)
             with self._lock:
                 self._stream = stream

@@ -117,15 +117,25 @@ class ServerState:
 
     # ---- requests ----
 
-    def recover(self, method: str) -> None:
-        """Run on a request's generation thread before it starts (one generation at a time): a
-        pair whose System 2 on RPC servers was lost loads it again for a request that needs it, so
-        a restarted `fsgen rpc-server` is picked up without restarting fsgen serve. Raises
-        ModelLoadError while the server is still down (the request gets a 503)."""
+    def recover(self, method: str):
+        """Run on a request's generation thread before it starts (one generation at a time):
+        models on RPC servers that were lost are loaded again for a request that needs them, so
+        a restarted `fsgen rpc-server` is picked up without restarting fsgen serve. A pair reloads
+        System 2 (not for method "small", which needs only System 1); one model this server loaded
+        is loaded afresh. Returns the runner to use; raises ModelLoadError while the server is
+        still down (the request gets a 503)."""
         runner = self.runner
-        if isinstance(runner, fsgen.Pair) and method != "small" and runner.large_lost:
-            runner.reload_large()
-            log.warning("fsgen serve: System 2 on RPC servers reloaded after a loss")
+        if isinstance(runner, fsgen.Pair):
+            if method != "small" and runner.large_lost:
+                runner.reload_large()
+                log.warning("fsgen serve: System 2 on RPC servers reloaded after a loss")
+        elif self._owns_runner and (runner.rpc_stats() or {}).get("lost"):
+            fresh = fsgen.Model(self._load_args["model"], **self._load_args["options"])
+            self.runner = fresh  # the next requests take it (they start after this one)
+            runner.close()
+            runner = fresh
+            log.warning("fsgen serve: the model on RPC servers reloaded after a loss")
+        return runner
 
     def default_method(self) -> str:
         if not self.pair:
