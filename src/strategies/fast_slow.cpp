@@ -4,6 +4,7 @@
 // each step records whether System 1's own greedy token differed (a mismatch). The budget router
 // consults System 2 on a set share of the tokens (budget_router.hpp); the guard hands the writing
 // to speculative verification while System 2 is being consulted on most tokens (fs_guard.hpp).
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -28,6 +29,7 @@ class FastSlow final : public Strategy {
   // call would pay the whole prompt inside the generation.
   void prefill(const std::vector<Token>& prompt) override {
     small_.eval(prompt);
+    small_seen_ = prompt.size();
     if (oracle_ || router_.router != Router::Never) system2_.prefill(prompt);
     if (handover_ != nullptr) handover_->prefill(prompt);  // the caches already hold it: free
   }
@@ -43,11 +45,14 @@ class FastSlow final : public Strategy {
       handover_->step(out);
       const int written = static_cast<int>(out.sequence().size() - before);
       out.count_guard_tokens(written);
-      guard_.observe_handover(written > 0 ? written : 1, since_start(), large_token_seconds);
+      const int behind = static_cast<int>(out.sequence().size() - std::min(out.sequence().size(), small_seen_));
+      guard_.observe_handover(written > 0 ? written : 1, since_start(), large_token_seconds,
+                              planner_ != nullptr ? planner_->catch_up_cost(behind) : 0.0);
       return;
     }
     const std::vector<Token>& seq = out.sequence();
     small_.eval(seq);
+    small_seen_ = seq.size();
     const float* small_logits = small_.last_logits();
     const Uncertainty u = measure_uncertainty(small_logits, n_vocab_);
     TokenRecord record;
@@ -88,6 +93,7 @@ class FastSlow final : public Strategy {
   DraftPlanner* planner_;
   std::optional<BudgetRouter> budget_;
   FsGuard guard_;
+  size_t small_seen_ = 0;  // tokens System 1 has read (it falls behind while the guard hands over)
 };
 
 }  // namespace

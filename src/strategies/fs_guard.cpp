@@ -28,7 +28,8 @@ void FsGuard::observe_fs_token(bool consulted, double seconds, double large_toke
   count(seconds, large_token_seconds);
   if (large_token_seconds > 0 && elapsed_ > 0) {
     // Measured: hand over as soon as fs is behind (judged over a few tokens at least).
-    if (filled_ >= kMinTokens && behind()) hand_over();
+    const bool judged = filled_ >= kMinTokens || (filled_ >= kEarlyTokens && consulted_ >= kEarlyConsults);
+    if (judged && behind()) hand_over();
     else if (filled_ == kWindow) span_ = kFirstSpan;
     return;
   }
@@ -40,11 +41,14 @@ void FsGuard::observe_fs_token(bool consulted, double seconds, double large_toke
   }
 }
 
-void FsGuard::observe_handover(int tokens, double seconds, double large_token_seconds) {
+void FsGuard::observe_handover(int tokens, double seconds, double large_token_seconds, double catch_up_seconds) {
   left_ -= tokens;
   count(seconds, tokens * large_token_seconds);
-  // fs tries again only once its losses are back within budget (large-only's pace meanwhile).
-  if (left_ <= 0 && behind()) left_ = kFirstSpan;
+  // fs tries again only once its losses are back within budget (large-only's pace meanwhile),
+  // System 1's catch-up paid first: on a CPU a batch of a few dozen tokens costs System 1 many
+  // steps, more than fs can win back on a prompt that made the guard hand over.
+  const bool cannot_afford = elapsed_ > 0 && balance_ - catch_up_seconds < -kLoss * elapsed_;
+  if (left_ <= 0 && (behind() || cannot_afford)) left_ = kFirstSpan;
 }
 
 }  // namespace fsgen

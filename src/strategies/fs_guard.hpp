@@ -8,10 +8,11 @@
 // Where the large model's cost of one token on this machine is known, the guard keeps a balance
 // over the generation: what large-only would have taken for the tokens written so far, minus what
 // they took. It hands over as soon as fs is behind by more than 2% of the time spent (judged after
-// 8 fs tokens at least), and after a span it lets fs try again only once the balance is back
-// within that 2% (so fs's losses stay near 2% of the generation, and a prompt where fs pays keeps
-// fs). Where that cost is unknown: a full window with System 2 consulted on half its tokens hands
-// over.
+// 8 fs tokens, or after 4 where System 2 was consulted on 3 of them: prose), and after a span it
+// lets fs try again only once the balance, less what System 1's catch-up on the handed-over tokens
+// will cost, is back within that 2% (so fs's losses stay near 2% of the generation, and a prompt
+// where fs pays keeps fs). Where that cost is unknown: a full window with System 2 consulted on
+// half its tokens hands over.
 #pragma once
 #include <array>
 
@@ -24,12 +25,16 @@ class FsGuard {
   // After each token fs wrote itself: whether System 2 was consulted on it, and the step's seconds.
   // large_token_seconds: the large model's measured cost of one token (<= 0: unknown).
   void observe_fs_token(bool consulted, double seconds = 0, double large_token_seconds = 0);
-  // After a handed-over step: how many tokens it wrote, in how many seconds.
-  void observe_handover(int tokens, double seconds = 0, double large_token_seconds = 0);
+  // After a handed-over step: how many tokens it wrote, in how many seconds; catch_up_seconds:
+  // what System 1 would pay to catch up on everything written since fs last ran.
+  void observe_handover(int tokens, double seconds = 0, double large_token_seconds = 0,
+                        double catch_up_seconds = 0);
 
   static constexpr int kWindow = 16;          // fs tokens judged together
   static constexpr int kTrigger = 8;          // consulted ones that hand over where costs are unknown
   static constexpr int kMinTokens = 8;        // fs tokens measured before the balance is judged
+  static constexpr int kEarlyTokens = 4;      // ...or this many, where System 2 was consulted on
+  static constexpr int kEarlyConsults = 3;    // this many of them (prose: fs cannot pay there)
   static constexpr double kLoss = 0.02;       // of the time spent: how far behind large-only fs may fall
   static constexpr int kFirstSpan = 32;       // tokens handed over the first time
   static constexpr int kMaxSpan = 512;

@@ -331,6 +331,43 @@ void test_fs_guard_loss_budget() {
   check(!paying.handing_over(), "fs that pays is never handed over");
 }
 
+// Prose (System 2 on most tokens) is judged after 4 fs tokens; one early System 2 call waits for
+// 8. fs resumes after a hand-over only where its balance can pay System 1's catch-up.
+void test_fs_guard_judging_and_catch_up() {
+  using fsgen::FsGuard;
+  const double large = 0.1;
+  FsGuard prose;
+  int written = 0;
+  while (!prose.handing_over() && written < 16) {
+    prose.observe_fs_token(true, 0.16, large);
+    ++written;
+  }
+  check(written == FsGuard::kEarlyTokens, "prose is handed over after 4 fs tokens");
+  FsGuard code;
+  for (int i = 0; i < FsGuard::kMinTokens; ++i) code.observe_fs_token(i == 1, i == 1 ? 0.25 : 0.06, large);
+  check(!code.handing_over(), "one early System 2 call does not hand code over");
+
+  for (const double handover_token : {0.1, 0.05}) {  // at large-only's pace; faster (n-gram drafts)
+    FsGuard guard;
+    int fs_tokens = 0, since_fs = 0;
+    for (int token = 0; token < 2000; ++token) {
+      if (guard.handing_over()) {
+        ++since_fs;
+        guard.observe_handover(1, handover_token, large, 0.5 * large * since_fs);  // catch-up per token
+      } else {
+        guard.observe_fs_token(true, 0.16, large);
+        since_fs = 0;
+        ++fs_tokens;
+      }
+    }
+    if (handover_token == large) {
+      check(fs_tokens == FsGuard::kEarlyTokens, "fs is not resumed where its catch-up cannot be paid");
+    } else {
+      check(fs_tokens > FsGuard::kEarlyTokens, "fs is resumed once its balance pays the catch-up");
+    }
+  }
+}
+
 // A model on an RPC server (the fsgen-rpc executable beside libllama, on loopback): the same
 // greedy tokens as local, and a typed error, not an abort, when the server dies.
 pid_t start_rpc_server(int port) {
@@ -423,6 +460,7 @@ int main(int argc, char** argv) {
   test_budget_router();
   test_fs_guard();
   test_fs_guard_loss_budget();
+  test_fs_guard_judging_and_catch_up();
   try {
     test_models(argv[1], argv[2]);
     test_reliability(argv[1], argv[2]);
