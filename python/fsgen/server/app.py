@@ -21,9 +21,8 @@ from . import protocol
 from .generation import END, Generation
 from .protocol import Defaults, RequestError, error_body
 from .scheduler import QueueFull, ShuttingDown, acquire_or_cancel
-from .state import ServerState, map_error
+from .state import RETRY_AFTER_SECONDS, ServerState, map_error
 
-RETRY_AFTER_SECONDS = 5
 DRAFT_NAMES = {1: "model", 2: "ngram"}  # trace.draft_source values
 _ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/")
 

@@ -18,7 +18,7 @@ from .protocol import Defaults, GenRequest, RequestError
 from .scheduler import Scheduler
 
 log = logging.getLogger("fsgen.server")
-RPC_RETRY_AFTER_SECONDS = 5
+RETRY_AFTER_SECONDS = 5  # what a 503 asks clients to wait (queue full, loading, RPC lost)
 
 SINGLE_MODEL_METHOD = "model"  # what /v1/models and timings call generation with one model
 
@@ -219,7 +219,7 @@ def map_error(exc: BaseException, rpc_lost: bool = False) -> RequestError:
         return exc
     if rpc_lost and isinstance(exc, (fsgen.GenerationError, fsgen.ModelLoadError)):
         return RequestError(f"the model on RPC servers is unavailable: {exc}", status=503, type="server_error",
-                            code="rpc_unavailable", headers={"Retry-After": str(RPC_RETRY_AFTER_SECONDS)})
+                            code="rpc_unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, fsgen.ContextOverflowError):
         return RequestError(str(exc), code="context_length_exceeded")
     if isinstance(exc, fsgen.TemplateError):
