@@ -45,9 +45,9 @@ class FastSlow final : public Strategy {
       handover_->step(out);
       const int written = static_cast<int>(out.sequence().size() - before);
       out.count_guard_tokens(written);
-      const int behind = static_cast<int>(out.sequence().size() - std::min(out.sequence().size(), small_seen_));
+      const int unread = static_cast<int>(out.sequence().size() - std::min(out.sequence().size(), small_seen_));
       guard_.observe_handover(written > 0 ? written : 1, since_start(), large_token_seconds,
-                              planner_ != nullptr ? planner_->catch_up_cost(behind) : 0.0);
+                              planner_ != nullptr ? planner_->catch_up_cost(unread) : 0.0);
       return;
     }
     const std::vector<Token>& seq = out.sequence();

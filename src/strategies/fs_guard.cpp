@@ -47,8 +47,7 @@ void FsGuard::observe_handover(int tokens, double seconds, double large_token_se
   // fs tries again only once its losses are back within budget (large-only's pace meanwhile),
   // System 1's catch-up paid first: on a CPU a batch of a few dozen tokens costs System 1 many
   // steps, more than fs can win back on a prompt that made the guard hand over.
-  const bool cannot_afford = elapsed_ > 0 && balance_ - catch_up_seconds < -kLoss * elapsed_;
-  if (left_ <= 0 && (behind() || cannot_afford)) left_ = kFirstSpan;
+  if (left_ <= 0 && behind(catch_up_seconds)) left_ = kFirstSpan;
 }
 
 }  // namespace fsgen

@@ -42,7 +42,8 @@ class FsGuard {
  private:
   std::array<bool, kWindow> consulted_in_{};
   int next_ = 0, filled_ = 0, consulted_ = 0;
-  bool behind() const { return elapsed_ > 0 && balance_ < -kLoss * elapsed_; }
+  // Behind large-only by more than the loss budget, with `debt` seconds still to pay.
+  bool behind(double debt = 0) const { return elapsed_ > 0 && balance_ - debt < -kLoss * elapsed_; }
   void count(double seconds, double large_seconds);
   void hand_over();
   // Over the generation (where the large model's cost is known): large-only's estimated time
