@@ -49,8 +49,17 @@ void DraftPlanner::observe_verify(int rows, double seconds) {
     verify_.resize(rows + 1, -1.0);
     samples_.resize(rows + 1, 0);
   }
-  if (++samples_[rows] == 1) return;  // cold
-  verify_[rows] = ema(verify_[rows], seconds);
+  const bool calibrated = rows < static_cast<int>(calibration_.verify.size()) && calibration_.verify[rows] > 0;
+  if (++samples_[rows] == 1) {
+    // Cold: the first sample of all (thread pools waking up, caches), and a calibrated size's
+    // first. Elsewhere a size's first sample stands in until its second replaces it: a size beyond
+    // the calibration (a long n-gram draft) is otherwise only extrapolated, and would be tried
+    // again and again at a price it never has.
+    if (++sizes_seen_ == 1 || calibrated) return;
+    verify_[rows] = seconds;
+    return;
+  }
+  verify_[rows] = samples_[rows] == 2 ? seconds : ema(verify_[rows], seconds);
   if (rows < static_cast<int>(calibration_.verify.size()) && calibration_.verify[rows] > 0) {
     const double ratio = seconds / calibration_.verify[rows];
     scale_ = (1 - kDriftWeight) * scale_ + kDriftWeight * ratio;
@@ -79,6 +88,12 @@ void DraftPlanner::observe_round(DraftOrigin origin, int judged, int accepted, i
   a.rejected = a.rejected * kRoundDecay + (rejected ? 1 : 0);
   ++rounds_;
   rejections_ += rejected;
+  if (origin == DraftOrigin::Ngram) {
+    // Slow start: a copy that held for the whole draft may run longer; after a rejection, about
+    // twice what held.
+    if (rejected) ngram_cap_ = std::clamp(2 * (accepted + 1), kNgramMinCap, kNgramMaxCap);
+    else if (judged >= ngram_cap_) ngram_cap_ = std::min(2 * ngram_cap_, kNgramMaxCap);
+  }
 }
 
 void DraftPlanner::begin_prompt() {
@@ -90,6 +105,7 @@ void DraftPlanner::begin_prompt() {
   };
   carry(model_);
   for (auto& a : ngram_) carry(a);
+  ngram_cap_ = kNgramFirstCap;
 }
 
 double DraftPlanner::acceptance(DraftOrigin origin, int match) const {
@@ -123,14 +139,16 @@ double DraftPlanner::verify_cost(int rows) const {
   // probed once rather than never. Over a network a call's fixed part is a round trip and the
   // slope stays the remote compute per row: longer drafts pay there (12% of a one-row call
   // would price each row like a fraction of a round trip).
+  // The slope is taken over the upper half of what is known: neighbouring sizes are too noisy (a
+  // calibration's 16 rows can come out cheaper than its 12, which made long drafts look free).
   const double single = known(1) > 0 ? known(1) : base;
-  double slope = 0.12 * single;
-  for (int r = below - 1; r >= 1; --r) {
-    if (known(r) > 0) {
-      slope = std::clamp((base - known(r)) / double(below - r), 0.0, slope);
-      break;
-    }
-  }
+  const double cap = 0.12 * single;
+  int lower = 0;
+  for (int r = below / 2; r >= 1 && !lower; --r)
+    if (known(r) > 0) lower = r;
+  for (int r = below - 1; r > below / 2 && !lower; --r)
+    if (known(r) > 0) lower = r;
+  const double slope = lower ? std::clamp((base - known(lower)) / double(below - lower), 0.0, cap) : cap;
   return base + slope * (rows - below);
 }
 
@@ -175,6 +193,7 @@ int DraftPlanner::best_length(DraftOrigin origin, int max_length, double accepta
 
 int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag, int horizon) {
   probing_ = false;
+  if (origin == DraftOrigin::Ngram) max_length = std::min(max_length, ngram_cap_);
   if (max_length <= 0 || verify_cost(1) <= 0) return 0;  // first measure a plain step
   Probe& probe = probe_of(origin);
   const int best = best_length(origin, max_length, acceptance(origin, match));

@@ -35,7 +35,8 @@ class DraftPlanner {
   // True once observations disagree with the calibration by more than half (re-measure it).
   bool drifted() const;
 
-  // The first sample of each kind is a cold one (caches, thread pools waking up) and is dropped.
+  // The first sample of each kind is a cold one (caches, thread pools waking up) and is dropped,
+  // as is a calibrated size's first; an uncalibrated size's first stands in until a second comes.
   void observe_draft_step(double seconds);
   void observe_verify(int rows, double seconds);
   // A round: `judged` draft tokens that System 2 judged, `accepted` of them agreed with.
@@ -44,7 +45,10 @@ class DraftPlanner {
   // A new prompt: acceptance seen so far becomes a weak prior.
   void begin_prompt();
 
-  // The draft length to use this round (0: no draft), at most max_length. lag: tokens System 1
+  // The draft length to use this round (0: no draft), at most max_length (an n-gram draft at most
+  // ngram_cap(): from 8 tokens per prompt, doubled while whole drafts hold, about twice the part
+  // that held after a rejection; one long draft into text that is not a copy costs many steps on a
+  // CPU, and a prompt's first matches say little). lag: tokens System 1
   // must catch up on before it can draft (it is left behind while it does not draft); horizon:
   // tokens this generation may still write (< 0: unknown). A probe is made only where drafting at
   // full acceptance over the horizon could repay its cost, System 1's catch-up included.
@@ -72,6 +76,7 @@ class DraftPlanner {
   int rounds() const { return rounds_; }
   int rejections() const { return rejections_; }
   int probes() const { return probes_; }
+  int ngram_cap() const { return ngram_cap_; }
 
  private:
   struct Acceptance {
@@ -84,6 +89,7 @@ class DraftPlanner {
   static constexpr int kFirstProbeInterval = 16;
   static constexpr int kMaxProbeInterval = 512;
   static constexpr int kNgramBuckets = 5;
+  static constexpr int kNgramFirstCap = 8, kNgramMinCap = 4, kNgramMaxCap = 64;
 
   Acceptance& acceptance_of(DraftOrigin origin, int match);
   const Acceptance& acceptance_of(DraftOrigin origin, int match) const;
@@ -102,6 +108,8 @@ class DraftPlanner {
   Acceptance ngram_[kNgramBuckets];
   Probe probe_model_, probe_ngram_;
   int rounds_ = 0, rejections_ = 0, probes_ = 0;
+  int sizes_seen_ = 0;  // verify sizes observed at least once
+  int ngram_cap_ = kNgramFirstCap;
   bool probing_ = false;
 };
 
