@@ -88,12 +88,6 @@ void DraftPlanner::observe_round(DraftOrigin origin, int judged, int accepted, i
   a.rejected = a.rejected * kRoundDecay + (rejected ? 1 : 0);
   ++rounds_;
   rejections_ += rejected;
-  if (origin == DraftOrigin::Ngram) {
-    // Slow start: a copy that held for the whole draft may run longer; after a rejection, about
-    // twice what held.
-    if (rejected) ngram_cap_ = std::clamp(2 * (accepted + 1), kNgramMinCap, kNgramMaxCap);
-    else if (judged >= ngram_cap_) ngram_cap_ = std::min(2 * ngram_cap_, kNgramMaxCap);
-  }
 }
 
 void DraftPlanner::begin_prompt() {
@@ -105,7 +99,6 @@ void DraftPlanner::begin_prompt() {
   };
   carry(model_);
   for (auto& a : ngram_) carry(a);
-  ngram_cap_ = kNgramFirstCap;
 }
 
 double DraftPlanner::acceptance(DraftOrigin origin, int match) const {
@@ -193,7 +186,6 @@ int DraftPlanner::best_length(DraftOrigin origin, int max_length, double accepta
 
 int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag, int horizon) {
   probing_ = false;
-  if (origin == DraftOrigin::Ngram) max_length = std::min(max_length, ngram_cap_);
   if (max_length <= 0 || verify_cost(1) <= 0) return 0;  // first measure a plain step
   Probe& probe = probe_of(origin);
   const int best = best_length(origin, max_length, acceptance(origin, match));

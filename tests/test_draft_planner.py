@@ -172,30 +172,6 @@ def test_an_uncalibrated_size_is_learnt_from_its_first_sample():
     assert p.verify_cost(42) == pytest.approx(0.60), "the second sample replaces the first"
 
 
-def test_ngram_drafts_start_short_and_grow_while_they_hold():
-    """Slow start: a prompt's first n-gram draft is at most 8 tokens, however cheap rows look; a
-    draft that holds to its end doubles the cap, a rejection sets it to about twice what held, and
-    each prompt starts again at 8."""
-    p = with_acceptance(planner_with({r: 30.0 + 1.0 * r for r in range(1, 65)}), NGRAM, 10, match=12)
-    p.begin_prompt()
-    assert p.ngram_cap == 8
-    assert p.choose(NGRAM, 64, 12) == 8
-    p.observe_round(NGRAM, 8, 8, 12)
-    assert p.choose(NGRAM, 64, 12) == 16
-    p.observe_round(NGRAM, 16, 16, 12)
-    p.observe_round(NGRAM, 32, 32, 12)
-    assert p.choose(NGRAM, 64, 12) == 64
-    p.observe_round(NGRAM, 40, 40, 12)  # shorter than the cap: no growth beyond it
-    assert p.ngram_cap == 64
-    p.observe_round(NGRAM, 64, 1, 12)  # the copy ended after one token
-    assert p.ngram_cap == 4
-    assert p.choose(NGRAM, 64, 12) == 4
-    p.observe_round(NGRAM, 4, 3, 12)
-    assert p.ngram_cap == 8
-    p.begin_prompt()
-    assert p.ngram_cap == 8
-
-
 def test_acceptance_is_per_prompt():
     p = with_acceptance(_core.DraftPlanner(), MODEL, 9)
     assert p.acceptance(MODEL) > 0.85

@@ -45,10 +45,7 @@ class DraftPlanner {
   // A new prompt: acceptance seen so far becomes a weak prior.
   void begin_prompt();
 
-  // The draft length to use this round (0: no draft), at most max_length (an n-gram draft at most
-  // ngram_cap(): from 8 tokens per prompt, doubled while whole drafts hold, about twice the part
-  // that held after a rejection; one long draft into text that is not a copy costs many steps on a
-  // CPU, and a prompt's first matches say little). lag: tokens System 1
+  // The draft length to use this round (0: no draft), at most max_length. lag: tokens System 1
   // must catch up on before it can draft (it is left behind while it does not draft); horizon:
   // tokens this generation may still write (< 0: unknown). A probe is made only where drafting at
   // full acceptance over the horizon could repay its cost, System 1's catch-up included.
@@ -76,7 +73,6 @@ class DraftPlanner {
   int rounds() const { return rounds_; }
   int rejections() const { return rejections_; }
   int probes() const { return probes_; }
-  int ngram_cap() const { return ngram_cap_; }
 
  private:
   struct Acceptance {
@@ -89,7 +85,6 @@ class DraftPlanner {
   static constexpr int kFirstProbeInterval = 16;
   static constexpr int kMaxProbeInterval = 512;
   static constexpr int kNgramBuckets = 5;
-  static constexpr int kNgramFirstCap = 8, kNgramMinCap = 4, kNgramMaxCap = 64;
 
   Acceptance& acceptance_of(DraftOrigin origin, int match);
   const Acceptance& acceptance_of(DraftOrigin origin, int match) const;
@@ -109,7 +104,6 @@ class DraftPlanner {
   Probe probe_model_, probe_ngram_;
   int rounds_ = 0, rejections_ = 0, probes_ = 0;
   int sizes_seen_ = 0;  // verify sizes observed at least once
-  int ngram_cap_ = kNgramFirstCap;
   bool probing_ = false;
 };
 

@@ -383,8 +383,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("drifted", &fsgen::DraftPlanner::drifted)
       .def_prop_ro("rounds", &fsgen::DraftPlanner::rounds)
       .def_prop_ro("rejections", &fsgen::DraftPlanner::rejections)
-      .def_prop_ro("probes", &fsgen::DraftPlanner::probes)
-      .def_prop_ro("ngram_cap", &fsgen::DraftPlanner::ngram_cap);
+      .def_prop_ro("probes", &fsgen::DraftPlanner::probes);
 
   m.def("param_table", &param_table_list, "The generation parameters: names, types, defaults, ranges, scopes.");
   m.def("method_table", &method_table_list, "The decoding methods.");
