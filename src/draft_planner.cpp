@@ -55,12 +55,15 @@ void DraftPlanner::observe_verify(int rows, double seconds) {
     // first. Elsewhere a size's first sample stands in until its second replaces it: a size beyond
     // the calibration (a long n-gram draft) is otherwise only extrapolated, and would be tried
     // again and again at a price it never has.
-    if (++sizes_seen_ == 1 || calibrated) return;
+    if (!verify_seen_ || calibrated) {
+      verify_seen_ = true;
+      return;
+    }
     verify_[rows] = seconds;
     return;
   }
   verify_[rows] = samples_[rows] == 2 ? seconds : ema(verify_[rows], seconds);
-  if (rows < static_cast<int>(calibration_.verify.size()) && calibration_.verify[rows] > 0) {
+  if (calibrated) {
     const double ratio = seconds / calibration_.verify[rows];
     scale_ = (1 - kDriftWeight) * scale_ + kDriftWeight * ratio;
     ++scale_samples_;
@@ -127,13 +130,13 @@ double DraftPlanner::verify_cost(int rows) const {
   if (!below) return -1;
   const double base = known(below);
   if (above) return base + (known(above) - base) * (rows - below) / double(above - below);
-  // Beyond what was measured: a fixed cost plus a cost per row. The per-row part is the slope of
-  // the two largest sizes known, capped at 12% of a one-row verify so that an untried length is
-  // probed once rather than never. Over a network a call's fixed part is a round trip and the
-  // slope stays the remote compute per row: longer drafts pay there (12% of a one-row call
-  // would price each row like a fraction of a round trip).
-  // The slope is taken over the upper half of what is known: neighbouring sizes are too noisy (a
-  // calibration's 16 rows can come out cheaper than its 12, which made long drafts look free).
+  // Beyond what was measured: a fixed cost plus a cost per row. The per-row part is the slope
+  // over the upper half of the sizes known (from the largest down to the one nearest half of it:
+  // neighbouring sizes are too noisy, a calibration's 16 rows can come out cheaper than its 12,
+  // which made long drafts look free), capped at 12% of a one-row verify so that an untried length
+  // is probed once rather than never; its first sample then prices it. Over a network a call's
+  // fixed part is a round trip and the slope stays the remote compute per row: longer drafts pay
+  // there (12% of a one-row call would price each row like a fraction of a round trip).
   const double single = known(1) > 0 ? known(1) : base;
   const double cap = 0.12 * single;
   int lower = 0;

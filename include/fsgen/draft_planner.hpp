@@ -103,7 +103,7 @@ class DraftPlanner {
   Acceptance ngram_[kNgramBuckets];
   Probe probe_model_, probe_ngram_;
   int rounds_ = 0, rejections_ = 0, probes_ = 0;
-  int sizes_seen_ = 0;  // verify sizes observed at least once
+  bool verify_seen_ = false;  // a verify sample has come (the first of all is cold)
   bool probing_ = false;
 };
 
