@@ -139,6 +139,7 @@ MEASURED_HERE = {1: 56.1, 2: 101.9, 3: 142.8, 4: 165.3, 6: 246.8, 8: 370.4, 12: 
 
 
 def calibrated(curve_ms: dict[int, float], draft_ms: float = 38.6):
+    """A planner seeded with a calibration (ms by rows), nothing observed yet."""
     p = _core.DraftPlanner()
     verify = [-1.0] * (max(curve_ms) + 1)
     for rows, ms in curve_ms.items():
