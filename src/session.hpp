@@ -52,6 +52,8 @@ class Session {
 
   int n_vocab() const { return n_vocab_; }
   int n_ctx() const { return n_ctx_; }
+  // Tokens the cache holds (the sequence of the last eval).
+  virtual size_t n_cached() const = 0;
   // Seconds spent in the last eval's decode calls (for a remote model: the whole round trip),
   // and how many tokens it decoded.
   double last_decode_seconds() const { return last_seconds_; }
@@ -73,7 +75,7 @@ class LocalSession final : public Session {
   using Session::eval;
   void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
   const float* logits(size_t row) const override;
-  size_t n_cached() const { return cached_.size(); }
+  size_t n_cached() const override { return cached_.size(); }
   int n_batch() const { return n_batch_; }
   const Weights& weights() const { return *weights_; }
 

@@ -19,6 +19,7 @@ class RemoteSession final : public Session {
   using Session::eval;
   void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
   const float* logits(size_t row) const override;
+  size_t n_cached() const override { return mirror_.size(); }
 
  private:
   void ensure_context();

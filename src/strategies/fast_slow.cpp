@@ -76,10 +76,23 @@ class FastSlow final : public Strategy {
       record.token = out.sampler().choose(small_logits, n_vocab_);
     }
     out.emit(record);
-    if (handover_ != nullptr) guard_.observe_fs_token(consult, since_start(), large_token_seconds);
+    if (handover_ != nullptr) {
+      guard_.observe_fs_token(consult, since_start(), large_token_seconds, system2_debt(out.sequence().size()));
+    }
   }
 
  private:
+  // What System 2's next read will cost beyond one token: it reads every token System 1 wrote
+  // unconsulted in one batch, and whoever writes next (fs or the hand-over) pays it.
+  double system2_debt(size_t written) const {
+    if (planner_ == nullptr || large_ == nullptr) return 0;
+    const size_t held = std::min(written, large_->n_cached());
+    const int unread = static_cast<int>(written - held);
+    if (unread <= 1) return 0;
+    const double batch = planner_->verify_cost(unread), single = planner_->verify_cost(1);
+    return batch > single && single > 0 ? batch - single : 0;
+  }
+
   // Where the budget router's threshold starts (nats): the entropy router's default.
   static constexpr float kBudgetWarmThreshold = 0.5f;
 

@@ -16,7 +16,7 @@ void FsGuard::hand_over() {
   filled_ = consulted_ = next_ = 0;  // fs judges afresh after the span: the window restarts empty
 }
 
-void FsGuard::observe_fs_token(bool consulted, double seconds, double large_token_seconds) {
+void FsGuard::observe_fs_token(bool consulted, double seconds, double large_token_seconds, double system2_debt) {
   if (filled_ == kWindow) {
     consulted_ -= consulted_in_[next_];
   } else {
@@ -29,7 +29,7 @@ void FsGuard::observe_fs_token(bool consulted, double seconds, double large_toke
   if (large_token_seconds > 0 && elapsed_ > 0) {
     // Measured: hand over as soon as fs is behind (judged over a few tokens at least).
     const bool judged = filled_ >= kMinTokens || (filled_ >= kEarlyTokens && consulted_ >= kEarlyConsults);
-    if (judged && behind()) hand_over();
+    if (judged && behind(system2_debt)) hand_over();
     else if (filled_ == kWindow) span_ = kFirstSpan;
     return;
   }

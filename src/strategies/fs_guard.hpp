@@ -7,7 +7,10 @@
 //
 // Where the large model's cost of one token on this machine is known, the guard keeps a balance
 // over the generation: what large-only would have taken for the tokens written so far, minus what
-// they took. It hands over as soon as fs is behind by more than 2% of the time spent (judged after
+// they took, less what System 2's next read of the tokens System 1 wrote unconsulted will cost
+// (a debt fs runs up whose bill comes later: on a CPU where a batch costs nearly a step per row,
+// System 1's cheap tokens cost more than large-only's once System 2 has read them). It hands
+// over as soon as fs is behind by more than 2% of the time spent (judged after
 // 8 fs tokens, or after 4 where System 2 was consulted on 3 of them: prose), and after a span it
 // lets fs try again only once the balance, less what System 1's catch-up on the handed-over tokens
 // will cost, is back within that 2% (so fs's losses stay near 2% of the generation, and a prompt
@@ -23,8 +26,11 @@ class FsGuard {
   // True while the writing is handed over.
   bool handing_over() const { return left_ > 0; }
   // After each token fs wrote itself: whether System 2 was consulted on it, and the step's seconds.
-  // large_token_seconds: the large model's measured cost of one token (<= 0: unknown).
-  void observe_fs_token(bool consulted, double seconds = 0, double large_token_seconds = 0);
+  // large_token_seconds: the large model's measured cost of one token (<= 0: unknown);
+  // system2_debt: what System 2's next read of the tokens System 1 wrote unconsulted will cost
+  // beyond one token (it is paid later, by whoever writes next, but fs ran it up).
+  void observe_fs_token(bool consulted, double seconds = 0, double large_token_seconds = 0,
+                        double system2_debt = 0);
   // After a handed-over step: how many tokens it wrote, in how many seconds; catch_up_seconds:
   // what System 1 would pay to catch up on everything written since fs last ran.
   void observe_handover(int tokens, double seconds = 0, double large_token_seconds = 0,

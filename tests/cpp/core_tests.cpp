@@ -331,6 +331,22 @@ void test_fs_guard_loss_budget() {
   check(!paying.handing_over(), "fs that pays is never handed over");
 }
 
+// System 1's unconsulted tokens look cheap until System 2 reads them in one batch. With that
+// read counted, fs hands over at its first judgement where the read costs nearly a step per row
+// (a linear curve), and keeps writing where it is cheap (a sweet spot) or not yet known.
+void test_fs_guard_counts_system2s_pending_read() {
+  using fsgen::FsGuard;
+  const double large = 0.1, small = 0.066;
+  FsGuard linear, sweet_spot, unknown;
+  for (int unread = 1; unread <= FsGuard::kMinTokens; ++unread) {
+    linear.observe_fs_token(false, small, large, 0.076 * (unread - 1));
+    sweet_spot.observe_fs_token(false, small, large, 0.02 * (unread - 1));
+    unknown.observe_fs_token(false, small, large);
+  }
+  check(linear.handing_over(), "System 2's pending read makes cheap System 1 tokens dear: hand over");
+  check(!sweet_spot.handing_over() && !unknown.handing_over(), "a cheap read (or none known) keeps fs");
+}
+
 // Prose (System 2 on most tokens) is judged after 4 fs tokens; one early System 2 call waits for
 // 8. fs resumes after a hand-over only where its balance can pay System 1's catch-up.
 void test_fs_guard_judging_and_catch_up() {
@@ -460,6 +476,7 @@ int main(int argc, char** argv) {
   test_budget_router();
   test_fs_guard();
   test_fs_guard_loss_budget();
+  test_fs_guard_counts_system2s_pending_read();
   test_fs_guard_judging_and_catch_up();
   try {
     test_models(argv[1], argv[2]);
