@@ -141,10 +141,12 @@ def humaneval_prompts(n: int) -> list[str]:
 
 def fs_budget_rows(shares=FS_SHARES) -> dict:
     """large-only, fs as FS-GEN runs it (entropy > 0.5 nats, no guard), fs at its defaults (the
-    guard on), and the budget router at each share."""
+    guard on), speculative (what the guard hands the writing over to: the ceiling of a guarded fs
+    that cannot pay), and the budget router at each share."""
     rows = {"large": ("large", {}),
             "fs (entropy > 0.5, no guard)": ("fs", {"guard": False}),
-            "fs (defaults: entropy > 0.5, guard)": ("fs", {})}
+            "fs (defaults: entropy > 0.5, guard)": ("fs", {}),
+            "speculative (the guard's hand-over)": ("speculative", {})}
     for share in shares:
         rows[f"fs (budget {100 * share:g}%)"] = ("fs", {"router": "budget", "system2_share": share})
     return rows
