@@ -102,9 +102,10 @@ def test_guard_hands_over_where_system2_is_consulted_on_most_tokens(mixed_pair):
         check_result(guarded)
         assert plain.stats["guard_tokens"] == 0
         # System 2 on every token writes the large model's text; so does speculative verification
-        # (greedy), which the guard hands over to after the first window of fs tokens.
+        # (greedy), which the guard hands over to after the first few fs tokens, for a span of 32 at
+        # least. (How soon fs tries again follows the measured speed of the hand-over: timing.)
         assert plain.tokens == large.tokens and guarded.tokens == large.tokens, prompt
-        assert guarded.stats["guard_tokens"] >= guarded.stats["n_tokens"] - 3 * 16, prompt
+        assert guarded.stats["guard_tokens"] >= min(32, guarded.stats["n_tokens"] - 16), prompt
         fired += guarded.stats["guard_tokens"] > 0
     assert fired == len(PROMPTS)
 

@@ -387,7 +387,10 @@ CHILD = textwrap.dedent(r"""
 def interrupt_child(args, wait_for, delay: float = 0.5, timeout: float = 60.0):
     """Starts a child, waits for the line `wait_for` on its stdout (None: any first byte), sends
     SIGINT `delay` s later; returns (returncode, stdout, stderr, seconds from SIGINT to exit)."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+    # SIGINT's default action in the child: a shell's background job (`cmd &`) ignores SIGINT, and a
+    # child that inherits that would never see the Ctrl-C these tests send.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen = ""
         deadline = time.monotonic() + timeout
