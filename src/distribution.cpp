@@ -91,27 +91,6 @@ Uncertainty measure_uncertainty(const float* logits, int n) {
   return u;
 }
 
-bool RouterOptions::consults(float value) const {
-  const float threshold = effective_threshold();
-  switch (router) {
-    case Router::Entropy: return value > threshold;
-    case Router::Top1:
-    case Router::Margin: return value < threshold;
-    case Router::Budget: return value > threshold;  // an adaptive threshold on the entropy
-    case Router::Always: return true;
-    case Router::Never: return false;
-  }
-  return false;
-}
-
-bool router_consults(const RouterOptions& router, const Uncertainty& u) {
-  switch (router.router) {
-    case Router::Top1: return router.consults(u.top1);
-    case Router::Margin: return router.consults(u.margin);
-    default: return router.consults(u.entropy);
-  }
-}
-
 void contrastive_scores(const float* small, const float* large, int n, const ContrastiveOptions& options, float* out) {
   float large_max, large_log_z, small_max, small_log_z;
   log_normalizer(large, n, large_max, large_log_z);

@@ -17,9 +17,6 @@ struct Uncertainty {
 };
 Uncertainty measure_uncertainty(const float* logits, int n);
 
-// True when the router sends this step to System 2 (RouterOptions::consults on its feature).
-bool router_consults(const RouterOptions& router, const Uncertainty& u);
-
 // Contrastive decoding. Standard (O'Brien & Lewis 2023): (1+beta) log p_L - beta log p_S; FS-GEN's
 // variant: logits_S + beta (logits_L - logits_S). Both only over the plausible tokens
 // (p_L >= alpha max p_L); the rest get -infinity.

@@ -171,7 +171,6 @@ Result cancelled_before_start(const std::vector<Token>& prompt, const GenerateOp
 
 Result run_generation(Strategy& strategy, const std::vector<Token>& prompt, const GenerateOptions& options,
                       const RunContext& context, const ChunkCallback& on_chunk) {
-  options.validate();
   if (prompt.empty()) throw InvalidArgumentError("the prompt is empty");
   if (prompt.size() >= static_cast<size_t>(context.n_ctx)) {
     throw ContextOverflowError("the prompt has " + std::to_string(prompt.size()) +

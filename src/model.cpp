@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "calibration.hpp"
+#include "planning/calibration.hpp"
 #include "chat_template.hpp"
 #include "fsgen/error.hpp"
 #include "fsgen/model.hpp"
@@ -22,7 +22,7 @@
 #include "rpc/endpoint.hpp"
 #include "rpc/remote_model.hpp"
 #include "session.hpp"
-#include "strategies/strategies.hpp"
+#include "decoding/strategies.hpp"
 #include "text.hpp"
 #include "weights.hpp"
 
@@ -226,21 +226,42 @@ std::string Model::apply_chat_template(const std::vector<ChatMessage>& messages,
   return render_chat_template(tmpl, messages, add_assistant, chat_special_tokens(vocab()), info().path);
 }
 
+std::vector<Token> render_prompt(const Model& model, const Prompt& prompt) {
+  const std::string text = prompt.text ? *prompt.text : model.apply_chat_template(prompt.messages, true);
+  if (text.empty()) throw InvalidArgumentError("the prompt is empty (the chat template rendered nothing)");
+  return model.tokenize(text, true);
+}
+
 std::vector<Token> Model::prompt_tokens(const Prompt& prompt) const {
-  if (prompt.text.has_value() == !prompt.messages.empty()) {
-    throw InvalidArgumentError("give exactly one of prompt or messages");
-  }
-  const std::string text = prompt.text ? *prompt.text : apply_chat_template(prompt.messages, true);
-  if (text.empty()) throw InvalidArgumentError("the prompt is empty");
-  return tokenize(text, true);
+  prompt.check();
+  return render_prompt(*this, prompt);
+}
+
+void Model::check(const Prompt& prompt, const GenerateOptions& options) const {
+  prompt.check();
+  options.validate();
 }
 
 Result Model::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
                        const std::atomic<bool>* stop) {
-  options.validate();
-  // Everything that reads the weights happens under the lock (prompt_tokens throws if closed).
+  check(prompt, options);
+  return run(prompt, options, on_chunk, stop);
+}
+
+std::unique_ptr<GenerationJob> Model::start(const Prompt& prompt, const GenerateOptions& options, bool stream) {
+  check(prompt, options);
+  return std::make_unique<GenerationJob>(
+      [model = *this, prompt, options](const ChunkCallback& on_chunk, const std::atomic<bool>* stop) mutable {
+        return model.run(prompt, options, on_chunk, stop);
+      },
+      stream);
+}
+
+Result Model::run(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
+                  const std::atomic<bool>* stop) {
+  // Everything that reads the weights happens under the lock (render_prompt throws if closed).
   const LockedCall call(impl_->mutex, impl_->cancel, impl_->cancel_flags, stop,
-                        [&] { return prompt_tokens(prompt); });
+                        [&] { return render_prompt(*this, prompt); });
   if (!call.started()) return cancelled_before_start({}, options);
   const std::vector<Token>& tokens = call.tokens();
   auto strategy = make_one_model_strategy(impl_->own_session(), Source::System1, options.speculative, impl_->planner,

@@ -4,13 +4,14 @@
 #include <cstring>
 #include <mutex>
 
-#include "calibration.hpp"
+#include "planning/calibration.hpp"
 #include "fsgen/error.hpp"
+#include "fsgen/plan.hpp"
 #include "generation.hpp"
 #include "locked_call.hpp"
 #include "rpc/remote_model.hpp"
 #include "session.hpp"
-#include "strategies/strategies.hpp"
+#include "decoding/strategies.hpp"
 #include "weights.hpp"
 
 namespace fsgen {
@@ -146,19 +147,36 @@ void Pair::reload_large() {
   weights->remote->restart();
 }
 
-Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
-                      const std::atomic<bool>* stop) {
+void Pair::check(const Prompt& prompt, const GenerateOptions& options) const {
+  prompt.check();
   options.validate();
-  Impl& p = *impl_;
-  const bool needs_base = options.method == Method::Proxy ||
-                          ((options.method == Method::FastSlow || options.method == Method::Oracle) &&
-                           options.system2 == System2Kind::Proxy);
-  if (needs_base && !p.small_base) {
+  if (plan_for(options).needs_small_base && !impl_->small_base) {
     throw InvalidArgumentError("proxy tuning needs the small model's base: Pair(small, large, small_base=...)");
   }
+}
+
+Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
+                      const std::atomic<bool>* stop) {
+  check(prompt, options);
+  return run(prompt, options, on_chunk, stop);
+}
+
+std::unique_ptr<GenerationJob> Pair::start(const Prompt& prompt, const GenerateOptions& options, bool stream) {
+  check(prompt, options);
+  return std::make_unique<GenerationJob>(
+      [this, prompt, options](const ChunkCallback& on_chunk, const std::atomic<bool>* stop) {
+        return run(prompt, options, on_chunk, stop);
+      },
+      stream);
+}
+
+Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
+                 const std::atomic<bool>* stop) {
+  Impl& p = *impl_;
+  const CallPlan plan = plan_for(options);
   const LockedCall call(p.mutex, p.cancel, p.cancel_flags, stop, [&] {
     if (p.closed) throw InvalidArgumentError("this pair is closed");
-    return p.large.prompt_tokens(prompt);  // the large model's template
+    return render_prompt(p.large, prompt);  // the large model's template
   });
   if (!call.started()) return cancelled_before_start({}, options);
   const std::vector<Token>& tokens = call.tokens();
@@ -183,8 +201,8 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
     SpeculativeSetup setup;
     setup.verifier = &large();
     setup.verifier_source = Source::System2;
-    setup.mode = speculative_draft_mode(options.speculative);
-    if (setup.mode != DraftMode::Ngram) setup.drafter = &small();
+    setup.source = speculative_draft_source(options.speculative);
+    if (setup.source != DraftSource::Ngram) setup.drafter = &small();
     setup.options = options.speculative;
     setup.planner = &p.planner;
     setup.n_vocab = p.n_vocab;
@@ -216,14 +234,9 @@ Result Pair::generate(const Prompt& prompt, const GenerateOptions& options, cons
     case Method::FastSlow:
     case Method::Oracle: {
       system2 = make_system2(options.system2);
-      // fs's guard hands over to speculative verification, which writes the large model's text:
-      // only where System 2 is the large model alone, not under a budget (the share is the
-      // contract there) and not with the "never" router (System 1 alone was asked for).
-      const bool guarded = options.method == Method::FastSlow && options.router.guard &&
-                           options.system2 == System2Kind::Large && options.router.router != Router::Budget &&
-                           options.router.router != Router::Never;
+      // fs's guard hands over to speculative verification, which writes the large model's text.
       FsHandover guard;
-      if (guarded) {
+      if (plan.guarded) {
         handover = make_speculative_strategy(speculative_setup());
         guard = {handover.get(), &large(), &p.planner};
       }

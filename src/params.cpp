@@ -218,8 +218,9 @@ std::vector<ParamSpec> build_table() {
       if (!b) fail("guard must be True or False, got " + describe_value(v));
       o.router.guard = *b;
     };
-    // Not with the budget router: the share asked for is the contract there.
-    p.scopes = {{{M::FastSlow}, {R::Entropy, R::Top1, R::Margin, R::Always, R::Never}, {S::Large}, true}};
+    // Not with the budget router (the share asked for is the contract there), nor with "never"
+    // (System 1 alone was asked for: nothing to guard).
+    p.scopes = {{{M::FastSlow}, {R::Entropy, R::Top1, R::Margin, R::Always}, {S::Large}, true}};
     t.push_back(p);
   }
   {
@@ -365,6 +366,15 @@ std::vector<std::string> applicable_params(Method method, Router router, System2
   return names;
 }
 
+ParamValue param_default(const std::string& name, Method method, Router router, System2Kind system2) {
+  const ParamSpec* p = find_param(name);
+  if (p == nullptr) return std::monostate{};
+  if (p->group != ParamGroup::Method) return p->default_value;
+  for (const auto& s : p->scopes)
+    if (scope_matches(s, method, router, system2)) return s.default_value;
+  return std::monostate{};
+}
+
 GenerateOptions make_generate_options(const ParamMap& params, OptionsTarget target) {
   GenerateOptions o;
   o.method = target == OptionsTarget::Model ? Method::Small : Method::Speculative;
@@ -417,8 +427,7 @@ GenerateOptions make_generate_options(const ParamMap& params, OptionsTarget targ
     }
     p->set(o, value);
   }
-  o.validate();
-  return o;
+  return o;  // the rules across parameters are checked once, where the call starts (validate())
 }
 
 }  // namespace fsgen

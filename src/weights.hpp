@@ -2,6 +2,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fsgen/model_info.hpp"
 #include "fsgen/options.hpp"
@@ -9,7 +10,11 @@
 
 namespace fsgen {
 
+
 class Model;
+
+// A checked prompt as tokens: its text, or its messages through the model's chat template.
+std::vector<Token> render_prompt(const Model& model, const Prompt& prompt);
 namespace rpc { class RemoteModel; }
 
 struct Weights {

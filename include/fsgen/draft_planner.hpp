@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "fsgen/types.hpp"
+
 namespace fsgen {
 
-// Who proposed a draft token (the values of Trace::draft_source).
-enum class DraftOrigin : std::int8_t { None = 0, Model = 1, Ngram = 2 };
+// Who proposed a draft token: DraftSource's None, Model or Ngram (the name the planner's API uses).
+using DraftOrigin = DraftSource;
 
 // Verify costs by batch size (seconds; index = rows, index 0 unused, <= 0 unknown) and the cost of
 // one System 1 decode step (<= 0 unknown, or no System 1).

@@ -8,6 +8,7 @@
 #include "fsgen/options.hpp"
 #include "fsgen/params.hpp"
 #include "fsgen/pair.hpp"
+#include "fsgen/plan.hpp"
 #include "fsgen/remote.hpp"
 #include "fsgen/result.hpp"
 #include "fsgen/types.hpp"

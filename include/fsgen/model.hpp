@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fsgen/draft_planner.hpp"
+#include "fsgen/job.hpp"
 #include "fsgen/model_info.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/result.hpp"
@@ -38,6 +39,12 @@ class Model {
   // The prompt as tokens (text, or messages through the chat template).
   std::vector<Token> prompt_tokens(const Prompt& prompt) const;
 
+  // Throws what generate() would for this prompt and these options, without generating.
+  void check(const Prompt& prompt, const GenerateOptions& options) const;
+  // check(), then generate() on a worker thread; the job queues the chunks when `stream` (it holds
+  // a handle on the model: closing the model cancels it).
+  std::unique_ptr<GenerationJob> start(const Prompt& prompt, const GenerateOptions& options, bool stream);
+
   // Only Method::Small/Large-like single-model decoding; options.method is ignored.
   // stop: an optional flag of this call's own; set it (any thread) to end this call with
   // finish_reason "cancelled" at its next decode step, even while it still waits for the lock.
@@ -61,6 +68,9 @@ class Model {
   const std::shared_ptr<Impl>& impl() const { return impl_; }
 
  private:
+  // generate() once the prompt and options are checked.
+  Result run(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
+             const std::atomic<bool>* stop);
   std::shared_ptr<Impl> impl_;
 };
 

@@ -92,6 +92,8 @@ struct Prompt {
   std::vector<ChatMessage> messages;
   static Prompt from_text(std::string t) { Prompt p; p.text = std::move(t); return p; }
   static Prompt from_messages(std::vector<ChatMessage> m) { Prompt p; p.messages = std::move(m); return p; }
+  // Throws InvalidArgumentError unless exactly one of text and messages is given, and not empty.
+  void check() const;
 };
 
 }  // namespace fsgen

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "fsgen/draft_planner.hpp"
+#include "fsgen/job.hpp"
 #include "fsgen/model.hpp"
 #include "fsgen/options.hpp"
 #include "fsgen/result.hpp"
@@ -31,6 +32,11 @@ class Pair {
   // finish_reason "cancelled" at its next decode step, even while it still waits for the lock.
   Result generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk = {},
                   const std::atomic<bool>* stop = nullptr);
+  // Throws what generate() would for this prompt and these options, without generating.
+  void check(const Prompt& prompt, const GenerateOptions& options) const;
+  // check(), then generate() on a worker thread; the job queues the chunks when `stream`. The
+  // pair must outlive the job.
+  std::unique_ptr<GenerationJob> start(const Prompt& prompt, const GenerateOptions& options, bool stream);
   void cancel();
   void close();
 
@@ -49,6 +55,9 @@ class Pair {
   void set_calibration(const CostCurve& curve);
 
  private:
+  // generate() once the prompt and options are checked.
+  Result run(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk,
+             const std::atomic<bool>* stop);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -74,9 +74,14 @@ enum class OptionsTarget { Pair, Model };
 // The method parameters that apply to a method under a router and a System 2 kind.
 std::vector<std::string> applicable_params(Method method, Router router, System2Kind system2);
 
-// Builds validated options from names and values: unknown names, wrong types, values out of
-// range, and method parameters that do not apply are InvalidArgumentError naming what would be
-// accepted. A None value means "not given".
+// A parameter's default where it applies to a method, router and System 2 kind (None where it does
+// not apply or has no default there).
+ParamValue param_default(const std::string& name, Method method, Router router, System2Kind system2);
+
+// Builds options from names and values: unknown names, wrong types, values out of range, and
+// method parameters that do not apply are InvalidArgumentError naming what would be accepted. A
+// None value means "not given". The rules across parameters (GenerateOptions::validate) are
+// checked where the call starts (Model/Pair::check, start, generate).
 GenerateOptions make_generate_options(const ParamMap& params, OptionsTarget target = OptionsTarget::Pair);
 
 // The parameter's default in a context, for docs and help texts ("0.1", "None", "the router's").

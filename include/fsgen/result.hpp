@@ -29,6 +29,15 @@ struct Stats {
   int guard_tokens = 0;          // fs: tokens written while its guard handed over to speculative verification
 };
 
+// Stats by name, in declaration order: the one list the bindings (Python's stats dict and its
+// Stats type) and the contract tests read. Each field is an int or a double member.
+struct StatField {
+  const char* name;
+  int Stats::*whole = nullptr;
+  double Stats::*real = nullptr;
+};
+const std::vector<StatField>& stat_fields();
+
 // Per generated token (one row each); per draft round in `draft_*`.
 struct Trace {
   std::vector<Token> token;

@@ -11,8 +11,9 @@ enum class Method { Small, Large, Speculative, Contrastive, Proxy, FastSlow, Ora
 enum class Router { Entropy, Top1, Margin, Budget, Always, Never };
 enum class System2Kind { Large, Contrastive, Proxy };
 enum class ContrastiveVariant { Standard, Fsgen };
-// Where speculative drafts come from: none, System 1 (a draft model), n-gram lookup, the better of both.
-enum class DraftSource { None, Model, Ngram, Auto };
+// Where drafts come from: none, System 1 (a draft model), n-gram lookup, or (as an option) the
+// better of both each round. The values are those of Trace::draft_source and fsgen.DraftSource.
+enum class DraftSource : std::int8_t { None = 0, Model = 1, Ngram = 2, Auto = 3 };
 enum class FinishReason { Eog, Stop, Length, Cancelled };
 
 // Who wrote a token: System 1 (small) alone, System 2 (large) alone, or both combined.

@@ -5,6 +5,7 @@ from . import errors
 from .errors import (ContextOverflowError, FsgenError, GenerationError, IncompatibleVocabError,
                      InvalidArgumentError, ModelLoadError, TemplateError)
 from ._api import Chunk, Drafts, Model, Pair, Result, Source, Stats, Stream, Trace
+from ._results import DraftSource
 from ._options import method_params, methods, param_table
 from . import _core
 
@@ -30,7 +31,8 @@ def __getattr__(name):  # fsgen.study imports scipy/matplotlib: only when asked 
 
 
 __all__ = [
-    "Model", "Pair", "Result", "Stream", "Chunk", "Trace", "Drafts", "Source", "Stats", "build_info", "pull",
+    "Model", "Pair", "Result", "Stream", "Chunk", "Trace", "Drafts", "Source", "DraftSource", "Stats", "build_info",
+    "pull",
     "param_table", "methods", "method_params", "__version__",
     "FsgenError", "ModelLoadError", "IncompatibleVocabError", "TemplateError", "ContextOverflowError",
     "GenerationError", "InvalidArgumentError",

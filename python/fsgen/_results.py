@@ -6,37 +6,26 @@ from typing import Iterator, NamedTuple, Optional, TypedDict
 
 import numpy as np
 
+from . import _core
+
 _WAIT_SLICE = 0.1  # seconds between checks for KeyboardInterrupt
 
+# The core's enums and list of statistics, so that Python keeps no copy of its own.
+Source = enum.IntEnum("Source", {name.upper(): value for name, value in _core.sources().items()},
+                      module=__name__)
+Source.__doc__ = """Who wrote a token: SYSTEM1 (the small model alone), SYSTEM2 (the large model alone),
+COMBINED (both: contrastive decoding, proxy tuning)."""
 
-class Source(enum.IntEnum):
-    """Who wrote a token."""
+DraftSource = enum.IntEnum("DraftSource", {name.upper(): value for name, value in _core.draft_sources().items()},
+                           module=__name__)
+DraftSource.__doc__ = """Where drafts come from: NONE (not a draft token), MODEL (System 1's drafts), NGRAM
+(n-gram lookup in the prompt and the output), AUTO (as an option: the better of both each round).
+The values of ``Trace.draft_source`` and ``Drafts.source``."""
 
-    SYSTEM1 = 0   #: the small model alone
-    SYSTEM2 = 1   #: the large model alone
-    COMBINED = 2  #: both combined (contrastive decoding, proxy tuning)
-
-
-class Stats(TypedDict):
-    """``Result.stats``: a plain dict with these keys (0 where a key does not apply)."""
-
-    n_prompt_tokens: int
-    n_tokens: int
-    prompt_seconds: float
-    generation_seconds: float
-    seconds: float
-    tokens_per_second: float  # generation phase only
-    system2_calls: int
-    system2_fraction: float
-    mismatches: int
-    mismatch_fraction: float
-    drafted: int
-    accepted: int
-    acceptance_rate: float
-    mean_accepted_length: float
-    guard_tokens: int  # fs: tokens written while its guard handed over to speculative verification
-    drafted_ngram: int   # of the drafted tokens, n-gram drafts (looked up in the prompt and output)
-    accepted_ngram: int
+Stats = TypedDict("Stats", {name: int if kind == "int" else float for name, kind in _core.stat_fields()})
+Stats.__module__ = __name__
+Stats.__doc__ = """``Result.stats``: a plain dict with the core's statistics (0 where one does not apply);
+the keys and their meaning are listed in docs/API.md."""
 
 
 class Drafts:
@@ -45,12 +34,12 @@ class Drafts:
 
     length: np.ndarray    #: int32, draft tokens judged per round (a draft cut by the end of generation: up to it)
     accepted: np.ndarray  #: int32, of those, accepted by the verifier
-    source: np.ndarray    #: int8, 1 System 1's draft, 2 an n-gram draft
+    source: np.ndarray    #: int8, DraftSource values: MODEL (System 1's draft) or NGRAM
 
     def __init__(self, length: np.ndarray, accepted: np.ndarray, source: Optional[np.ndarray] = None):
         self.length = length
         self.accepted = accepted
-        self.source = source if source is not None else np.ones(len(length), dtype=np.int8)
+        self.source = source if source is not None else np.full(len(length), DraftSource.MODEL, dtype=np.int8)
 
     def __len__(self) -> int:
         return len(self.length)
@@ -73,7 +62,7 @@ class Trace:
     system2_called: np.ndarray  #: bool, System 2 ran to choose this token
     mismatch: np.ndarray        #: bool, System 1's own choice was overruled (False where not measured)
     text_offset: np.ndarray     #: int32, character offset of the token's text in Result.text
-    draft_source: np.ndarray    #: int8, 0 not a draft token, 1 an accepted draft of System 1's, 2 an accepted n-gram draft
+    draft_source: np.ndarray    #: int8, DraftSource values: NONE (not a draft token), MODEL or NGRAM (an accepted draft)
     drafts: Drafts              #: per speculative round
 
     def __init__(self, arrays: dict):

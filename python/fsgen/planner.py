@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-MODEL, NGRAM = 1, 2  # draft origins (Trace.draft_source values)
+from ._results import DraftSource
+
+MODEL, NGRAM = DraftSource.MODEL, DraftSource.NGRAM
 # N-gram acceptance is tracked by match length; these stand for the planner's buckets.
 NGRAM_MATCHES = {"1": 1, "2": 2, "3": 3, "4-7": 4, "8+": 8}
 

@@ -26,8 +26,8 @@
 #include "fsgen/fsgen.hpp"
 #include "fsgen/job.hpp"
 #include "sampling.hpp"
-#include "strategies/budget_router.hpp"
-#include "strategies/fs_guard.hpp"
+#include "decoding/budget_router.hpp"
+#include "decoding/fs_guard.hpp"
 #include "text.hpp"
 #include "check.hpp"
 
@@ -245,7 +245,7 @@ void test_budget_router() {
   const char* kinds[] = {"uniform", "code-like", "all equal", "rising"};
   for (int kind = 0; kind < 4; ++kind) {
     for (float share : {0.025f, 0.1f, 0.2f, 0.5f, 1.0f}) {
-      fsgen::BudgetRouter router(share);
+      fsgen::BudgetRouter router(share, 0.5f);
       double worst = 0, called_sum = 0, other_sum = 0;
       int called = 0, other = 0;
       for (int t = 0; t < 400; ++t) {
@@ -264,7 +264,7 @@ void test_budget_router() {
       }
     }
   }
-  check(fsgen::BudgetRouter(0.1f).consults(std::nanf("")), "a NaN entropy counts as the most uncertain");
+  check(fsgen::BudgetRouter(0.1f, 0.5f).consults(std::nanf("")), "a NaN entropy counts as the most uncertain");
 }
 
 // The guard hands over after a window of mostly consulted tokens, for longer spans while the

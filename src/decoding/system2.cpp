@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "distribution.hpp"
-#include "strategies/strategies.hpp"
+#include "decoding/strategies.hpp"
 
 namespace fsgen {
 namespace {

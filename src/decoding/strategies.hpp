@@ -29,15 +29,13 @@ std::unique_ptr<System2> make_proxy_system2(Session& large_base, Session& small_
 std::unique_ptr<Strategy> make_single_strategy(Session& session, Source source);
 
 
-// Where a speculative round's draft comes from: System 1, an n-gram lookup in the prompt and the
-// output so far, or each round the one with the better expected tokens per second.
-enum class DraftMode { Model, Ngram, Auto };
-
 struct SpeculativeSetup {
   Session* verifier = nullptr;               // System 2, or the one model
   Source verifier_source = Source::System2;  // who writes the tokens the verifier chooses
   Session* drafter = nullptr;                // System 1 (nullptr: n-gram drafts only)
-  DraftMode mode = DraftMode::Auto;
+  // Where a round's draft comes from: System 1, an n-gram lookup in the prompt and the output so
+  // far, or (Auto) each round the one with the better expected tokens per second.
+  DraftSource source = DraftSource::Auto;
   SpeculativeOptions options;
   DraftPlanner* planner = nullptr;  // learns costs and acceptance across calls
   int n_vocab = 0;
@@ -60,16 +58,13 @@ std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& syste
 
 std::unique_ptr<Strategy> make_speculative_strategy(const SpeculativeSetup& setup);
 
-// The draft mode the options ask for when a pair decodes speculatively (None: System 1's drafts),
-// and whether one model decoding alone drafts with n-grams (only draft "ngram" does).
-DraftMode speculative_draft_mode(const SpeculativeOptions& options);
+// The draft source the options ask for when a pair decodes speculatively (None: System 1's
+// drafts), and whether one model decoding alone drafts with n-grams (only draft "ngram" does).
+DraftSource speculative_draft_source(const SpeculativeOptions& options);
 inline bool single_model_drafts(const SpeculativeOptions& options) { return options.draft == DraftSource::Ngram; }
 
 // Decoding with one model, with n-gram drafts verified by that model when the options ask for them.
 std::unique_ptr<Strategy> make_one_model_strategy(Session& session, Source source, const SpeculativeOptions& options,
                                                   DraftPlanner& planner, int max_rows);
-
-// Tokens to calibrate verify costs after (text of typical length, from the model's tokenizer).
-std::vector<Token> calibration_context(const Model& model);
 
 }  // namespace fsgen

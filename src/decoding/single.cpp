@@ -1,6 +1,6 @@
 // One model decoding alone.
 #include "distribution.hpp"
-#include "strategies/strategies.hpp"
+#include "decoding/strategies.hpp"
 
 namespace fsgen {
 namespace {

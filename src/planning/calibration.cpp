@@ -1,7 +1,8 @@
-#include "calibration.hpp"
+#include "planning/calibration.hpp"
 
 #include <algorithm>
 #include <exception>
+#include <string>
 #include <thread>
 
 namespace fsgen {
@@ -93,5 +94,16 @@ CostCurve measure_costs(Session& verifier, Session* drafter, const std::vector<T
   return curve;
 }
 
+
+std::vector<Token> calibration_context(const Model& model) {
+  // About 200 tokens of ordinary code and prose: the context a verify batch typically sees.
+  std::string text;
+  for (int i = 0; i < 6; ++i) {
+    text += "def add_numbers(values, start=0):\n    \"\"\"Return the sum of the values.\"\"\"\n"
+            "    total = start\n    for value in values:\n        total += value\n    return total\n\n"
+            "The quick brown fox jumps over the lazy dog. ";
+  }
+  return model.tokenize(text, false);
+}
 
 }  // namespace fsgen

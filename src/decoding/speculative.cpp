@@ -9,7 +9,7 @@
 
 #include "distribution.hpp"
 #include "drafts/proposer.hpp"
-#include "strategies/strategies.hpp"
+#include "decoding/strategies.hpp"
 
 namespace fsgen {
 namespace {
@@ -18,7 +18,7 @@ class Speculative final : public Strategy {
  public:
   explicit Speculative(const SpeculativeSetup& setup)
       : setup_(setup), options_(setup.options), planner_(*setup.planner), dense_q_(setup.n_vocab, 0.0f) {
-    if (setup_.mode != DraftMode::Model) ngram_ = make_ngram_proposer();
+    if (setup_.source != DraftSource::Model) ngram_ = make_ngram_proposer();
   }
 
   // Only the verifier up front: System 1 catches up when drafting first pays.
@@ -49,7 +49,7 @@ class Speculative final : public Strategy {
       }
     }
     int model_length = 0;
-    if (setup_.drafter != nullptr && setup_.mode != DraftMode::Ngram && limit > 0) {
+    if (setup_.drafter != nullptr && setup_.source != DraftSource::Ngram && limit > 0) {
       const int lag = static_cast<int>(out.sequence().size() - std::min(out.sequence().size(), drafter_seen_));
       model_length =
           fixed ? fixed_length
@@ -234,12 +234,8 @@ std::unique_ptr<Strategy> make_speculative_strategy(const SpeculativeSetup& setu
   return std::make_unique<Speculative>(setup);
 }
 
-DraftMode speculative_draft_mode(const SpeculativeOptions& options) {
-  switch (options.draft) {
-    case DraftSource::Ngram: return DraftMode::Ngram;
-    case DraftSource::Auto: return DraftMode::Auto;
-    default: return DraftMode::Model;
-  }
+DraftSource speculative_draft_source(const SpeculativeOptions& options) {
+  return options.draft == DraftSource::None ? DraftSource::Model : options.draft;
 }
 
 std::unique_ptr<Strategy> make_one_model_strategy(Session& session, Source source, const SpeculativeOptions& options,
@@ -248,23 +244,12 @@ std::unique_ptr<Strategy> make_one_model_strategy(Session& session, Source sourc
   SpeculativeSetup setup;
   setup.verifier = &session;
   setup.verifier_source = source;
-  setup.mode = DraftMode::Ngram;
+  setup.source = DraftSource::Ngram;
   setup.options = options;
   setup.planner = &planner;
   setup.n_vocab = session.n_vocab();
   setup.max_rows = max_rows;
   return make_speculative_strategy(setup);
-}
-
-std::vector<Token> calibration_context(const Model& model) {
-  // About 200 tokens of ordinary code and prose: the context a verify batch typically sees.
-  std::string text;
-  for (int i = 0; i < 6; ++i) {
-    text += "def add_numbers(values, start=0):\n    \"\"\"Return the sum of the values.\"\"\"\n"
-            "    total = start\n    for value in values:\n        total += value\n    return total\n\n"
-            "The quick brown fox jumps over the lazy dog. ";
-  }
-  return model.tokenize(text, false);
 }
 
 }  // namespace fsgen

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "fsgen/draft_planner.hpp"
+#include "fsgen/model.hpp"
 #include "session.hpp"
 
 namespace fsgen {
@@ -14,6 +15,9 @@ const std::vector<int>& calibrated_rows();
 // Decodes `context` once, then batches of each calibrated size (up to max_rows) after it,
 // `repeats` times each in turn after one warm-up round; a size's cost is its fastest. drafter,
 // if given, is timed on one-token steps the same way. Leaves both caches holding `context`.
+// Tokens to calibrate verify costs after (text of typical length, from the model's tokenizer).
+std::vector<Token> calibration_context(const Model& model);
+
 CostCurve measure_costs(Session& verifier, Session* drafter, const std::vector<Token>& context, int max_rows,
                         int repeats = 3);
 

@@ -1,10 +1,7 @@
-// Names of the enums, parsing with helpful errors, and option validation.
-#include <cmath>
+// Names of the enums as the Python API and the CLI spell them, and parsing with helpful errors.
 #include <string>
 
 #include "fsgen/error.hpp"
-#include "fsgen/options.hpp"
-#include "fsgen/params.hpp"
 #include "fsgen/types.hpp"
 
 namespace fsgen {
@@ -42,10 +39,6 @@ const char* name_of(E value, const std::pair<const char*, E> (&table)[N]) {
   return "?";
 }
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw InvalidArgumentError(message);
-}
-
 }  // namespace
 
 const char* to_string(Method m) { return name_of(m, kMethods); }
@@ -67,43 +60,5 @@ Router parse_router(const std::string& n) { return parse_name(n, "router", kRout
 System2Kind parse_system2(const std::string& n) { return parse_name(n, "system2", kSystem2); }
 ContrastiveVariant parse_contrastive_variant(const std::string& n) { return parse_name(n, "variant", kVariants); }
 DraftSource parse_draft_source(const std::string& n) { return parse_name(n, "draft", kDraftSources); }
-
-float RouterOptions::effective_threshold() const {
-  if (threshold) return *threshold;
-  switch (router) {
-    case Router::Entropy: return 0.5f;  // nats
-    case Router::Top1: return 0.5f;     // FS-GEN's `threshold`
-    case Router::Margin: return 0.4f;   // FS-GEN's delta_threshold: (p1 - p2) / 2 < 0.2
-    case Router::Budget: return 0.5f;   // where the adaptive threshold starts (nats)
-    default: return 0.0f;
-  }
-}
-
-void GenerateOptions::validate() const {
-  // Every number the table gives a range and a getter for, checked against it.
-  for (const ParamSpec& p : param_table()) {
-    if (!p.range || !p.get) continue;
-    const ParamValue v = p.get(*this);
-    const double x = std::holds_alternative<double>(v)          ? std::get<double>(v)
-                     : std::holds_alternative<std::int64_t>(v) ? double(std::get<std::int64_t>(v))
-                                                               : double(std::get<std::uint64_t>(v));
-    require(p.range->contains(x), p.name + " must be " + p.range->describe() + ", got " + describe_value(v));
-  }
-  for (const auto& stop_string : stop) require(!stop_string.empty(), "stop strings must not be empty");
-  // Fields the table checks only where they are given.
-  require(speculative.draft_max >= 0 && speculative.draft_max <= 64, "draft_max must be None or in [1, 64]");
-  require(speculative.adaptive_max >= 1 && speculative.adaptive_max <= 64, "adaptive_max must be in [1, 64]");
-  if (router.threshold) require(std::isfinite(*router.threshold), "threshold must be a finite number");
-  if (method == Method::Contrastive || system2 == System2Kind::Contrastive) {
-    require(std::isfinite(contrastive.alpha) && contrastive.alpha > 0 && contrastive.alpha <= 1,
-            "contrastive alpha must be in (0, 1]");
-  }
-  require(std::isfinite(proxy.alpha), "proxy alpha must be a finite number");
-  const bool one_model = method == Method::Small || method == Method::Large;
-  require(!(one_model && speculative.draft == DraftSource::Model),
-          "draft \"model\" needs method \"speculative\" (one model drafts with \"ngram\" or not at all)");
-  require(!(one_model && speculative.draft_max > 0 && speculative.draft != DraftSource::Ngram),
-          "draft_max with one model needs draft=\"ngram\" (a draft source)");
-}
 
 }  // namespace fsgen

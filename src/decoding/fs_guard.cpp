@@ -1,4 +1,4 @@
-#include "strategies/fs_guard.hpp"
+#include "decoding/fs_guard.hpp"
 
 #include <algorithm>
 

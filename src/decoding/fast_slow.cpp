@@ -9,9 +9,10 @@
 #include <optional>
 
 #include "distribution.hpp"
-#include "strategies/budget_router.hpp"
-#include "strategies/fs_guard.hpp"
-#include "strategies/strategies.hpp"
+#include "decoding/budget_router.hpp"
+#include "decoding/fs_guard.hpp"
+#include "decoding/router.hpp"
+#include "decoding/strategies.hpp"
 
 namespace fsgen {
 namespace {
@@ -22,7 +23,7 @@ class FastSlow final : public Strategy {
            const FsHandover& handover)
       : small_(small), system2_(system2), router_(router), oracle_(oracle), n_vocab_(n_vocab),
         handover_(handover.strategy), large_(handover.large), planner_(handover.planner) {
-    if (router_.router == Router::Budget && !oracle_) budget_.emplace(router_.system2_share, kBudgetWarmThreshold);
+    if (router_.router == Router::Budget && !oracle_) budget_.emplace(router_.system2_share, router_.effective_threshold());
   }
 
   // System 2 reads the prompt up front too (unless it is never consulted): otherwise its first
@@ -92,9 +93,6 @@ class FastSlow final : public Strategy {
     const double batch = planner_->verify_cost(unread), single = planner_->verify_cost(1);
     return batch > single && single > 0 ? batch - single : 0;
   }
-
-  // Where the budget router's threshold starts (nats): the entropy router's default.
-  static constexpr float kBudgetWarmThreshold = 0.5f;
 
   Session& small_;
   System2& system2_;

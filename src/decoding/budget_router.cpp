@@ -1,4 +1,4 @@
-#include "strategies/budget_router.hpp"
+#include "decoding/budget_router.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -12,7 +12,7 @@ class BudgetRouter {
  public:
   // share in (0, 1]; warm_threshold (nats) decides the first few tokens, before the history
   // says anything about this generation's entropies.
-  explicit BudgetRouter(float share, float warm_threshold = 0.5f);
+  BudgetRouter(float share, float warm_threshold);
 
   // Decides one token from System 1's entropy there, and records the decision.
   bool consults(float entropy);

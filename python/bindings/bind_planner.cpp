@@ -1,0 +1,60 @@
+// The draft planner: returned by Pair.planner(), and constructible so that tests can drive it
+// with injected costs. Draft origins are fsgen.DraftSource values (1 System 1's drafts, 2 n-gram).
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/vector.h>
+
+#include "bindings.hpp"
+#include "fsgen/draft_planner.hpp"
+
+namespace fsgen_bindings {
+
+using namespace nb::literals;
+
+void bind_planner(nb::module_& m) {
+  auto origin = [](int o) { return static_cast<fsgen::DraftSource>(o); };
+  nb::class_<fsgen::DraftPlanner>(m, "DraftPlanner")
+      .def(nb::init<double>(), "small_to_large_cost"_a = 0.35)
+      .def("observe_draft_step", &fsgen::DraftPlanner::observe_draft_step, "seconds"_a)
+      .def("observe_verify", &fsgen::DraftPlanner::observe_verify, "rows"_a, "seconds"_a)
+      .def("observe_round",
+           [origin](fsgen::DraftPlanner& p, int o, int judged, int accepted, int match) {
+             p.observe_round(origin(o), judged, accepted, match);
+           },
+           "origin"_a, "judged"_a, "accepted"_a, "match"_a = 0)
+      .def("begin_prompt", &fsgen::DraftPlanner::begin_prompt)
+      .def("choose", [origin](fsgen::DraftPlanner& p, int o, int max_length, int match, int lag, int horizon) {
+             return p.choose(origin(o), max_length, match, lag, horizon);
+           }, "origin"_a, "max_length"_a, "match"_a = 0, "lag"_a = 0, "horizon"_a = -1)
+      .def_prop_ro("probing", &fsgen::DraftPlanner::probing)
+      .def("catch_up_cost", &fsgen::DraftPlanner::catch_up_cost, "tokens"_a)
+      .def("expected_rate", [origin](const fsgen::DraftPlanner& p, int o, int length, int match) {
+             return p.expected_rate(origin(o), length, match);
+           }, "origin"_a, "length"_a, "match"_a = 0)
+      .def("best_length", [origin](const fsgen::DraftPlanner& p, int o, int max_length, double acceptance) {
+             return p.best_length(origin(o), max_length, acceptance);
+           }, "origin"_a, "max_length"_a, "acceptance"_a)
+      .def("confidence_cutoff", &fsgen::DraftPlanner::confidence_cutoff, "length"_a)
+      .def("acceptance", [origin](const fsgen::DraftPlanner& p, int o, int match) {
+             return p.acceptance(origin(o), match);
+           }, "origin"_a, "match"_a = 0)
+      .def("verify_cost", &fsgen::DraftPlanner::verify_cost, "rows"_a)
+      .def("draft_cost", [origin](const fsgen::DraftPlanner& p, int o) { return p.draft_cost(origin(o)); }, "origin"_a)
+      .def("set_calibration",
+           [](fsgen::DraftPlanner& p, const std::vector<double>& verify, double draft) {
+             p.set_calibration(fsgen::CostCurve{verify, draft});
+           },
+           "verify"_a, "draft"_a)
+      .def_prop_ro("calibration", [](const fsgen::DraftPlanner& p) {
+        return std::make_pair(p.calibration().verify, p.calibration().draft);
+      })
+      .def_prop_ro("measured", [](const fsgen::DraftPlanner& p) {
+        const fsgen::CostCurve c = p.measured();
+        return std::make_pair(c.verify, c.draft);
+      })
+      .def_prop_ro("drifted", &fsgen::DraftPlanner::drifted)
+      .def_prop_ro("rounds", &fsgen::DraftPlanner::rounds)
+      .def_prop_ro("rejections", &fsgen::DraftPlanner::rejections)
+      .def_prop_ro("probes", &fsgen::DraftPlanner::probes);
+}
+
+}  // namespace fsgen_bindings
