@@ -111,6 +111,34 @@ def test_router_decides_which_parameters_apply(pair):
         pair.generate("hello", method="fs", router="budget", system2_share=0.0)
 
 
+def test_guard_applies_where_the_plan_guards(pair):
+    """One rule for the guard's scope: the table's (method_params) and the call's plan agree, and
+    router="never" (System 1 alone) has nothing to guard."""
+    from fsgen import _core
+    for router in ROUTERS:
+        for system2 in SYSTEM2:
+            applies = "guard" in fsgen.method_params("fs", router=router, system2=system2)
+            kwargs = {"guard": True} if applies else {}
+            plan = _core.plan_for(_core.make_options({"method": "fs", "router": router, "system2": system2,
+                                                      **kwargs}))
+            assert plan["guarded"] == applies, (router, system2)
+    assert "guard" not in fsgen.method_params("fs", router="never")
+    with pytest.raises(fsgen.InvalidArgumentError, match="takes no parameter guard"):
+        pair.generate("hello", method="fs", router="never", guard=True)
+
+
+def test_stats_keys_are_the_cores_list_and_the_docs():
+    import re
+    from fsgen import _core
+    core = [name for name, _ in _core.stat_fields()]
+    assert list(fsgen.Stats.__annotations__) == core
+    api = (REPO / "docs" / "API.md").read_text(encoding="utf-8")
+    paragraph = api[api.index("`stats` keys"):]
+    paragraph = paragraph[:paragraph.index("\n\n")]
+    documented = set(re.findall(r"`([a-z0-9_]+)`", paragraph)) - {"stats"}
+    assert documented == set(core)
+
+
 def test_model_takes_no_method(model):
     with pytest.raises(fsgen.InvalidArgumentError, match="takes no method"):
         model.generate("hello", method="large")
