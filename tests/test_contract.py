@@ -139,6 +139,37 @@ def test_router_rule_is_one_definition_at_ties(pair, router):
     assert fsgen._core.route(router, values, 0.5).astype(bool).tolist() == expected
 
 
+BAD_CALLS = [
+    dict(),                                                   # neither prompt nor messages
+    dict(prompt="hi", messages=[{"role": "user", "content": "hi"}]),
+    dict(prompt=""),
+    dict(prompt=3),
+    dict(messages=[{"role": "user"}]),
+    dict(prompt="hi", max_tokens=-1),
+    dict(prompt="hi", temperature="warm"),
+    dict(prompt="hi", nosuch=1),
+    dict(prompt="hi", method="fs", router="budget", threshold=0.5),
+    dict(prompt="hi", method="nosuch"),
+]
+
+
+@pytest.mark.parametrize("call", BAD_CALLS, ids=range(len(BAD_CALLS)))
+def test_validate_raises_what_generate_raises(model, pair, call):
+    for runner in (model, pair):
+        with pytest.raises(fsgen.InvalidArgumentError) as generated:
+            runner.generate(**call)
+        with pytest.raises(fsgen.InvalidArgumentError) as validated:
+            runner.validate(**call)
+        assert str(validated.value) == str(generated.value)
+
+
+def test_validate_generates_nothing(model, pair):
+    assert model.validate("hello", max_tokens=4, draft="ngram") is None
+    assert pair.validate(messages=[{"role": "user", "content": "hi"}], method="fs", router="budget",
+                         system2_share=0.2) is None
+    assert model.generate("hello", max_tokens=4).stats["n_tokens"] == 4  # the objects stay usable
+
+
 def test_chunk_source_is_an_int_enum(pair):
     chunks = list(pair.stream("hello", method="fs", router="always", guard=False, max_tokens=4))
     assert chunks and all(isinstance(c.source, fsgen.Source) for c in chunks)
