@@ -141,6 +141,19 @@ def test_models_health_metrics(tiny_server, client):
     assert tiny_server.metric("fsgen_tokens_generated_total", source="system1") > 0
 
 
+@pytest.mark.parametrize("method, source", [("contrastive", "combined"), ("large", "system2")])
+def test_whole_answers_count_tokens_by_who_wrote_them(tiny_server, method, source):
+    before = {s: tiny_server.metric("fsgen_tokens_generated_total", source=s) for s in ("system2", "combined")}
+    r = httpx.post(tiny_server.url + "/v1/completions", json={"prompt": "hello world", "max_tokens": 8,
+                                                              "method": method, "temperature": 0},
+                   timeout=REQUEST_TIMEOUT)
+    assert r.status_code == 200, r.text
+    n = r.json()["usage"]["completion_tokens"]
+    tiny_server.wait_metric("fsgen_tokens_generated_total", before[source] + n, source=source)
+    other = "system2" if source == "combined" else "combined"
+    assert tiny_server.metric("fsgen_tokens_generated_total", source=other) == before[other]
+
+
 def test_command_line_defaults_apply_to_their_method_only(tiny_small, tiny_large):
     """--method fs --threshold 0.2 --temperature 0: a request without a method gets fs at 0.2; one for
     speculative gets speculative without the fs option (no 400). And max_tokens is clamped."""
