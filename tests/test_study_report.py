@@ -9,7 +9,8 @@ from helpers import require
 
 require("scipy", "pip install 'fsgen[study]'")
 require("matplotlib", "pip install 'fsgen[study]'")
-from fsgen.study import analysis, cli, methods, runner  # noqa: E402
+from fsgen.cli import study as study_cli  # noqa: E402
+from fsgen.study import analysis, methods, runner  # noqa: E402
 from fsgen.study.records import RecordStore  # noqa: E402
 
 PIECES = [" def", " f", "(", "x", "):", "\n   ", " return", " x", " +", " 1"]
@@ -151,7 +152,7 @@ def test_analyze_empty(tmp_path):
 
 def test_cli(monkeypatch, tmp_path):
     parser = argparse.ArgumentParser()
-    cli.add_parser(parser.add_subparsers(dest="command"))
+    study_cli.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["study", "--pair", "s.gguf", "l.gguf", "--pair", "s2", "l2",
                               "--task", "humaneval", "--limit", "3", "--methods", "oracle,fs",
                               "--thresholds", "0.2,1", "--out", str(tmp_path), "--threads", "2",
@@ -164,7 +165,7 @@ def test_cli(monkeypatch, tmp_path):
         return {"frequency": [{"pair": "s+l", "config": "oracle", "measure": "mismatch",
                                "frequency": 0.1, "ci_low": float("nan"), "ci_high": 0.2}]}
     monkeypatch.setattr(runner, "run", fake_run)
-    assert args.func(args) == 0
+    assert args.run(args) == 0
     assert seen["pairs"] == [("s.gguf", "l.gguf"), ("s2", "l2")] and seen["limit"] == 3
     assert seen["methods"] == ("oracle", "fs") and seen["thresholds"] == (0.2, 1.0)
     assert seen["n_threads"] == 2 and seen["max_tokens"] == 512
@@ -182,4 +183,4 @@ def test_cli_reports_missing_extras(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "scipy" else real(name, *a))
     with pytest.raises(ImportError, match="scipy"):
-        cli.add_parser(argparse.ArgumentParser().add_subparsers())
+        study_cli.add_parser(argparse.ArgumentParser().add_subparsers())

@@ -1,13 +1,10 @@
-"""`fsgen serve`: the command line of the server (registered by fsgen.cli)."""
+"""`fsgen serve`: the command line of the server (fsgen.server)."""
 from __future__ import annotations
 
-import argparse
 import sys
 
-from .._cli_models import add_model_arguments, check_model_arguments, load_options
-from . import fields
-
-_TYPES = {"int": int, "float": float}
+from ..server import fields
+from .flags import add_model_arguments, add_table_flags, check_model_arguments, load_options, table_args
 
 
 def add_parser(sub) -> None:
@@ -18,17 +15,8 @@ def add_parser(sub) -> None:
     add_model_arguments(p)
     p.add_argument("--method", choices=fields.methods(), default=None,
                    help="default method for requests that do not name one (pair default: speculative)")
-    opts = p.add_argument_group("method options (apply to requests using a method that takes them)")
-    for name, spec in fields.method_params().items():  # from the core's table, as on fsgen generate
-        text = spec["doc"] + (f" (default: {spec['default']})" if spec["default"] is not None else "")
-        kwargs = dict(default=None, dest=f"opt_{name}", help=text)
-        if spec["type"] == "choice":
-            kwargs["choices"] = spec["choices"]
-        elif spec["type"] == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction  # --guard / --no-guard
-        else:
-            kwargs.update(type=_TYPES.get(spec["type"], str), metavar=name.upper())
-        opts.add_argument("--" + name.replace("_", "-"), **kwargs)
+    add_table_flags(p.add_argument_group("method options (apply to requests using a method that takes them)"),
+                    fields.method_params().values())
     s = p.add_argument_group("defaults for requests that leave a field out (OpenAI's)")
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--top-p", type=float, default=1.0)
@@ -46,21 +34,22 @@ def add_parser(sub) -> None:
     n.add_argument("--n-ctx", type=int, default=4096)
     n.add_argument("--threads", type=int, default=None)
     n.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(run=run)
 
 
-def main(args) -> int:
+def run(args) -> int:
     """Run `fsgen serve` until Ctrl-C (then 130) or a failed model load (then 1)."""
     try:
         import uvicorn  # noqa: F401
 
-        from .app import create_app
-        from .protocol import Defaults
+        from ..server.app import create_app
+        from ..server.protocol import Defaults
     except ImportError as exc:  # the serve extra is missing
         print(f"fsgen serve needs its extras ({exc}): pip install 'fsgen[serve]'", file=sys.stderr)
         return 2
 
     check_model_arguments(args, "serve")
-    options = {name[4:]: value for name, value in vars(args).items() if name.startswith("opt_") and value is not None}
+    options = table_args(args, fields.method_params().values())
     defaults = Defaults(method=args.method, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                         min_p=args.min_p, seed=args.seed, max_tokens=args.max_tokens, method_options=options)
     outcome = {"code": 0}
@@ -118,6 +107,6 @@ try:
                 except RuntimeError:
                     pass
             super().handle_exit(sig, frame)
-except ImportError:  # the serve extra is missing: fsgen.cli says so when `fsgen serve` runs
+except ImportError:  # the serve extra is missing: run() says so
     _Server = None
 

@@ -1,7 +1,40 @@
-"""The model arguments that `fsgen generate`, `fsgen serve` and `fsgen calibrate` share: one model
-(--model, optionally on RPC servers with --rpc) or a pair (--small/--large, System 2 optionally on
-RPC servers with --large-rpc), checked the same way by each command."""
+"""The flags several commands share, built in one place.
+
+- Generation parameters: one flag per row of the core's table (``fsgen.param_table()``), for
+  `fsgen generate` (every parameter it does not spell its own way) and `fsgen serve` (the method
+  parameters, as defaults for requests).
+- Model arguments: one model (--model, optionally on RPC servers with --rpc) or a pair
+  (--small/--large, System 2 optionally on RPC servers with --large-rpc), for `fsgen generate`,
+  `fsgen serve` and `fsgen calibrate`, checked the same way by each.
+"""
 from __future__ import annotations
+
+import argparse
+from typing import Iterable
+
+_TYPES = {"int": int, "float": float}
+
+
+def add_table_flags(parser, specs: Iterable[dict]) -> None:
+    """One flag per parameter row (``--draft-max``, ``--guard/--no-guard``), with its choices, type
+    and documentation; defaults are left to the core: a flag not given is not sent."""
+    for spec in specs:
+        name, kind = spec["name"], spec["type"]
+        text = spec["doc"] + (f" (default: {spec['default']})" if spec["default"] is not None else "")
+        kwargs = dict(default=None, dest=name, help=text)
+        if kind == "choice":
+            kwargs["choices"] = spec["choices"]
+        elif kind == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs.update(type=_TYPES.get(kind, str), metavar=name.upper())
+        parser.add_argument("--" + name.replace("_", "-"), **kwargs)
+
+
+def table_args(args, specs: Iterable[dict]) -> dict:
+    """The parameters of these rows given on the command line (None: not given)."""
+    given = {spec["name"]: getattr(args, spec["name"], None) for spec in specs}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def add_model_arguments(p, *, small_base: bool = True) -> None:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import sys
 
-from . import hub
-from ._api import Pair
 from .render import legend, print_stream, use_colour
 
 PROMPT = ("Write a Python function `merge_intervals(intervals)` that merges overlapping intervals "
@@ -17,12 +15,24 @@ PROMPT = ("Write a Python function `merge_intervals(intervals)` that merges over
 DEMO_THRESHOLD = 1.0
 
 
-def run_demo(*, threads=None, max_tokens=160, threshold=None) -> int:
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo", help="pull the demo pair and show fast-and-slow decoding")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-tokens", type=int, default=160)
+    p.add_argument("--threshold", type=float, default=None, help="entropy router threshold (nats)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from .. import hub
+    from .._api import Pair
+
     print("fsgen demo: Qwen2.5-Coder 0.5B (System 1, fast) + 1.5B (System 2, slow)", file=sys.stderr)
     small_path, large_path = hub.pull("demo")
     messages = [{"role": "user", "content": PROMPT}]
-    fs_params = {"router": "entropy", "threshold": DEMO_THRESHOLD if threshold is None else threshold}
-    with Pair(small_path, large_path, n_threads=threads, n_ctx=2048) as pair:
+    max_tokens = args.max_tokens
+    fs_params = {"router": "entropy", "threshold": DEMO_THRESHOLD if args.threshold is None else args.threshold}
+    with Pair(small_path, large_path, n_threads=args.threads, n_ctx=2048) as pair:
         print(f"\nPrompt: {PROMPT}\n{legend(use_colour(sys.stdout))}\n", file=sys.stderr)
         result = print_stream(pair.stream(messages=messages, method="fs", max_tokens=max_tokens, **fs_params))
         if result is None:

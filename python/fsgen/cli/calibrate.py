@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ._cli_models import add_model_arguments, check_model_arguments, load_options
+from .flags import add_model_arguments, check_model_arguments, load_options
 
 
 def add_parser(sub) -> None:
@@ -15,11 +15,12 @@ def add_parser(sub) -> None:
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--n-batch", type=int, default=512)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(run=run)
 
 
-def main(args) -> int:
-    from ._api import Model, Pair
-    from .planner import implied_lengths
+def run(args) -> int:
+    from .._api import Model, Pair
+    from ..planner import implied_lengths
 
     check_model_arguments(args, "calibrate")
     options = dict(n_ctx=args.n_ctx, n_threads=args.threads, n_batch=args.n_batch, calibrate=True, **load_options(args))

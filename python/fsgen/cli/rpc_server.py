@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
                    help="cache received tensors in DIR (faster reloads of large models)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a non-loopback --host (exposes this machine to the network: trusted networks only)")
+    p.set_defaults(run=run)
 
 
 def _is_loopback(host: str) -> bool:
@@ -36,8 +37,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def cmd(args) -> int:
-    from . import _core
+def run(args) -> int:
+    from .. import _core
 
     try:
         ipaddress.IPv4Address(args.host)

