@@ -1,5 +1,5 @@
 # Generated from the core's parameter table (src/params.cpp) by `python -m fsgen._stubs --write`.
-# Do not edit by hand: tests/test_contract.py checks that it matches the table.
+# Do not edit by hand: tests/python/api/test_options_contract.py checks that it matches the table.
 import os
 import pathlib
 from typing import Any, Literal, Mapping, Optional, Sequence, Union

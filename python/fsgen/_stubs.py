@@ -3,7 +3,7 @@
     python -m fsgen._stubs --write [PATH]   # regenerate (after changing src/params.cpp)
     python -m fsgen._stubs --check [PATH]   # exit 1 if the committed stub is stale
 
-tests/test_contract.py checks that the stub, the runtime signatures and the table agree.
+tests/python/api/test_options_contract.py checks that the stub, the runtime signatures and the table agree.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from . import _options
 
 HEADER = '''\
 # Generated from the core's parameter table (src/params.cpp) by `python -m fsgen._stubs --write`.
-# Do not edit by hand: tests/test_contract.py checks that it matches the table.
+# Do not edit by hand: tests/python/api/test_options_contract.py checks that it matches the table.
 import os
 import pathlib
 from typing import Any, Literal, Mapping, Optional, Sequence, Union

@@ -7,7 +7,7 @@ as a burst. SIGUSR1 holds all traffic (a stalled link: bytes are kept, nothing i
 connection is closed); SIGUSR2 releases it. SIGHUP prints "bytes UP DOWN" (forwarded to the server
 and back to the client so far).
 
-    python tests/delay_proxy.py --target-port 50052 --delay-ms 5   # prints "port N" when ready
+    python tests/support/delay_proxy.py --target-port 50052 --delay-ms 5   # prints "port N" when ready
 
 Used from Python as ``DelayProxy(target_port, delay_ms)`` (a subprocess; see start()).
 """

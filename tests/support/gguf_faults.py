@@ -11,7 +11,6 @@ Layout of a GGUF file (v3, little endian), which `layout` maps to byte offsets:
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -254,19 +253,12 @@ class ChildCrash(AssertionError):
     pass
 
 
-def _child_env() -> dict:
-    env = dict(os.environ)
-    import fsgen  # the children import the same fsgen as this process (installed or a dev tree)
-    python_dir = str(Path(fsgen.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (python_dir, env.get("PYTHONPATH")) if p)
-    return env
-
-
 def _run_child(cases: list, timeout: float):
     """Returns (outcomes, crashed_case_id or None, description of the crash)."""
+    from processes import child_env  # imports fsgen, which this module leaves to the children
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(cases), capture_output=True,
-                              text=True, timeout=timeout, env=_child_env())
+                              text=True, timeout=timeout, env=child_env())
         stdout, stderr, status = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as exc:
         stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")

@@ -14,6 +14,8 @@ import pytest
 
 import fsgen
 
+REPO = Path(__file__).resolve().parents[2]
+
 # The machine running the tests may have 2 cores shared with other work: one thread per context
 # for the tiny models, small contexts.
 THREADS = 1
@@ -76,6 +78,7 @@ def require(module: str, install: str):
         return importlib.import_module(module)
     except ImportError as exc:
         skip_or_fail(f"{module} is not installed ({exc}): {install}")
+
 
 
 # ---- invariants of a Result ----
@@ -196,7 +199,7 @@ def fsgen_llama_lib_dir() -> Path:
                 return Path(path).parent
     package = Path(fsgen.__file__).resolve().parent
     for candidate in (package / "lib", Path(fsgen._core.__file__).resolve().parent / "bin",
-                      Path(__file__).resolve().parents[1] / "build" / "dev" / "bin"):
+                      REPO / "build" / "dev" / "bin"):
         if any(candidate.glob("libllama.*")):
             return candidate
     raise FileNotFoundError("cannot find the libllama that fsgen uses")

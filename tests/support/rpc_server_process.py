@@ -1,7 +1,6 @@
 """`fsgen rpc-server` in a subprocess on a free loopback port (tests and benchmarks/rpc_bench.py)."""
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -11,21 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import fsgen
-
-PYTHON_DIR = Path(fsgen.__file__).resolve().parent.parent
-
-
-def child_env() -> dict:
-    """The environment for a child that must import the same fsgen as this process."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), os.environ.get("PYTHONPATH", "")]),
-                NO_COLOR="1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from processes import child_env, free_port
 
 
 class RpcServer:

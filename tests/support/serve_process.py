@@ -3,42 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Optional
 
 import pytest
 
-import fsgen
-from helpers import skip_or_fail
+from helpers import require
+from processes import child_env
 
-PYTHON_DIR = Path(fsgen.__file__).resolve().parent.parent
 START_TIMEOUT = 90.0
 REQUEST_TIMEOUT = 60.0
-
-
-def need(module: str):
-    try:
-        import importlib
-        return importlib.import_module(module)
-    except ImportError as exc:
-        skip_or_fail(f"{module} is needed for the server tests: pip install '.[serve,test]' ({exc})")
+SERVE_EXTRAS = "pip install '.[serve,test]'"  # what the server tests need
 
 
 class Server:
     """`python -m fsgen.cli serve ARGS --port 0`; .url is the printed address."""
 
     def __init__(self, *args, env: Optional[dict] = None):
-        need("uvicorn")
+        require("uvicorn", SERVE_EXTRAS)
         self.args = ["serve", *map(str, args), "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"]
-        environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), os.environ.get("PYTHONPATH", "")]),
-                           PYTHONUNBUFFERED="1", **(env or {}))
+        environment = child_env(PYTHONUNBUFFERED="1", **(env or {}))
         self.proc = subprocess.Popen([sys.executable, "-m", "fsgen.cli", *self.args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=environment)
         self.lines: "queue.Queue[str]" = queue.Queue()
@@ -162,4 +151,4 @@ def assert_openai_error(response, status: int, *words: str) -> dict:
 
 @pytest.fixture
 def openai_module():
-    return need("openai")
+    return require("openai", SERVE_EXTRAS)

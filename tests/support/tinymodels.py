@@ -48,6 +48,7 @@ CUSTOM_TEMPLATE = (
 DEFAULT_LOGIT_SCALE = 10.0
 MIXED_LOGIT_SCALE = 2.0
 FLAT_LOGIT_SCALE = 0.5
+
 CHAIN_SEED = 1234  # shared by all models so that different sizes/seeds predict alike
 
 # Merges are applied in this order (rank). Each part must already be a token when the merge is
@@ -143,6 +144,27 @@ def successor_table(tokens: list[str], bos_id: int, eos_id: int, eos_after: int 
     if eos_after is not None:
         successor[eos_after] = eos_id
     return successor
+
+
+# Keyword arguments of make_model for each model the tests' fixtures build (tests/conftest.py).
+FIXTURE_MODELS = {
+    "tiny_small": dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=0),
+    # Grouped-query attention, another seed and size; chain_skip makes it disagree with
+    # tiny_small on about a fifth of the greedy steps, so speculative decoding both accepts
+    # and rejects drafts.
+    "tiny_large": dict(n_layer=4, n_embd=128, n_head=4, n_head_kv=2, n_ff=256, seed=1,
+                       chain_skip=0.2),
+    "tiny_incompatible": dict(vocab="incompatible", seed=2),
+    "tiny_extra_vocab": dict(extra_tokens=16, seed=3),
+    # Same weights as tiny_small, quantized: llama.cpp's AMX kernels only see quantized weights.
+    "tiny_q8": dict(quant="q8_0", seed=0),
+    "tiny_q4": dict(quant="q4_0", seed=0),
+    "tiny_flat": dict(logit_scale=FLAT_LOGIT_SCALE, seed=0),
+    # Entropy above and below the fs router's 0.5-nat default threshold, about half each.
+    "tiny_mixed": dict(logit_scale=MIXED_LOGIT_SCALE, seed=0),
+    # The "base" of tiny_small for proxy tuning: same shape and vocabulary, other weights.
+    "tiny_small_base": dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=4),
+}
 
 
 def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=0,

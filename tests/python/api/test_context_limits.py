@@ -1,9 +1,9 @@
-"""Context exhaustion in every method (issue 6, part 2).
+"""Context exhaustion in every method.
 
 A prompt that does not fit raises ContextOverflowError before any decoding; a generation that
 reaches the end of the context stops with finish_reason "length" when the sequence holds exactly
 n_ctx tokens, in every method (speculative decoding included, whose drafts must stop at the
-edge), and the pair stays usable. (tests/test_errors.py covers the plain prompt-too-long case.)
+edge), and the pair stays usable. (test_typed_errors.py covers the plain prompt-too-long case.)
 """
 from __future__ import annotations
 

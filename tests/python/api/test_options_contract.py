@@ -4,18 +4,16 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fsgen
 from fsgen import _options, _stubs
-from helpers import METHODS, ROUTERS, SYSTEM2, TINY
+from helpers import METHODS, REPO, ROUTERS, SYSTEM2, TINY
 
 TABLE = {p["name"]: p for p in fsgen.param_table()}
 SAMPLING = dict(temperature=0.7, top_k=5, top_p=0.9, min_p=0.01, seed=3)
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_signatures_are_the_table():

@@ -1,4 +1,4 @@
-"""Threads, cancellation, Ctrl-C, abandoned streams and object lifetimes (issue 6, parts 3-5).
+"""Threads, cancellation, Ctrl-C, abandoned streams and object lifetimes.
 
 Generation runs on a C++ worker thread per call; Python waits for it in short slices with the
 GIL released. A Model or Pair serialises its own calls (one KV cache per context); separate
@@ -8,20 +8,19 @@ callback. Everything here uses one thread per context and the tiny bed.
 from __future__ import annotations
 
 import gc
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 import fsgen
 
-from helpers import REPEATABLE
+from helpers import REPEATABLE, REPO
+from processes import child_env
 
 THREADS = 1
 CTX = dict(n_ctx=256, n_threads=THREADS)
@@ -33,12 +32,6 @@ PROMPTS = ["hello world", "the", "Once upon a time", "and of to the hello\n"]
 # Every method of the core's table but proxy (no base model here).
 METHODS = [m for m, spec in fsgen.methods().items() if not spec["needs_small_base"]]
 PROMPT_CANCEL_S = 2.0  # "promptly": generous for a loaded 2-core machine; typically ~0.01 s
-PYTHON_DIR = Path(fsgen.__file__).resolve().parent.parent
-
-
-def child_env() -> dict:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(PYTHON_DIR), os.environ.get("PYTHONPATH"))
-                                                        if p))
 
 
 @pytest.fixture(scope="module")
@@ -554,7 +547,7 @@ def test_interpreter_exit_with_live_objects(tiny_small, tiny_large, mode):
 
 # ---- memory: benchmarks/soak.py ----
 
-SOAK = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
+SOAK = REPO / "benchmarks" / "soak.py"
 
 
 def run_soak(*args):
@@ -571,5 +564,5 @@ def test_memory_stays_flat_short():
 
 @pytest.mark.slow
 def test_memory_stays_flat_soak():
-    """The full soak (issue 6): 1,000 generate calls and 50 load/free cycles, RSS within 5%."""
+    """The full soak: 1,000 generate calls and 50 load/free cycles, RSS within 5%."""
     run_soak()

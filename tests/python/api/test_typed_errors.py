@@ -3,21 +3,19 @@ chat templates, context overflow, bad arguments, non-finite logits."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 import fsgen
 import tinymodels
 from helpers import TINY, import_llama_cpp
+from processes import child_env
 
 ERRORS = ["FsgenError", "ModelLoadError", "IncompatibleVocabError", "TemplateError", "ContextOverflowError",
           "GenerationError", "InvalidArgumentError"]
-PYTHON_DIR = Path(fsgen.__file__).resolve().parent.parent
 
 
 def test_errors_are_importable_from_fsgen():
@@ -127,8 +125,8 @@ def test_too_many_layers_is_refused_without_aborting(tmp_path):
         else:
             print("LOADED")
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=child_env())
     assert done.returncode == 0, f"the process died ({done.returncode}): {done.stderr[-2000:]}"
     assert done.stdout.startswith("ModelLoadError:"), done.stdout
     assert "1000" in done.stdout.replace(str(path), "")  # the declared layer count is named
@@ -150,8 +148,8 @@ def test_load_errors_name_the_cause_after_llama_cpp_is_imported(tmp_path):
         except fsgen.ModelLoadError as exc:
             print("ModelLoadError:", exc)
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=child_env())
     assert done.returncode == 0, done.stderr[-2000:]
     assert "blk.1.ffn_up.weight" in done.stdout, done.stdout
     assert "llama_model_loader" not in done.stderr, "llama.cpp's log leaked to stderr"

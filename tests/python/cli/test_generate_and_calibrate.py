@@ -1,24 +1,11 @@
 """The fsgen command line: `python -m fsgen.cli generate ...` with one model or a pair."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 import fsgen
 from helpers import TINY
-
-PYTHON_DIR = Path(fsgen.__file__).resolve().parent.parent
-
-
-def run_cli(*args, timeout=120):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), os.environ.get("PYTHONPATH", "")]),
-               NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "fsgen.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+from processes import run_cli
 
 
 def test_generate_with_one_model(tiny_small):

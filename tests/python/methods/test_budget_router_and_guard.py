@@ -154,7 +154,7 @@ def test_guard_and_share_apply_only_where_they_mean_something(mixed_pair):
 
 def test_cli_budget_router_and_guard_flags(tiny_mixed, tiny_large):
     import json
-    from test_cli import run_cli
+    from processes import run_cli
 
     def stats(*flags):
         done = run_cli("generate", "--small", tiny_mixed, "--large", tiny_large, "--method", "fs", "--stats", "--raw",

@@ -79,7 +79,7 @@ def test_planner_probes_again_after_acceptance_collapsed():
     assert 0 < sum(c > 0 for c in choices) < 20, "rare probes, not none and not every round"
 
 
-# The issue's two machines (generation phase, the 1.5B model's verify cost by rows).
+# Two machines' measured costs (generation phase, the 1.5B model's verify cost by rows).
 SWEET_SPOT = {1: 93.0, 2: 134.0, 4: 129.0, 8: 223.0, 16: 287.0}
 LINEAR = {r: 33.0 + 23.0 * (r - 1) for r in range(1, 18)}  # 1 row 33 ms, 4 rows 102 ms
 
@@ -182,7 +182,7 @@ def test_acceptance_is_per_prompt():
     assert p.acceptance(MODEL) < 0.6
 
 
-# A remote System 2 (issue 12): every call pays a round trip on top of the remote compute.
+# A remote System 2: every call pays a round trip on top of the remote compute.
 LOCAL_TINY = {r: 1.0 + 0.25 * r for r in range(1, 17)}  # ms: a small model computed locally
 ROUND_TRIP_MS = 2 * 20.0 * 2  # 20 ms each way, a remote decode takes two exchanges
 

@@ -109,7 +109,7 @@ def test_auto_uses_both_sources(tiny_small, tiny_large, draft):
         assert r.stats["drafted"] > r.stats["drafted_ngram"]
 
 
-# ---- the verify batch caps adaptive drafts too (issue 9, bug 3) ----
+# ---- the verify batch caps adaptive drafts too ----
 
 def flat_curve(rows=64, seconds=1e-3):
     return [-1.0] + [seconds] * rows

@@ -1,6 +1,6 @@
-"""Regressions of speculative decoding (issue 9): the residual draw over a large vocabulary, draft
-lengths capped by what one verify batch holds, and acceptances counted by what System 2 agreed
-with (an accepted end-of-generation token or a stop string inside a draft is no rejection)."""
+"""Speculative rounds: the residual draw takes time linear in the vocabulary, draft lengths are
+capped by what one verify batch holds, and acceptances are counted by what System 2 agreed with
+(an accepted end-of-generation token or a stop string inside a draft is no rejection)."""
 from __future__ import annotations
 
 import time

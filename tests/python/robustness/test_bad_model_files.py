@@ -1,7 +1,7 @@
-"""fsgen never crashes its host process on bad model files (issue 6, part 1).
+"""fsgen never crashes its host process on bad model files.
 
 llama.cpp aborts the process (GGML_ASSERT) on some bad files instead of refusing them, so every
-load of a damaged file here runs in a child process (tests/gguf_faults.py): a crash fails the
+load of a damaged file here runs in a child process (tests/support/gguf_faults.py): a crash fails the
 test naming the file, instead of killing pytest. Each case must end in the right fsgen exception,
 with a message naming the cause, or (for harmless damage) load and generate.
 
@@ -22,7 +22,7 @@ import gguf
 import fsgen
 import tinymodels
 from gguf_faults import layout, load_all_in_children, patched, rewritten, truncated, u32, u64
-from helpers import skip_or_fail
+from helpers import REPO, skip_or_fail
 
 T = gguf.GGUFValueType
 TINY_KW = dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=0)
@@ -270,7 +270,7 @@ def test_harmless_metadata_changes_still_load(valid, work):
 
 # ---- structurally wrong models (tinymodels faults) ----
 
-# tests/test_errors.py checks the messages of the tinymodels faults in-process; here the ones at
+# tests/python/api/test_typed_errors.py checks the messages of the tinymodels faults in-process; here the ones at
 # llama.cpp's limits, in a child process.
 STRUCTURAL = [
     ("513 layers declared", dict(declared_layers=513), "ModelLoadError", "block_count is 513"),
@@ -299,7 +299,7 @@ def test_chat_template_that_does_not_parse(work):
     check_outcomes(cases, load_all_in_children(cases))
 
 
-# ---- NaN weights: GenerationError, not garbage (quantized too; f32 in tests/test_errors.py) ----
+# ---- NaN weights: GenerationError, not garbage (quantized too; f32 in test_typed_errors.py) ----
 
 @pytest.mark.parametrize("quant", ["f32", "q8_0", "q4_0"])
 def test_nan_weights_raise_generation_error_in_a_child(work, quant):
@@ -310,7 +310,7 @@ def test_nan_weights_raise_generation_error_in_a_child(work, quant):
 
 # ---- every architecture name llama.cpp knows, on llama tensors ----
 
-LLAMA_ARCH_SOURCE = Path(__file__).resolve().parents[1] / "third_party" / "llama.cpp" / "src" / "llama-arch.cpp"
+LLAMA_ARCH_SOURCE = REPO / "third_party" / "llama.cpp" / "src" / "llama-arch.cpp"
 SOME_ARCHITECTURES = ["llama", "qwen2", "qwen3", "qwen2moe", "gemma", "gemma2", "gemma3", "phi2", "phi3", "gpt2",
                       "falcon", "mamba", "rwkv6", "bert", "t5", "t5encoder", "deepseek2", "command-r", "olmo",
                       "smallthinker", "llada-moe", "paddleocr", "minicpm", "baichuan", "dream", "wavtokenizer-dec",
@@ -440,7 +440,7 @@ def test_compatible_vocab_with_extra_tokens(tiny_small, tiny_extra_vocab, tiny_l
 
 # ---- real files ----
 
-VOCAB_ONLY_FILES = sorted((Path(__file__).resolve().parents[1] / "third_party" / "llama.cpp" / "models")
+VOCAB_ONLY_FILES = sorted((REPO / "third_party" / "llama.cpp" / "models")
                           .glob("ggml-vocab-*.gguf"))
 
 

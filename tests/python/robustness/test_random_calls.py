@@ -1,5 +1,5 @@
 """Property test (hypothesis): random methods, routers, thresholds, sampling parameters, prompts
-and lengths through the Python API on the tiny bed (issue 6, part 6).
+and lengths through the Python API on the tiny bed.
 
 Whatever is drawn, fsgen does not crash; a valid draw gives a consistent Result (finish reason,
 trace length, statistics that agree with the trace, text that agrees with the tokens); a draw

@@ -16,8 +16,9 @@ import pytest
 
 import fsgen
 from delay_proxy import DelayProxy
-from helpers import TINY
-from rpc_server_process import RpcServer, child_env, free_port
+from helpers import TINY, require
+from processes import child_env, free_port
+from rpc_server_process import RpcServer
 
 PROMPT = "hello world"
 _env = child_env
@@ -246,8 +247,8 @@ def test_serve_with_remote_system2_recovers_from_a_restarted_server(tiny_small, 
     """`fsgen serve --large-rpc`: System 2 on the rpc-server. When that server dies, a request
     that needs System 2 gets a 503 to retry (System 1 alone still serves); once it is back, the
     next such request loads System 2 again, without restarting fsgen serve."""
-    from server_helpers import REQUEST_TIMEOUT, Server, need
-    httpx = need("httpx")
+    from serve_process import REQUEST_TIMEOUT, SERVE_EXTRAS, Server
+    httpx = require("httpx", SERVE_EXTRAS)
     body = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 8, "temperature": 0}
     with fsgen.Pair(tiny_small, tiny_large, **TINY) as local:
         expected = local.generate(messages=body["messages"], method="large", max_tokens=8).text
@@ -277,8 +278,8 @@ def test_serve_with_remote_system2_recovers_from_a_restarted_server(tiny_small, 
 
 
 def test_serve_one_model_on_rpc_recovers_from_a_restarted_server(tiny_large):
-    from server_helpers import REQUEST_TIMEOUT, Server, need
-    httpx = need("httpx")
+    from serve_process import REQUEST_TIMEOUT, SERVE_EXTRAS, Server
+    httpx = require("httpx", SERVE_EXTRAS)
     body = {"prompt": PROMPT, "max_tokens": 8, "temperature": 0}
     with fsgen.Model(tiny_large, **TINY) as local:
         expected = local.generate(PROMPT, max_tokens=8).text

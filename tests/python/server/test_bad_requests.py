@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from server_helpers import REQUEST_TIMEOUT, Server, assert_openai_error
+from processes import run_cli
+from serve_process import REQUEST_TIMEOUT, Server, assert_openai_error
 
 CHAT = "/v1/chat/completions"
 OK_MESSAGES = [{"role": "user", "content": "hi"}]
@@ -70,14 +71,7 @@ def test_fields_that_ask_for_nothing_are_accepted(tiny_server):
 
 
 def test_a_model_that_does_not_load_exits_1(tmp_path):
-    import subprocess
-    import sys
-    from server_helpers import PYTHON_DIR
-    import os
-    env = dict(os.environ, PYTHONPATH=str(PYTHON_DIR))
-    done = subprocess.run([sys.executable, "-m", "fsgen.cli", "serve", "--model", str(tmp_path / "missing.gguf"),
-                           "--port", "0"], capture_output=True, text=True, timeout=60, env=env,
-                          stdin=subprocess.DEVNULL)
+    done = run_cli("serve", "--model", tmp_path / "missing.gguf", "--port", "0", timeout=60)
     assert done.returncode == 1, (done.returncode, done.stderr)
     assert "missing.gguf" in done.stderr and "Traceback" not in done.stderr, done.stderr
 

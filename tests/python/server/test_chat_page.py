@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server_helpers import REQUEST_TIMEOUT, need, pieces, sse_events
+from helpers import require, skip_or_fail
+from serve_process import REQUEST_TIMEOUT, SERVE_EXTRAS, pieces, sse_events
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 PROMPT = "Tell me a story"
@@ -37,10 +38,9 @@ new MutationObserver(() => {
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = need("selenium.webdriver")
+    webdriver = require("selenium.webdriver", SERVE_EXTRAS)
     from selenium.webdriver.chrome.service import Service
     if not os.path.exists(CHROMEDRIVER) or not (shutil.which("chromium") or shutil.which("chromium-browser")):
-        from helpers import skip_or_fail
         skip_or_fail("Chromium and chromedriver are needed: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

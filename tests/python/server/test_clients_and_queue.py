@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from server_helpers import REQUEST_TIMEOUT, Server, assert_openai_error, pieces, sse_events
+from helpers import require
+from serve_process import REQUEST_TIMEOUT, SERVE_EXTRAS, Server, assert_openai_error, pieces, sse_events
 
 CHAT = "/v1/chat/completions"
 # A generation long enough (thousands of tokens over a long context) to leave or stop it midway.
@@ -142,8 +143,7 @@ def test_sigint_cancels_running_generations_and_exits_cleanly(tiny_small, tiny_l
 def test_smollm2(smollm2):
     """Once on a real model: chat through the openai client equals the Python API's greedy answer."""
     import fsgen
-    from server_helpers import need
-    openai = need("openai")
+    openai = require("openai", SERVE_EXTRAS)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     with fsgen.Model(smollm2, n_ctx=512, n_threads=1) as m:
         expected = m.generate(messages=messages, max_tokens=24)

@@ -6,15 +6,15 @@ import httpx
 import pytest
 
 import fsgen
-from helpers import TINY
-from server_helpers import REQUEST_TIMEOUT, need
+from helpers import TINY, require
+from serve_process import REQUEST_TIMEOUT, SERVE_EXTRAS
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello world"}]
 
 
 @pytest.fixture(scope="module")
 def client(tiny_server):
-    openai = need("openai")
+    openai = require("openai", SERVE_EXTRAS)
     return openai.OpenAI(base_url=tiny_server.url + "/v1", api_key="unused", timeout=REQUEST_TIMEOUT, max_retries=0)
 
 
@@ -103,7 +103,7 @@ def test_stop_and_content_parts(client, pair):
 
 
 def test_errors_are_the_sdks_typed_exceptions(client):
-    openai = need("openai")
+    openai = require("openai", SERVE_EXTRAS)
     with pytest.raises(openai.BadRequestError, match="unknown method"):
         client.chat.completions.create(model="tiny", messages=MESSAGES, extra_body={"method": "nope"})
     with pytest.raises(openai.BadRequestError, match="threshold") as info:
@@ -157,7 +157,7 @@ def test_whole_answers_count_tokens_by_who_wrote_them(tiny_server, method, sourc
 def test_command_line_defaults_apply_to_their_method_only(tiny_small, tiny_large):
     """--method fs --threshold 0.2 --temperature 0: a request without a method gets fs at 0.2; one for
     speculative gets speculative without the fs option (no 400). And max_tokens is clamped."""
-    from server_helpers import Server
+    from serve_process import Server
     messages = [{"role": "user", "content": "the"}]
     with fsgen.Pair(tiny_small, tiny_large, **TINY) as p:
         # Without fs's guard, whose hand-overs follow measured speed.

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from server_helpers import need
+from helpers import require
+from serve_process import SERVE_EXTRAS
 
 
 async def settle():
@@ -15,7 +16,7 @@ async def settle():
 
 
 def scheduler_module():
-    need("starlette")
+    require("starlette", SERVE_EXTRAS)
     from fsgen.server import scheduler
     return scheduler
 
@@ -100,7 +101,7 @@ def test_close_fails_the_waiters():
 
 def test_create_app_serves_a_loaded_pair_in_process(tiny_small, tiny_large):
     """The ASGI factory with an already loaded Pair (embedding), through Starlette's test client."""
-    need("starlette")
+    require("starlette", SERVE_EXTRAS)
     import fsgen
     from fsgen.server import Defaults, create_app
     from starlette.testclient import TestClient

@@ -1,5 +1,5 @@
 """The HumanEval scorer's sandbox: a pass means check(entry_point) ran to its end, and nothing the
-program spawned outlives the run (issue 9, bug 1)."""
+program spawned outlives the run."""
 import os
 import signal
 import textwrap

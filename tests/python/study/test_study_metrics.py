@@ -55,7 +55,7 @@ def test_router_threshold():
 
 
 def test_router_rule_is_the_cores_at_ties():
-    """Issue 9, bug 6: the study flags with the core's strict rule, and a reported threshold
+    """The study flags with the core's strict rule, and a reported threshold
     applied by the core's router reproduces the reported System 2 fraction."""
     from fsgen import _core
 

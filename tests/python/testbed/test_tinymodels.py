@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import tinymodels
-from conftest import TINY_MODELS
 
 F32 = gguf.GGMLQuantizationType.F32
 MATRICES = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
@@ -76,8 +75,8 @@ def test_metadata_reads_back(tiny_small):
 
 @pytest.mark.parametrize("name", ["tiny_small", "tiny_large"])
 def test_tensor_shapes(name, tiny_factory):
-    args = {**dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128), **TINY_MODELS[name]}
-    path = tiny_factory(name, **TINY_MODELS[name])
+    args = {**dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128), **tinymodels.FIXTURE_MODELS[name]}
+    path = tiny_factory(name, **tinymodels.FIXTURE_MODELS[name])
     found = {n: [int(d) for d in t.shape] for n, t in tensors(path).items()}
     assert found == expected_shapes(args["n_layer"], args["n_embd"], args["n_head"],
                                     args["n_head_kv"], args["n_ff"])
@@ -132,7 +131,7 @@ def test_extra_vocab_is_compatible(tiny_small, tiny_extra_vocab):
 @pytest.mark.parametrize("name, qtype", [("tiny_q8", gguf.GGMLQuantizationType.Q8_0),
                                          ("tiny_q4", gguf.GGMLQuantizationType.Q4_0)])
 def test_quantized_matrices(name, qtype, tiny_factory, tiny_small):
-    found = tensors(tiny_factory(name, **TINY_MODELS[name]))
+    found = tensors(tiny_factory(name, **tinymodels.FIXTURE_MODELS[name]))
     for tensor_name, tensor in found.items():
         is_matrix = tensor_name == "output.weight" or (
             tensor_name.startswith("blk.") and tensor_name.split(".")[2] in MATRICES)
@@ -197,8 +196,8 @@ def test_eos_after_leads_to_end_of_turn(tmp_path):
     assert successor[tokens.index(".")] == eos_id
 
 
-@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+@pytest.mark.parametrize("name", sorted(tinymodels.FIXTURE_MODELS))
 def test_every_fixture_model_builds(name, tiny_factory):
-    meta = tinymodels.read_metadata(tiny_factory(name, **TINY_MODELS[name]))
+    meta = tinymodels.read_metadata(tiny_factory(name, **tinymodels.FIXTURE_MODELS[name]))
     assert meta["general.name"] == name
     assert meta["tokenizer.ggml.eos_token_id"] == 298
