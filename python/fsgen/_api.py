@@ -1,22 +1,24 @@
 """The Python face of fsgen: Model and Pair.
 
-Everything per token happens in the C++ core (fsgen._core); this module converts arguments and
-waits for the core in short slices so Ctrl-C works. Which generation parameters exist, their
-defaults and where they apply come from the core's table (fsgen._options).
+Everything per token happens in the C++ core (fsgen._core); this module hands it checked arguments
+(fsgen._arguments) and waits for it in short slices so Ctrl-C works (fsgen._results). Which
+generation parameters exist, their defaults and where they apply come from the core's table
+(fsgen._options).
 """
 from __future__ import annotations
 
 import atexit
 import os
 import pathlib
+import types
 from typing import Any, Mapping, Optional, Sequence, Union
 
-import numpy as np
-
 from . import _core
+from . import _arguments
 from . import _options
 from .calibration import Calibrator
 from .planner import planner_figures
+from ._arguments import PathLike
 from ._results import Chunk, Drafts, Result, Source, Stats, Stream, Trace, run_job
 from .errors import InvalidArgumentError
 
@@ -26,112 +28,83 @@ __all__ = ["Model", "Pair", "Result", "Stream", "Chunk", "Trace", "Drafts", "Sou
 # closed): a worker thread decoding while the process tears llama.cpp down would crash it.
 atexit.register(_core.cancel_all_jobs, 10.0)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
-# At interpreter exit, stop every generation still running (a daemon thread's, or a stream never
-# closed): a worker thread decoding while the process tears llama.cpp down would crash it.
-atexit.register(_core.cancel_all_jobs, 10.0)
-_WAIT_SLICE = 0.1  # seconds between checks for KeyboardInterrupt
+class _Runner:
+    """What Model and Pair share: starting a generation (checks, calibration, the core's job),
+    the draft planner, cancel and close. Subclasses set ``_for_model`` and ``_needs_calibration``."""
 
-_MODEL_OPTION_NAMES = ("n_ctx", "n_threads", "n_gpu_layers", "n_batch", "verbose", "flash_attn")
+    _for_model: bool  # which of the core's parameter sets generate() takes
+    _core: Any
+    _calibrator: Calibrator
 
+    def _needs_calibration(self, options: dict) -> bool:
+        """Whether a call with these options needs the verify cost curve first (it drafts, or fs's
+        guard weighs the large model's cost)."""
+        raise NotImplementedError
 
-def _int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidArgumentError(f"{name} must be an integer, got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise InvalidArgumentError(f"{name} must be between {lo} and {hi}, got {value}")
-    return int(value)
+    def _start(self, prompt, messages, stream: bool, options: dict):
+        text, pairs = _arguments.prompt_args(prompt, messages)
+        core_options = _options.make_options(options, for_model=self._for_model)
+        if self._needs_calibration(options):
+            self._calibrator.prepare(self._core)
+        return self._core.start(text, pairs, core_options, stream)
 
+    def validate(self, prompt=None, *, messages=None, **options) -> None:
+        """Check a call's arguments as :meth:`generate` and :meth:`stream` do, without generating.
 
-def _float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if value != value:
-        raise InvalidArgumentError(f"{name} must not be NaN")
-    return value
+        Parameters
+        ----------
+        prompt : str, optional
+        messages : list of dict, optional
+            Exactly one of them, as :meth:`generate` takes them.
+        **options
+            Generation parameters, as :meth:`generate` takes them.
 
+        Raises
+        ------
+        InvalidArgumentError
+            What :meth:`generate` raises for these arguments: not exactly one of prompt and
+            messages, an empty or malformed prompt, an unknown parameter, a wrong type or value, or
+            a method parameter that does not apply.
+        """
+        _arguments.prompt_args(prompt, messages)
+        _options.make_options(options, for_model=self._for_model)
 
-def _model_options(n_ctx=4096, n_threads=None, n_gpu_layers=0, n_batch=512, verbose=False,
-                   flash_attn=None) -> _core.ModelOptions:
-    o = _core.ModelOptions()
-    o.n_ctx = _int("n_ctx", n_ctx, 8, 1 << 24)
-    o.n_threads = 0 if n_threads is None else _int("n_threads", n_threads, 1, 1024)
-    o.n_gpu_layers = _int("n_gpu_layers", n_gpu_layers, -1, 1 << 20)
-    o.n_batch = _int("n_batch", n_batch, 1, 1 << 16)
-    o.verbose = bool(verbose)
-    if flash_attn is not None and not isinstance(flash_attn, bool):
-        raise InvalidArgumentError(f"flash_attn must be None (llama.cpp decides), True or False, got {flash_attn!r}")
-    o.flash_attn = -1 if flash_attn is None else int(flash_attn)
-    return o
+    @property
+    def planner(self) -> dict:
+        """What the draft planner learnt: measured verify costs by batch size, a System 1 draft
+        step's cost (a Pair), the calibration, acceptance estimates and the draft lengths it would
+        choose now (see :func:`fsgen.planner.planner_figures`)."""
+        return planner_figures(self._core.planner())
 
+    def calibrate(self) -> dict:
+        """Measure the verifying model's cost for each batch size (and, on a Pair, a System 1 step)
+        now (seconds on billion-parameter models), cache it, and return :attr:`planner`'s figures."""
+        self._calibrator.run(self._core)
+        return self.planner
 
-def _rpc_options(o: _core.ModelOptions, rpc, rpc_timeout, n_gpu_layers_given: bool) -> None:
-    """Puts a remote model's servers into the core's options (a model on RPC servers runs in a
-    helper process fsgen owns: see docs/API.md)."""
-    if rpc is None:
-        return
-    if isinstance(rpc, str):
-        rpc = [rpc]
-    if not isinstance(rpc, (list, tuple)) or not rpc or not all(isinstance(e, str) for e in rpc):
-        raise InvalidArgumentError(f"rpc must be a non-empty list of \"host:port\" strings, got {rpc!r}")
-    o.rpc = list(rpc)
-    o.rpc_timeout = _float("rpc_timeout", rpc_timeout)
-    if not o.rpc_timeout > 0:
-        raise InvalidArgumentError(f"rpc_timeout must be > 0 seconds, got {rpc_timeout}")
-    if not n_gpu_layers_given:
-        o.n_gpu_layers = -1  # rpc implies every layer on the servers
+    def generate(self, prompt=None, *, messages=None, **options) -> Result:
+        return run_job(self._start(prompt, messages, False, options))
 
+    def stream(self, prompt=None, *, messages=None, **options) -> Stream:
+        return Stream(self._start(prompt, messages, True, options))
 
-def _calibration_options(o: _core.ModelOptions) -> dict:
-    """The context options a cost curve depends on."""
-    return {"n_ctx": o.n_ctx, "n_threads": o.n_threads, "n_gpu_layers": o.n_gpu_layers, "n_batch": o.n_batch,
-            "flash_attn": o.flash_attn, "rpc": list(o.rpc)}  # a remote model's costs are its endpoint's
+    def cancel(self) -> None:
+        """Stop whatever this model or pair is running at its next decode step."""
+        self._core.cancel()
 
+    def close(self) -> None:
+        """Free the contexts, and the weights no other Model or Pair uses."""
+        self._core.close()
 
-def _resolve_path(path: PathLike) -> str:
-    if not isinstance(path, (str, os.PathLike)):
-        raise InvalidArgumentError(f"a model path must be a str or os.PathLike, got {type(path).__name__}")
-    text = os.fspath(path)
-    if os.path.exists(text):
-        return text
-    from . import hub  # a pulled model's name
-    if text in hub.known_names():
-        return hub.resolve_model(text)
-    return text  # the core says clearly that the file is missing
+    def __enter__(self):
+        return self
 
-
-def _prompt_args(prompt, messages):
-    if (prompt is None) == (messages is None):
-        raise InvalidArgumentError("give exactly one of prompt or messages")
-    if prompt is not None:
-        if not isinstance(prompt, str):
-            raise InvalidArgumentError(f"prompt must be a str, got {type(prompt).__name__}")
-        if not prompt:
-            raise InvalidArgumentError("the prompt is empty")
-        _check_utf8(prompt, "prompt")
-        return prompt, None
-    if not isinstance(messages, (list, tuple)) or not messages:
-        raise InvalidArgumentError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
-    pairs = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str) \
-                or not isinstance(message.get("content"), str):
-            raise InvalidArgumentError(f"messages[{i}] must be a dict with str 'role' and 'content'")
-        _check_utf8(message["content"], f"messages[{i}]['content']")
-        pairs.append((message["role"], message["content"]))
-    return None, pairs
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _check_utf8(text: str, what: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # lone surrogates
-        raise InvalidArgumentError(f"{what} is not valid UTF-8 text: {exc.reason}") from None
-
-
-class Model:
+class Model(_Runner):
     """A GGUF model loaded once (weights memory-mapped), with its own context for generate().
 
     Parameters
@@ -169,19 +142,22 @@ class Model:
         A bad option.
     """
 
+    _for_model = True
+
     def __init__(self, path: PathLike, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
                  n_gpu_layers: Optional[int] = None, n_batch: int = 512, verbose: bool = False,
                  flash_attn: Optional[bool] = None, rpc: Optional[Sequence[str]] = None,
                  rpc_timeout: float = 60.0, calibrate: Optional[bool] = None):
-        options = _model_options(n_ctx, n_threads, 0 if n_gpu_layers is None else n_gpu_layers, n_batch, verbose,
-                                 flash_attn)
-        _rpc_options(options, rpc, rpc_timeout, n_gpu_layers is not None)
+        options = _arguments.model_options(n_ctx, n_threads, 0 if n_gpu_layers is None else n_gpu_layers, n_batch,
+                                           verbose, flash_attn)
+        _arguments.rpc_options(options, rpc, rpc_timeout, n_gpu_layers is not None)
         self._options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
                              verbose=verbose, flash_attn=flash_attn)
         self._rpc = list(options.rpc)
-        self._core = _core.Model.load(_resolve_path(path), options)
+        self._core = _core.Model.load(_arguments.resolve_path(path), options)
         self.path = pathlib.Path(self._core.info["path"])
-        self._calibrator = Calibrator(calibrate, [str(self.path)], _calibration_options(options), drafter=False)
+        self._calibrator = Calibrator(calibrate, [str(self.path)], _arguments.calibration_options(options),
+                                      drafter=False)
 
     @property
     def info(self) -> dict:
@@ -204,12 +180,12 @@ class Model:
         """
         if not isinstance(text, str):
             raise InvalidArgumentError(f"text must be a str, got {type(text).__name__}")
-        _check_utf8(text, "text")
+        _arguments.check_utf8(text, "text")
         return list(self._core.tokenize(text, special))
 
     def detokenize(self, ids: Sequence[int]) -> str:
         """The text of token ids (correct UTF-8 across token boundaries, special tokens rendered)."""
-        ids = [_int("token id", t, -(1 << 31), (1 << 31) - 1) for t in ids]
+        ids = [_arguments.check_int("token id", t, -(1 << 31), (1 << 31) - 1) for t in ids]
         return self._core.detokenize(ids)
 
     def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *, add_assistant: bool = True) -> str:
@@ -237,36 +213,11 @@ class Model:
             The model has no template, the template refused the messages (``raise_exception``,
             with its message), or it failed to render (with the engine's message).
         """
-        _, pairs = _prompt_args(None, messages)
+        _, pairs = _arguments.prompt_args(None, messages)
         return self._core.apply_chat_template(pairs, add_assistant)
 
-    def _start(self, prompt, messages, stream: bool, options: dict):
-        text, pairs = _prompt_args(prompt, messages)
-        core_options = _options.make_options(options, for_model=True)
-        if options.get("draft") is not None:  # n-gram drafts: the verify cost curve first
-            self._calibrator.prepare(self._core)
-        return self._core.start(text, pairs, core_options, stream)
-
-    @property
-    def planner(self) -> dict:
-        """What the n-gram draft planner learnt on this model: see :func:`fsgen.planner.planner_figures`."""
-        return planner_figures(self._core.planner())
-
-    def calibrate(self) -> dict:
-        """Measure this model's verify cost for each batch size now (seconds on billion-parameter
-        models), cache it, and return :attr:`planner`'s figures."""
-        self._calibrator.run(self._core)
-        return self.planner
-
-    def generate(self, prompt=None, *, messages=None, **options) -> Result:
-        return run_job(self._start(prompt, messages, False, options))
-
-    def stream(self, prompt=None, *, messages=None, **options) -> Stream:
-        return Stream(self._start(prompt, messages, True, options))
-
-    def cancel(self) -> None:
-        """Stop whatever this model's generate() is running at its next decode step."""
-        self._core.cancel()
+    def _needs_calibration(self, options: dict) -> bool:
+        return options.get("draft") is not None  # n-gram drafts: the verify cost curve first
 
     def rpc_stats(self) -> Optional[dict]:
         """For a model on RPC servers (rpc=...): endpoints, lost, evals, rows, round_trip_seconds,
@@ -274,19 +225,9 @@ class Model:
         None for a model in this process."""
         return self._core.rpc_stats()
 
-    def close(self) -> None:
-        """Free the context and (once no Pair uses them) the weights."""
-        self._core.close()
-
     @property
     def closed(self) -> bool:
         return self._core.closed
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         if self.closed:
@@ -294,7 +235,7 @@ class Model:
         return f"Model({str(self.path)!r}, {self.info['description']})"
 
 
-class Pair:
+class Pair(_Runner):
     """A small model (System 1) and a large one (System 2) decoding together.
 
     Parameters
@@ -327,24 +268,26 @@ class Pair:
         As for :class:`Model`.
     """
 
+    _for_model = False
+
     def __init__(self, small: Union[PathLike, Model], large: Union[PathLike, Model], *,
                  small_base: Union[PathLike, Model, None] = None, large_rpc: Optional[Sequence[str]] = None,
                  rpc_timeout: float = 60.0, calibrate: Optional[bool] = None, **model_options):
         if large_rpc is not None and isinstance(large, Model):
             raise InvalidArgumentError("large_rpc applies when the Pair loads the large model from a path; "
                                        "an already loaded Model keeps its own rpc (Model(path, rpc=[...]))")
-        unknown = set(model_options) - set(_MODEL_OPTION_NAMES)
+        unknown = set(model_options) - set(_arguments.MODEL_OPTION_NAMES)
         if unknown:
             raise InvalidArgumentError(f"unknown option(s) {', '.join(sorted(unknown))}; "
-                                       f"expected {', '.join(_MODEL_OPTION_NAMES)}")
-        options = _model_options(**model_options)
+                                       f"expected {', '.join(_arguments.MODEL_OPTION_NAMES)}")
+        options = _arguments.model_options(**model_options)
         self._owned: list[Model] = []
         loaded: dict[str, Model] = {}
 
         def model(arg, rpc=None) -> Model:
             if isinstance(arg, Model):
                 return arg
-            path = _resolve_path(arg)
+            path = _arguments.resolve_path(arg)
             key = (os.path.realpath(path), tuple(rpc or ()))
             if key not in loaded:  # one load per file and place, whatever roles it plays
                 remote = dict(rpc=rpc, rpc_timeout=rpc_timeout) if rpc is not None else {}
@@ -358,7 +301,7 @@ class Pair:
             self.small_base = model(small_base) if small_base is not None else None
             self._core = _core.Pair(self.small._core, self.large._core,
                                     self.small_base._core if self.small_base else None, options)
-            places = dict(_calibration_options(options),  # System 2 on RPC servers: cached per endpoint
+            places = dict(_arguments.calibration_options(options),  # System 2 on RPC servers: cached per endpoint
                           rpc=[self.small._rpc, self.large._rpc])
             self._calibrator = Calibrator(calibrate, [str(self.small.path), str(self.large.path)],
                                           places, drafter=True)
@@ -367,37 +310,10 @@ class Pair:
                 m.close()
             raise
 
-    def _start(self, prompt, messages, stream: bool, options: dict):
-        text, pairs = _prompt_args(prompt, messages)
-        core_options = _options.make_options(options, for_model=False)
+    def _needs_calibration(self, options: dict) -> bool:
         method = options.get("method") or "speculative"
         guarded_fs = method == "fs" and options.get("guard") is not False  # the guard weighs the large model's cost
-        if method == "speculative" or (method == "large" and options.get("draft") is not None) or guarded_fs:
-            self._calibrator.prepare(self._core)  # the large model's verify cost curve
-        return self._core.start(text, pairs, core_options, stream)
-
-    @property
-    def planner(self) -> dict:
-        """What the speculative draft planner learnt on this pair: measured verify costs by batch
-        size, the draft step's cost, the calibration, acceptance estimates and the draft lengths it
-        would choose now (see :func:`fsgen.planner.planner_figures`)."""
-        return planner_figures(self._core.planner())
-
-    def calibrate(self) -> dict:
-        """Measure the large model's verify cost for each batch size and a System 1 step now
-        (seconds on billion-parameter models), cache them, and return :attr:`planner`'s figures."""
-        self._calibrator.run(self._core)
-        return self.planner
-
-    def generate(self, prompt=None, *, messages=None, **options) -> Result:
-        return run_job(self._start(prompt, messages, False, options))
-
-    def stream(self, prompt=None, *, messages=None, **options) -> Stream:
-        return Stream(self._start(prompt, messages, True, options))
-
-    def cancel(self) -> None:
-        """Stop whatever this pair is running at its next decode step."""
-        self._core.cancel()
+        return method == "speculative" or (method == "large" and options.get("draft") is not None) or guarded_fs
 
     @property
     def large_lost(self) -> bool:
@@ -419,15 +335,9 @@ class Pair:
 
     def close(self) -> None:
         """Free the pair's contexts and the models it loaded."""
-        self._core.close()
+        super().close()
         for m in self._owned:
             m.close()
-
-    def __enter__(self) -> "Pair":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         base = f", small_base={self.small_base!r}" if self.small_base else ""
@@ -435,15 +345,21 @@ class Pair:
 
 
 def _document(cls, for_model: bool) -> None:
-    """Signatures and docstrings of generate/stream from the core's parameter table."""
+    """Signatures and docstrings of generate/stream from the core's parameter table, on the class's
+    own copy of the shared function (Model's and Pair's take different parameters)."""
     who = "this model alone" if for_model else "the pair, with the chosen method"
     for name, summary, returns in (
             ("generate", f"Generate text with {who}.", "Result\n    Text, tokens, finish_reason, stats and the optional trace."),
             ("stream", f"Generate text with {who}, streaming Chunks as they are produced.",
              "Stream\n    Iterate for Chunk(text, source, token); ``stream.result`` afterwards.")):
-        function = getattr(cls, name)
+        shared = getattr(_Runner, name)
+        function = types.FunctionType(shared.__code__, shared.__globals__, name, shared.__defaults__,
+                                      shared.__closure__)
+        function.__kwdefaults__ = shared.__kwdefaults__
+        function.__qualname__ = f"{cls.__name__}.{name}"
         function.__signature__ = _options.signature(for_model)
         function.__doc__ = _options.docstring(summary, for_model, returns)
+        setattr(cls, name, function)
 
 
 _document(Model, for_model=True)

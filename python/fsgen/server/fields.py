@@ -9,6 +9,8 @@ import fsgen
 
 # OpenAI's own names for these, or fields the server handles itself.
 _OPENAI_NAMED = ("temperature", "top_p", "seed", "max_tokens", "stop", "trace", "method")
+# The System 2 kinds, and the methods of the same names, whose tokens combine both models' logits.
+_COMBINING = ("contrastive", "proxy")
 
 
 def methods() -> list[str]:
@@ -36,3 +38,14 @@ def applies(name: str, method: str, router: Optional[str], system2: Optional[str
         return name in fsgen.method_params(method, router or "entropy", system2 or "large")
     except fsgen.InvalidArgumentError:  # an unknown method/router: the core reports it for the request
         return False
+
+
+def combines_models(method: str, system2: Optional[str]) -> bool:
+    """Whether System 2's tokens in a call for `method` are both models combined (fsgen.Source.COMBINED)
+    rather than the large model's: contrastive decoding or proxy tuning, as the method itself or as
+    the System 2 kind of a method that takes one."""
+    try:
+        takes_kind = "system2" in fsgen.method_params(method)
+    except fsgen.InvalidArgumentError:  # one model ("model"): no System 2
+        return False
+    return ((system2 or "large") if takes_kind else method) in _COMBINING

@@ -1,9 +1,11 @@
 """One request's generation, run off the event loop.
 
-The core decodes on its own C++ thread; the Python API's stream waits for it with the GIL released.
-A worker thread iterates that stream and hands each chunk to the event loop through an asyncio
-queue, so the loop never blocks on decoding. cancel() (from the loop, e.g. when the client leaves)
-stops the core at its next decode step; `finished` is set once the core is done with the models.
+The core decodes on its own C++ thread; the Python API waits for it with the GIL released. A worker
+thread makes the call: for a streaming request it iterates the runner's stream and hands each chunk
+to the event loop through an asyncio queue; otherwise it makes one runner.generate() call, so no
+token passes through Python. Either way the loop never blocks on decoding. cancel() (from the loop,
+e.g. when the client leaves) stops the core at its next decode step; `finished` is set once the
+core is done with the models.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Any, Callable, Optional
 import fsgen
 
 END = object()
+# How often a non-streaming generation's cancel is repeated until the call is over (seconds).
+CANCEL_REPEAT_SECONDS = 0.05
 
 
 def rpc_lost(runner) -> bool:
@@ -26,23 +30,27 @@ def rpc_lost(runner) -> bool:
 
 
 class Generation:
-    def __init__(self, runner, call: dict, loop: asyncio.AbstractEventLoop, *, forward_chunks: bool = True,
+    """runner.stream(**call) (``stream=True``: chunks come from next()) or runner.generate(**call)
+    on a worker thread; next() gives END once it is over, with `result` or `error` set."""
+
+    def __init__(self, runner, call: dict, loop: asyncio.AbstractEventLoop, *, stream: bool = True,
                  prepare: Optional[Callable[[], Any]] = None):
         self._runner = runner
         self._call = call
         self._prepare = prepare  # run on the worker thread first: returns the runner to use
         self._loop = loop
-        self._forward = forward_chunks
+        self._streams = stream
         self._queue: asyncio.Queue = asyncio.Queue()
         self._stream = None
         self._lock = threading.Lock()
         self._cancelled = False
+        self._over = False  # the runner's call has returned
         self.finished = asyncio.Event()
         self.result = None
         self.error: Optional[BaseException] = None
         self.rpc_lost = False  # with an error: whether models on RPC servers were lost
-        self.sources = [0, 0, 0]  # tokens by fsgen.Source
-        self._thread = threading.Thread(target=self._pump, name="fsgen-serve-generation", daemon=True)
+        self.sources = [0, 0, 0]  # streamed chunks by fsgen.Source
+        self._thread = threading.Thread(target=self._work, name="fsgen-serve-generation", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -53,32 +61,39 @@ class Generation:
         except RuntimeError:  # the loop is closed: nobody is listening any more
             pass
 
-    def _pump(self) -> None:
+    def _work(self) -> None:
         try:
             if self._prepare is not None:
                 self._runner = self._prepare()
-            stream = self._runner.stream(**self._call)
-            with self._lock:
-                self._stream = stream
-                cancelled = self._cancelled
-            if cancelled:
-                stream.cancel()
-            for chunk in stream:
-                source = int(chunk.source)
-                if 0 <= source < 3:
-                    self.sources[source] += 1
-                if self._forward and chunk.text:
-                    self._post(chunk)
-            self.result = stream.result
+            if self._streams:
+                self.result = self._run_stream()
+            else:
+                self.result = self._runner.generate(**self._call)
         except BaseException as exc:  # handed to the request's handler, which maps it to a status
             self.error = exc
             self.rpc_lost = rpc_lost(self._runner)  # asked here: the models are still this request's
         finally:
+            self._over = True
             self._post(END)
             try:
                 self._loop.call_soon_threadsafe(self.finished.set)
             except RuntimeError:
                 pass
+
+    def _run_stream(self):
+        stream = self._runner.stream(**self._call)
+        with self._lock:
+            self._stream = stream
+            cancelled = self._cancelled
+        if cancelled:
+            stream.cancel()
+        for chunk in stream:
+            source = int(chunk.source)
+            if 0 <= source < 3:
+                self.sources[source] += 1
+            if chunk.text:
+                self._post(chunk)
+        return stream.result
 
     def cancel(self) -> None:
         """Stop at the next decode step (safe from any thread, any time)."""
@@ -87,6 +102,20 @@ class Generation:
             stream = self._stream
         if stream is not None:
             stream.cancel()
+        elif not self._streams:
+            try:
+                self._loop.call_soon_threadsafe(self._cancel_runner)
+            except RuntimeError:  # the loop is closed: the process is ending
+                self._runner.cancel()
+
+    def _cancel_runner(self) -> None:
+        # The core forgets a runner.cancel() that comes before its call starts (after validation and
+        # calibration), so it is repeated until the call is over. Runs on the loop, which is also
+        # where the next request gets its turn: no repeat reaches the next request's call.
+        if self._over:
+            return
+        self._runner.cancel()
+        self._loop.call_later(CANCEL_REPEAT_SECONDS, self._cancel_runner)
 
     @property
     def cancelled(self) -> bool:

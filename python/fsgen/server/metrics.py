@@ -40,13 +40,18 @@ class Metrics:
         self._totals = [0, 0, 0]
         self._drafted = self._accepted = 0
 
-    def generation_done(self, pieces: list, stats: dict, finish: str) -> None:
-        """pieces: streamed pieces by source (a piece may hold several tokens); stats: Result.stats."""
+    def generation_done(self, pieces: list, stats: dict, finish: str, *, combines: bool = False) -> None:
+        """pieces: streamed pieces by source (a piece may hold several tokens); stats: Result.stats;
+        combines: whether System 2's tokens are both models combined, for a generation that
+        streamed no System 2 pieces (a non-streaming request)."""
         sources = list(pieces)
         if stats:  # exact totals from the stats; the pieces only split System 2's share in two
             n = int(stats.get("n_tokens", 0))
             s2 = int(round(stats.get("system2_fraction", 0.0) * n))
-            combined = int(round(s2 * pieces[2] / (pieces[1] + pieces[2]))) if pieces[1] + pieces[2] else 0
+            if pieces[1] + pieces[2]:
+                combined = int(round(s2 * pieces[2] / (pieces[1] + pieces[2])))
+            else:
+                combined = s2 if combines else 0
             sources = [n - s2, s2 - combined, combined]
         for name, n in zip(SOURCE_NAMES, sources):
             if n:

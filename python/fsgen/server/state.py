@@ -172,15 +172,9 @@ class ServerState:
         return call, method
 
     def precheck(self, call: dict) -> None:
-        """Validate before waiting in line, with the checks the Python API makes when it starts a
-        generation (the core's table: names, types, ranges, which parameters apply)."""
-        try:
-            from .._api import _prompt_args
-            from .._options import make_options
-        except ImportError:  # validation then happens when the generation starts
-            return
-        _prompt_args(call.get("prompt"), call.get("messages"))
-        make_options({k: v for k, v in call.items() if k not in ("prompt", "messages")}, for_model=not self.pair)
+        """Validate before waiting in line, with the checks generation makes when it starts (the
+        prompt, and the core's table: names, types, ranges, which parameters apply)."""
+        self.runner.validate(**call)
 
     def begin_shutdown(self) -> None:
         """Stop taking requests, fail the waiting ones, cancel the running generations."""

@@ -1,7 +1,6 @@
 """Rescoring recorded replies with the current scorer, without generating anything again.
 
-Records hold each reply's text, so a corrected scorer (issue 9: exit status 0 was a pass) can be
-applied to a finished study::
+Records hold each reply's text, so a corrected scorer can be applied to a finished study::
 
     from fsgen.study import rescore
     recs = rescore.rescore(rescore.read_records("study-out/records.jsonl"), "humaneval")
