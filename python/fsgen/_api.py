@@ -30,24 +30,22 @@ atexit.register(_core.cancel_all_jobs, 10.0)
 
 
 class _Runner:
-    """What Model and Pair share: starting a generation (checks, calibration, the core's job),
-    the draft planner, cancel and close. Subclasses set ``_for_model`` and ``_needs_calibration``."""
+    """What Model and Pair share: starting a generation (calibration where the core's plan of the
+    call needs it, the core's job), the draft planner, cancel and close. Subclasses set
+    ``_for_model``."""
 
     _for_model: bool  # which of the core's parameter sets generate() takes
     _core: Any
     _calibrator: Calibrator
 
-    def _needs_calibration(self, options: dict) -> bool:
-        """Whether a call with these options needs the verify cost curve first (it drafts, or fs's
-        guard weighs the large model's cost)."""
-        raise NotImplementedError
-
     def _start(self, prompt, messages, stream: bool, options: dict):
         text, pairs = _arguments.prompt_args(prompt, messages)
         core_options = _options.make_options(options, for_model=self._for_model)
-        if self._needs_calibration(options):
+        plan = _core.plan_for(core_options, self._for_model)
+        if plan["needs_calibration"] and self._calibrator.pending(self._core):
+            self._core.check(text, pairs, core_options)  # a call that cannot start costs no calibration
             self._calibrator.prepare(self._core)
-        return self._core.start(text, pairs, core_options, stream)
+        return self._core.start(text, pairs, core_options, stream)  # checks the call, then runs it
 
     def validate(self, prompt=None, *, messages=None, **options) -> None:
         """Check a call's arguments as :meth:`generate` and :meth:`stream` do, without generating.
@@ -67,8 +65,8 @@ class _Runner:
             messages, an empty or malformed prompt, an unknown parameter, a wrong type or value, or
             a method parameter that does not apply.
         """
-        _arguments.prompt_args(prompt, messages)
-        _options.make_options(options, for_model=self._for_model)
+        text, pairs = _arguments.prompt_args(prompt, messages)
+        self._core.check(text, pairs, _options.make_options(options, for_model=self._for_model))
 
     @property
     def planner(self) -> dict:
@@ -214,10 +212,9 @@ class Model(_Runner):
             with its message), or it failed to render (with the engine's message).
         """
         _, pairs = _arguments.prompt_args(None, messages)
+        if pairs is None:
+            raise InvalidArgumentError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
         return self._core.apply_chat_template(pairs, add_assistant)
-
-    def _needs_calibration(self, options: dict) -> bool:
-        return options.get("draft") is not None  # n-gram drafts: the verify cost curve first
 
     def rpc_stats(self) -> Optional[dict]:
         """For a model on RPC servers (rpc=...): endpoints, lost, evals, rows, round_trip_seconds,
@@ -309,11 +306,6 @@ class Pair(_Runner):
             for m in self._owned:
                 m.close()
             raise
-
-    def _needs_calibration(self, options: dict) -> bool:
-        method = options.get("method") or "speculative"
-        guarded_fs = method == "fs" and options.get("guard") is not False  # the guard weighs the large model's cost
-        return method == "speculative" or (method == "large" and options.get("draft") is not None) or guarded_fs
 
     @property
     def large_lost(self) -> bool:

@@ -82,16 +82,15 @@ def resolve_path(path: PathLike) -> str:
 
 
 def prompt_args(prompt, messages):
-    if (prompt is None) == (messages is None):
-        raise InvalidArgumentError("give exactly one of prompt or messages")
+    """The prompt or the messages converted for the core (text, (role, content) pairs); the core
+    checks the prompt itself where the call starts (exactly one of the two, not empty)."""
     if prompt is not None:
         if not isinstance(prompt, str):
             raise InvalidArgumentError(f"prompt must be a str, got {type(prompt).__name__}")
-        if not prompt:
-            raise InvalidArgumentError("the prompt is empty")
         check_utf8(prompt, "prompt")
+    if messages is None:
         return prompt, None
-    if not isinstance(messages, (list, tuple)) or not messages:
+    if not isinstance(messages, (list, tuple)):
         raise InvalidArgumentError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
     pairs = []
     for i, message in enumerate(messages):
@@ -100,7 +99,7 @@ def prompt_args(prompt, messages):
             raise InvalidArgumentError(f"messages[{i}] must be a dict with str 'role' and 'content'")
         check_utf8(message["content"], f"messages[{i}]['content']")
         pairs.append((message["role"], message["content"]))
-    return None, pairs
+    return prompt, pairs
 
 
 def check_utf8(text: str, what: str) -> None:

@@ -78,6 +78,10 @@ class Calibrator:
     def _measure(self, core) -> tuple[list[float], float]:
         return core.calibrate(self.drafter) if self.drafter else core.calibrate()
 
+    def pending(self, core: Any) -> bool:
+        """Whether prepare() would measure or load a cost curve now."""
+        return self.enabled and (not self.done or core.planner().drifted)
+
     def prepare(self, core: Any) -> None:
         """Before a generation that drafts: make sure the planner has a current cost curve."""
         if not self.enabled:

@@ -163,6 +163,24 @@ def test_calibration_off(tiny_small, tiny_large, tmp_path, monkeypatch):
         assert p.planner["calibration"] == {}
 
 
+@pytest.mark.parametrize("call, calibrates", [
+    (dict(method="fs", router="budget"), False),  # no guard under a budget: no cost curve needed
+    (dict(method="fs", router="never"), False),
+    (dict(method="fs", guard=False), False),
+    (dict(method="small"), False),
+    (dict(method="fs"), True),                    # the guard weighs the large model's cost
+    (dict(method="speculative"), True),
+    (dict(method="large", draft="ngram"), True),
+])
+def test_calibration_only_where_the_plan_needs_it(tiny_small, tiny_large, tmp_path, monkeypatch, call, calibrates):
+    """The core's plan of the call decides (fsgen._core.plan_for), not a copy of its rules."""
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
+    with fsgen.Pair(tiny_small, tiny_large, calibrate=True, **CTX) as p:
+        p.generate("hello", max_tokens=2, **call)
+        assert (p.planner["calibration"] != {}) == calibrates
+    assert (tmp_path / "calibration").exists() == calibrates
+
+
 def test_model_calibrate(model, tmp_path, monkeypatch):
     monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
     figures = model.calibrate()
