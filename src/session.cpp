@@ -140,7 +140,7 @@ const float* LocalSession::logits(size_t row) const {
 
 std::unique_ptr<Session> make_session(std::shared_ptr<const Weights> weights, const ModelOptions& options,
                                       const CancelFlags* cancel) {
-  if (weights->remote) return std::make_unique<rpc::RemoteSession>(std::move(weights), options);
+  if (weights->remote) return std::make_unique<rpc::RemoteSession>(std::move(weights), options, cancel);
   return std::make_unique<LocalSession>(std::move(weights), options, cancel);
 }
 

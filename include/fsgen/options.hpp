@@ -17,8 +17,8 @@ struct ModelOptions {
   bool verbose = false;     // forward llama.cpp's log to stderr
   int flash_attn = -1;      // -1: llama.cpp decides (auto), 0: off, 1: on
   // Remote devices ("host:port" of `fsgen rpc-server`s): the model runs there, from a helper
-  // process this one owns (n_gpu_layers 0 then means all layers). rpc_timeout: seconds any
-  // remote call may take before the helper is killed and the call fails with GenerationError.
+  // process this one owns (n_gpu_layers 0 then means all layers). rpc_timeout: seconds a remote
+  // call may go without progress (each n_batch chunk of an eval) before it fails with GenerationError.
   std::vector<std::string> rpc;
   double rpc_timeout = 60.0;
 };

@@ -5,6 +5,7 @@
 //   fsgen-rpc session --model PATH --rpc EP[,EP...] --n-gpu-layers N --n-vocab V --parent PID [--verbose]
 //       the helper process of a remote model (rpc/remote_model.hpp): started by fsgen, talks on
 //       descriptor 3 (helper_protocol.hpp) and writes logits rows into descriptor 4.
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <csignal>
 #include <cstdlib>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -96,18 +98,6 @@ int serve(const std::map<std::string, std::string>& flags) {
 
 // ---- session: the helper process ----
 
-bool write_all(const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::send(kSocketFd, p, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= size_t(n);
-  }
-  return true;
-}
-
 bool read_all(void* data, size_t size) {
   char* p = static_cast<char*>(data);
   while (size > 0) {
@@ -121,8 +111,9 @@ bool read_all(void* data, size_t size) {
 }
 
 void reply(Reply r, const std::string& message = {}) {
-  r.message_bytes = static_cast<uint32_t>(message.size());
-  if (!write_all(&r, sizeof(r)) || (!message.empty() && !write_all(message.data(), message.size()))) {
+  const size_t bytes = std::min<size_t>(message.size(), kMaxMessageBytes);
+  r.message_bytes = static_cast<uint32_t>(bytes);
+  if (!send_all(kSocketFd, &r, sizeof(r)) || (bytes > 0 && !send_all(kSocketFd, message.data(), bytes))) {
     std::_Exit(0);  // fsgen went away
   }
 }
@@ -142,8 +133,72 @@ bool report_progress(float, void*) {
 
 struct Context {
   std::unique_ptr<LocalSession> session;
-  std::vector<Token> seq;
+  std::vector<Token> seq;  // exactly what the session's cache holds
 };
+
+// A Cancel from fsgen waiting on the socket. Nothing else arrives while an eval runs: fsgen sends
+// its next request only once this one is answered.
+bool cancel_requested() {
+  pollfd pfd{kSocketFd, POLLIN, 0};
+  if (::poll(&pfd, 1, 0) <= 0) return false;
+  Request request{};
+  if (!read_all(&request, sizeof(request))) std::_Exit(0);  // fsgen went away
+  if (request.op != Op::Cancel) {
+    std::fprintf(stderr, "fsgen-rpc: a request (op %u) arrived during an eval\n", static_cast<unsigned>(request.op));
+    std::_Exit(1);
+  }
+  return true;
+}
+
+// Makes c hold `full` and its last n_rows logits, with the same decode calls as LocalSession::eval
+// (the same numbers as a local model), one n_batch chunk at a time: Progress after each chunk,
+// and a stop there when fsgen sent Cancel. Returns false when cancelled (Cancelled was sent).
+bool eval_in_chunks(Context& c, const std::vector<Token>& full, size_t n_rows, Reply& r) {
+  LocalSession& session = *c.session;
+  const size_t n = full.size();
+  // LocalSession's own checks, before anything is decoded (so c.seq stays exact).
+  if (n == 0 || n_rows == 0 || n_rows > n) throw InvalidArgumentError("eval needs 1 <= n_rows <= n tokens");
+  if (n > static_cast<size_t>(session.n_ctx())) {
+    throw ContextOverflowError(std::to_string(n) + " tokens do not fit in the context of " + std::to_string(session.n_ctx()));
+  }
+  if (n_rows > static_cast<size_t>(session.n_batch())) throw InvalidArgumentError("more output rows than the batch size");
+  size_t common = 0;
+  while (common < std::min(n, c.seq.size()) && c.seq[common] == full[common]) ++common;
+  const size_t first_output = n - n_rows;
+  const size_t n_batch = static_cast<size_t>(session.n_batch());
+  const size_t begin = std::min(common, first_output);
+  const size_t last_normal_start = begin + ((n - begin - 1) / n_batch) * n_batch;
+  const size_t tail_start = std::min(last_normal_start, first_output);
+  r.decoded = 0;
+  try {
+    for (size_t pos = begin; pos < tail_start; pos = std::min(tail_start, pos + n_batch)) {
+      // One chunk, with an output at its end: reading it waits for the server (ggml-rpc queues
+      // computations), so the progress reported is real.
+      const size_t end = std::min(tail_start, pos + n_batch);
+      session.eval(full.data(), end, 1);
+      r.decoded += session.last_decoded_tokens();
+      c.seq.assign(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(end));
+      Reply progress{};
+      progress.context = r.context;
+      progress.a = end;
+      if (cancel_requested()) {
+        progress.status = Status::Cancelled;
+        reply(progress);
+        return false;
+      }
+      progress.status = Status::Progress;
+      reply(progress);
+    }
+    session.eval(full.data(), n, n_rows);
+    r.decoded += session.last_decoded_tokens();
+    c.seq = full;
+  } catch (...) {
+    // A failed decode leaves the cache at a prefix of `full` (LocalSession drops partial batches).
+    c.seq.assign(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(std::min(session.n_cached(), n)));
+    throw;
+  }
+  return true;
+}
 
 int session(const std::map<std::string, std::string>& flags) {
   // Never outlive fsgen. Not PR_SET_PDEATHSIG: that fires when the *thread* that started this
@@ -214,6 +269,7 @@ int session(const std::map<std::string, std::string>& flags) {
   }
 
   std::vector<Context> contexts(kMaxContexts);
+  // ggml-rpc cannot abort a decode: cancelling happens between chunks (eval_in_chunks).
   CancelFlags no_cancel;
   std::vector<Token> tokens;
   for (;;) {
@@ -221,7 +277,12 @@ int session(const std::map<std::string, std::string>& flags) {
     // fsgen closed the socket: done. No cleanup: the server frees this client's buffers when the
     // connection closes, and freeing them over the network first would only delay the exit.
     if (!read_all(&request, sizeof(request))) std::_Exit(0);
+    if (request.op == Op::Cancel) continue;  // its eval had ended
     if (request.op == Op::Eval && request.n_new > 0) {
+      if (request.n_new > kMaxMessageBytes / sizeof(Token)) {  // fsgen never sends one: out of step
+        std::fprintf(stderr, "fsgen-rpc: an eval of %llu tokens\n", static_cast<unsigned long long>(request.n_new));
+        std::_Exit(1);
+      }
       tokens.resize(request.n_new);
       if (!read_all(tokens.data(), tokens.size() * sizeof(Token))) std::_Exit(0);
     }
@@ -252,17 +313,11 @@ int session(const std::map<std::string, std::string>& flags) {
         case Op::Eval: {
           if (!c.session) throw InvalidArgumentError("no such context");
           if (request.keep > c.seq.size()) throw InvalidArgumentError("the helper lost track of the sequence");
-          c.seq.resize(request.keep);
-          c.seq.insert(c.seq.end(), tokens.begin(), tokens.begin() + request.n_new);
+          std::vector<Token> full(c.seq.begin(), c.seq.begin() + static_cast<std::ptrdiff_t>(request.keep));
+          full.insert(full.end(), tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(request.n_new));
           const auto start = std::chrono::steady_clock::now();
-          try {
-            c.session->eval(c.seq.data(), c.seq.size(), request.n_rows);
-          } catch (...) {
-            c.seq.clear();  // fsgen sends the whole sequence next time
-            throw;
-          }
+          if (!eval_in_chunks(c, full, request.n_rows, r)) continue;  // cancelled: answered
           r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          r.decoded = c.session->last_decoded_tokens();
           float* slot = logits + size_t(request.context) * slot_floats;
           for (size_t row = 0; row < request.n_rows; ++row) {
             std::memcpy(slot + row * size_t(n_vocab), c.session->logits(row), size_t(n_vocab) * sizeof(float));

@@ -29,6 +29,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How often a wait for the helper looks at the cancel flags.
+constexpr auto kCancelPoll = std::chrono::milliseconds(20);
+
 // A descriptor numbered >= 10 and close-on-exec, so that the helper's dup2 onto 2, 3 and 4 can
 // never overwrite one of the sources.
 int high_fd(int fd) {
@@ -49,40 +52,8 @@ int anonymous_file(const char* name) {
 #endif
 }
 
-bool send_all(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-#if defined(MSG_NOSIGNAL)
-    const ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
-#else
-    const ssize_t n = ::send(fd, p, size, 0);
-#endif
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Reads exactly `size` bytes before the deadline: 1 done, 0 timed out, -1 closed or failed.
-int recv_all(int fd, void* data, size_t size, Clock::time_point deadline) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return 0;
-    pollfd pfd{fd, POLLIN, 0};
-    const int r = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) return 0;
-    const ssize_t n = ::recv(fd, p, size, 0);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) return -1;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return 1;
+Clock::duration span(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
 std::string join(const std::vector<std::string>& parts, const char* sep) {
@@ -130,17 +101,19 @@ RemoteModel::~RemoteModel() {
 
 std::string RemoteModel::endpoints() const { return join(options_.rpc, ", "); }
 
-RemoteStats RemoteModel::stats() const {
+RemoteStats RemoteModel::stats() {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (owed_) settle(Clock::now());
   RemoteStats s = stats_;
   s.endpoints = options_.rpc;
-  s.lost = lost_;
+  s.lost = lost_ || owed_;
   return s;
 }
 
-bool RemoteModel::lost() const {
+bool RemoteModel::lost() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return lost_;
+  if (owed_) settle(Clock::now());
+  return lost_ || owed_;
 }
 
 uint64_t RemoteModel::generation() const {
@@ -150,6 +123,16 @@ uint64_t RemoteModel::generation() const {
 
 void RemoteModel::restart() {
   std::lock_guard<std::mutex> lock(mutex_);
+  // The server may still answer the given-up call within its grace: then its weights are still
+  // there and nothing needs to travel again.
+  if (owed_ && settle(std::max(Clock::now(), owed_since_ + span(options_.rpc_timeout)))) {
+    try {
+      ready();
+      return;
+    } catch (const Error&) {
+      // A free that failed: reload below.
+    }
+  }
   kill_helper();
   lost_ = true;  // until start() succeeds
   start();
@@ -272,6 +255,8 @@ void RemoteModel::kill_helper(bool force) noexcept {
   }
   if (socket_ >= 0) ::close(socket_);
   socket_ = -1;
+  owed_ = false;
+  free_later_.clear();
   // stderr_fd_ stays open until the next start: lose() reads it after the kill.
 }
 
@@ -303,9 +288,13 @@ std::string RemoteModel::helper_stderr() const {
   return text;
 }
 
-void RemoteModel::lose(const std::string& cause) {
+void RemoteModel::drop() noexcept {
   kill_helper(true);
   lost_ = true;
+}
+
+void RemoteModel::lose(const std::string& cause) {
+  drop();
   const std::string log = helper_stderr();
   throw GenerationError("the remote model on " + endpoints() + " is lost: " + cause +
                         (log.empty() ? "" : " (helper: " + log + ")") +
@@ -314,28 +303,122 @@ void RemoteModel::lose(const std::string& cause) {
 }
 
 Reply RemoteModel::receive(double timeout, std::string* message, const char* what) {
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout));
   Reply reply{};
-  int r = recv_all(socket_, &reply, sizeof(reply), deadline);
-  if (r == 1 && reply.message_bytes > 0) {
-    message->resize(std::min<uint32_t>(reply.message_bytes, 1 << 20));
-    r = recv_all(socket_, message->data(), message->size(), deadline);
+  switch (read_reply(socket_, after(timeout), timeout, &reply, message)) {
+    case Frame::Whole: return reply;
+    case Frame::None: lose(std::string("no answer while ") + what + " within rpc_timeout=" + seconds_text(timeout) + " s");
+    case Frame::Oversize: lose("the helper announced a message over " + std::to_string(kMaxMessageBytes) + " bytes");
+    case Frame::Broken: break;
   }
-  if (r == 0) lose(std::string("no answer while ") + what + " within rpc_timeout=" + seconds_text(timeout) + " s");
-  if (r < 0) lose(std::string("the helper ended while ") + what + " (server gone or connection lost)");
-  return reply;
+  lose(std::string("the helper ended while ") + what + " (server gone or connection lost)");
 }
 
-Reply RemoteModel::call(const void* request, size_t size, const void* extra, size_t extra_size, std::string* message) {
+void RemoteModel::give_up(const char* what, bool cancel_sent) {
+  // The helper cannot be interrupted inside a chunk, and may finish it: told to stop there, it
+  // answers, and the weights stay on the server. Until then (or until the grace runs out) the
+  // model counts as lost.
+  Request cancel{};
+  cancel.op = Op::Cancel;
+  if (!cancel_sent && !send_all(socket_, &cancel, sizeof(cancel))) {
+    lose(std::string("the helper ended while ") + what + " (server gone or connection lost)");
+  }
+  owed_ = true;
+  owed_since_ = Clock::now();
+  throw GenerationError("the remote model on " + endpoints() + " gave no sign of progress while " + what +
+                        " within rpc_timeout=" + seconds_text(options_.rpc_timeout) +
+                        " s; the call was given up. The model counts as lost until the server answers it (within another "
+                        "rpc_timeout: its weights are still loaded there) or it is reloaded (Pair.reload_large(), or "
+                        "load the Model again)");
+}
+
+bool RemoteModel::settle(Clock::time_point until) noexcept {
+  while (owed_ && !lost_ && pid_ > 0) {
+    Reply reply{};
+    std::string message;
+    switch (read_reply(socket_, until, options_.rpc_timeout, &reply, &message)) {
+      case Frame::Whole:
+        if (reply.status == Status::Progress) {
+          owed_since_ = Clock::now();  // the server answers: the grace starts again
+        } else {
+          owed_ = false;  // whatever it says, the helper is idle again
+        }
+        continue;
+      case Frame::None:
+        if (Clock::now() >= owed_since_ + span(options_.rpc_timeout)) drop();
+        return false;
+      case Frame::Broken:
+      case Frame::Oversize:
+        drop();
+        return false;
+    }
+  }
+  return !owed_ && !lost_ && pid_ > 0;
+}
+
+void RemoteModel::ready() {
+  if (owed_ && !settle(Clock::now()) && !lost_) {
+    throw GenerationError("the remote model on " + endpoints() +
+                          " is lost for now: a call given up after rpc_timeout=" + seconds_text(options_.rpc_timeout) +
+                          " s is still running there; it comes back once the server answers, or reload it "
+                          "(Pair.reload_large(), or load the Model again)");
+  }
   if (lost_ || pid_ <= 0) {
     throw GenerationError("the remote model on " + endpoints() +
                           " is lost (an earlier call failed); reload it (Pair.reload_large(), or load the Model again) once the "
                           "server is back");
   }
-  if (!send_all(socket_, request, size) || (extra_size > 0 && !send_all(socket_, extra, extra_size))) {
+  while (!free_later_.empty()) {
+    Request request{};
+    request.op = Op::FreeContext;
+    request.context = free_later_.back();
+    free_later_.pop_back();
+    std::string message;
+    exchange(request, nullptr, 0, &message, nullptr);
+  }
+}
+
+Reply RemoteModel::call(const Request& request, const void* extra, size_t extra_size, std::string* message,
+                        const CancelFlags* cancel) {
+  ready();
+  return exchange(request, extra, extra_size, message, cancel);
+}
+
+Reply RemoteModel::exchange(const Request& request, const void* extra, size_t extra_size, std::string* message,
+                            const CancelFlags* cancel) {
+  const char* what = request.op == Op::Eval         ? "decoding"
+                     : request.op == Op::NewContext ? "creating a context"
+                                                    : "freeing a context";
+  if (!send_all(socket_, &request, sizeof(request)) || (extra_size > 0 && !send_all(socket_, extra, extra_size))) {
     lose("the helper ended (server gone or connection lost)");
   }
-  return receive(options_.rpc_timeout, message, "decoding");
+  const double timeout = options_.rpc_timeout;
+  Clock::time_point deadline = after(timeout);
+  bool cancel_sent = false;
+  for (;;) {
+    // With a cancel flag to watch: short waits.
+    const Clock::time_point until =
+        cancel != nullptr && !cancel_sent ? std::min(deadline, Clock::now() + kCancelPoll) : deadline;
+    Reply reply{};
+    switch (read_reply(socket_, until, timeout, &reply, message)) {
+      case Frame::Whole:
+        if (reply.status != Status::Progress) return reply;
+        deadline = after(timeout);  // a chunk done: the server is alive
+        continue;
+      case Frame::None:
+        break;
+      case Frame::Oversize:
+        lose("the helper announced a message over " + std::to_string(kMaxMessageBytes) + " bytes");
+      case Frame::Broken:
+        lose(std::string("the helper ended while ") + what + " (server gone or connection lost)");
+    }
+    if (cancel != nullptr && !cancel_sent && cancel->requested()) {
+      Request stop{};
+      stop.op = Op::Cancel;
+      if (!send_all(socket_, &stop, sizeof(stop))) lose("the helper ended (server gone or connection lost)");
+      cancel_sent = true;
+    }
+    if (Clock::now() >= deadline) give_up(what, cancel_sent);
+  }
 }
 
 namespace {
@@ -364,13 +447,14 @@ RemoteModel::Context RemoteModel::new_context(const ModelOptions& options) {
   request.n_threads = options.n_threads;
   request.flash_attn = options.flash_attn;
   std::string message;
-  const Reply reply = call(&request, sizeof(request), nullptr, 0, &message);
+  const Reply reply = call(request, nullptr, 0, &message);
   if (reply.status != Status::Ok) rethrow(reply, message);
   used_[id] = true;
   return Context{id, reply.n_ctx, reply.n_batch};
 }
 
-int RemoteModel::eval(int id, uint64_t generation, size_t keep, const Token* tokens, size_t n_new, size_t n_rows) {
+int RemoteModel::eval(int id, uint64_t generation, size_t keep, const Token* tokens, size_t n_new, size_t n_rows,
+                      const CancelFlags* cancel, size_t* held) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (generation != generation_ && !lost_) {
     throw GenerationError("the remote model on " + endpoints() + " was reloaded during this call; try again");
@@ -383,7 +467,11 @@ int RemoteModel::eval(int id, uint64_t generation, size_t keep, const Token* tok
   request.n_rows = n_rows;
   std::string message;
   const auto start = Clock::now();
-  const Reply reply = call(&request, sizeof(request), tokens, n_new * sizeof(Token), &message);
+  const Reply reply = call(request, tokens, n_new * sizeof(Token), &message, cancel);
+  if (reply.status == Status::Cancelled) {
+    *held = reply.a;
+    throw Cancelled{};
+  }
   if (reply.status != Status::Ok) rethrow(reply, message);
   stats_.evals += 1;
   stats_.round_trip_seconds += std::chrono::duration<double>(Clock::now() - start).count();
@@ -396,14 +484,18 @@ void RemoteModel::free_context(int id, uint64_t generation) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   if (generation != generation_ || lost_ || pid_ <= 0 || id < 0) return;
   used_[id] = false;
+  if (owed_ && !settle(Clock::now())) {
+    if (!lost_) free_later_.push_back(id);  // the helper is busy: sent before the next call
+    return;
+  }
   Request request{};
   request.op = Op::FreeContext;
   request.context = id;
   std::string message;
   try {
-    call(&request, sizeof(request), nullptr, 0, &message);
+    call(request, nullptr, 0, &message);
   } catch (const Error&) {
-    // Lost while freeing: nothing left to free.
+    // Lost or given up while freeing: the helper frees it with everything else.
   }
 }
 

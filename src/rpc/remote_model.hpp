@@ -4,11 +4,15 @@
 // (GGML_ABORT on a failed connect or handshake, RPC_STATUS_ASSERT on a failed send/recv, on its
 // own thread) and sets no socket timeouts. So the helper holds the RPC-backed weights and
 // contexts; this side sends token batches, reads logits rows from shared memory, and puts a
-// deadline on every call. A helper that dies or misses a deadline is killed and reaped, the
-// call fails with GenerationError, and the model is "lost" until restart().
+// deadline on every wait for the helper: rpc_timeout from the call or from its last progress (a
+// long eval reports each n_batch chunk). A helper that dies is reaped, the call fails with
+// GenerationError, and the model is "lost" until restart(). A call past its deadline fails the
+// same way but the helper is kept for another rpc_timeout: the server may still answer, and the
+// weights it holds would otherwise have to travel again.
 #pragma once
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -40,10 +44,13 @@ class RemoteModel {
   const std::string& description() const { return description_; }
   std::string endpoints() const;
 
-  bool lost() const;
-  RemoteStats stats() const;
-  // Kills a helper that is still running, probes again and reloads the weights (a restarted
-  // server has lost them). Sessions notice the new generation and recreate their contexts.
+  // Lost: a call failed, or one given up at its deadline has not been answered yet (the model
+  // comes back by itself when it is, within another rpc_timeout).
+  bool lost();
+  RemoteStats stats();
+  // Waits what is left of a given-up call's grace for its answer (then nothing is reloaded);
+  // otherwise kills a helper that is still running, probes again and reloads the weights (a
+  // restarted server has lost them). Sessions notice the new generation and recreate their contexts.
   void restart();
   uint64_t generation() const;
 
@@ -56,7 +63,10 @@ class RemoteModel {
   // Decodes in context `id`: see Request. Returns the helper's decoded-token count; rows are
   // then at rows(id).
   // `generation`: the one the context was made in (a reload in between fails the call).
-  int eval(int id, uint64_t generation, size_t keep, const Token* tokens, size_t n_new, size_t n_rows);
+  // `cancel` is watched while the helper works: it stops at its next chunk boundary, and
+  // Cancelled is thrown with *held = the tokens of the sequence the context then holds.
+  int eval(int id, uint64_t generation, size_t keep, const Token* tokens, size_t n_new, size_t n_rows,
+           const CancelFlags* cancel, size_t* held);
   void free_context(int id, uint64_t generation) noexcept;
   const float* rows(int id) const;
 
@@ -67,8 +77,19 @@ class RemoteModel {
   void start();                       // under mutex_
   void kill_helper(bool force = false) noexcept;  // under mutex_; force: SIGKILL at once
   void close_files() noexcept;                     // the shared logits and the stderr file
-  Reply call(const void* request, size_t size, const void* extra, size_t extra_size, std::string* message);
-  Reply receive(double timeout, std::string* message, const char* what);
+  // Under mutex_: throws while lost or while a given-up call is unanswered; sends the frees that
+  // waited for it.
+  void ready();
+  Reply call(const Request& request, const void* extra, size_t extra_size, std::string* message,
+             const CancelFlags* cancel = nullptr);
+  Reply exchange(const Request& request, const void* extra, size_t extra_size, std::string* message,
+                 const CancelFlags* cancel);
+  Reply receive(double timeout, std::string* message, const char* what);  // loading: one message
+  [[noreturn]] void give_up(const char* what, bool cancel_sent);
+  // Takes the answer of a given-up call if it comes by `until`; false if it has not (and the
+  // helper is dropped once the grace is over or the stream broke).
+  bool settle(std::chrono::steady_clock::time_point until) noexcept;
+  void drop() noexcept;  // kill the helper: lost
   [[noreturn]] void lose(const std::string& cause);
   std::string helper_stderr() const;
 
@@ -83,6 +104,9 @@ class RemoteModel {
   float* logits_ = nullptr;
   size_t logits_bytes_ = 0;
   bool lost_ = false;
+  bool owed_ = false;  // a call was given up at its deadline: its answer is still to come
+  std::chrono::steady_clock::time_point owed_since_{};
+  std::vector<int> free_later_;  // contexts freed while owed_
   uint64_t generation_ = 0;
   bool used_[kMaxContexts] = {};
   uint64_t n_params_ = 0, size_bytes_ = 0;

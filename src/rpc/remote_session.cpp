@@ -8,8 +8,9 @@
 
 namespace fsgen::rpc {
 
-RemoteSession::RemoteSession(std::shared_ptr<const Weights> weights, const ModelOptions& options)
-    : weights_(std::move(weights)), remote_(*weights_->remote), options_(options) {
+RemoteSession::RemoteSession(std::shared_ptr<const Weights> weights, const ModelOptions& options,
+                             const CancelFlags* cancel)
+    : weights_(std::move(weights)), remote_(*weights_->remote), options_(options), cancel_(cancel) {
   n_vocab_ = weights_->info.n_vocab;
   ensure_context();
 }
@@ -32,14 +33,25 @@ void RemoteSession::eval(const Token* seq, size_t n, size_t n_rows) {
   if (n == 0 || n_rows == 0 || n_rows > n) throw InvalidArgumentError("eval needs 1 <= n_rows <= n tokens");
   if (n_rows > static_cast<size_t>(kMaxOutputRows)) throw InvalidArgumentError("more output rows than a verify batch");
   ensure_context();
+  if (n > static_cast<size_t>(n_ctx_)) {  // as LocalSession says it, before any token travels
+    throw ContextOverflowError(std::to_string(n) + " tokens do not fit in the context of " + std::to_string(n_ctx_));
+  }
   size_t keep = 0;
   const size_t limit = std::min(n, mirror_.size());
   while (keep < limit && mirror_[keep] == seq[keep]) ++keep;
   const auto start = std::chrono::steady_clock::now();
   last_seconds_ = 0;
   last_decoded_ = 0;
-  mirror_.clear();  // unknown until the helper answers (it also cuts to keep on failure)
-  last_decoded_ = remote_.eval(id_, generation_, keep, seq + keep, n - keep, n_rows);
+  // Unknown until the helper answers. After a failure it is sent whole next time: the helper
+  // still knows what its cache holds and decodes only the rest.
+  mirror_.clear();
+  size_t held = 0;
+  try {
+    last_decoded_ = remote_.eval(id_, generation_, keep, seq + keep, n - keep, n_rows, cancel_, &held);
+  } catch (const Cancelled&) {
+    mirror_.assign(seq, seq + std::min(held, n));
+    throw;
+  }
   mirror_.assign(seq, seq + n);
   rows_ = n_rows;
   // The planner weighs what a call costs from here: the round trip, not the remote decode.

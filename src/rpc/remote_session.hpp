@@ -13,7 +13,8 @@ namespace fsgen::rpc {
 // A Session whose context lives in the helper of a remote model.
 class RemoteSession final : public Session {
  public:
-  RemoteSession(std::shared_ptr<const Weights> weights, const ModelOptions& options);
+  // cancel: watched while the helper decodes (it stops between n_batch chunks).
+  RemoteSession(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel);
   ~RemoteSession() override;
 
   using Session::eval;
@@ -27,6 +28,7 @@ class RemoteSession final : public Session {
   std::shared_ptr<const Weights> weights_;
   RemoteModel& remote_;
   ModelOptions options_;
+  const CancelFlags* cancel_;
   int id_ = -1;
   uint64_t generation_ = 0;
   std::vector<Token> mirror_;  // the sequence the helper's context holds (as last asked)
