@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "distribution.hpp"
+#include "rpc/helper_protocol.hpp"
 #include "fsgen/fsgen.hpp"
 #include "fsgen/job.hpp"
 #include "sampling.hpp"
@@ -57,6 +58,49 @@ void test_text() {
   check(text.stopped() && text.text() == "ab\xC3\xA9" "c", "stop string across tokens cuts the text");
   check(text.char_count() == 4, "code points counted");
   check(fsgen::sanitize_utf8("a\xFF" "b", nullptr) == "a\xEF\xBF\xBD" "b", "invalid bytes become U+FFFD");
+}
+
+// The helper's replies: messages past 1 MiB (more than a socket holds) are read whole and in step
+// with what follows; a reply announcing more than the bound is refused without reading it.
+void test_frames() {
+  using namespace fsgen::rpc;
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
+    check(false, "socketpair");
+    return;
+  }
+  std::string big(3u << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 23);
+  std::thread writer([&] {
+    Reply r{};
+    r.status = Status::Generation;
+    r.message_bytes = static_cast<uint32_t>(big.size());
+    send_all(fds[1], &r, sizeof(r));
+    send_all(fds[1], big.data(), big.size());
+    r = Reply{};
+    r.status = Status::Ok;
+    r.message_bytes = 5;
+    send_all(fds[1], &r, sizeof(r));
+    send_all(fds[1], "hello", 5);
+    r = Reply{};
+    r.message_bytes = kMaxMessageBytes + 1;
+    send_all(fds[1], &r, sizeof(r));
+  });
+  Reply r{};
+  std::string message;
+  check(read_reply(fds[0], after(30), 30, &r, &message) == Frame::Whole && r.status == Status::Generation &&
+            message == big,
+        "a 3 MiB message is read whole");
+  check(read_reply(fds[0], after(30), 30, &r, &message) == Frame::Whole && r.status == Status::Ok && message == "hello",
+        "the reply after it is read in step");
+  check(read_reply(fds[0], after(30), 30, &r, &message) == Frame::Oversize, "a message over the bound is refused");
+  writer.join();
+  check(read_reply(fds[0], after(0), 30, &r, &message) == Frame::None, "nothing sent: None, at once");
+  r = Reply{};
+  send_all(fds[1], &r, sizeof(r) / 2);
+  close(fds[1]);
+  check(read_reply(fds[0], after(30), 30, &r, &message) == Frame::Broken, "a reply cut short is Broken");
+  close(fds[0]);
 }
 
 void test_distribution() {
@@ -472,6 +516,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   test_text();
+  test_frames();
   test_distribution();
   test_budget_router();
   test_fs_guard();

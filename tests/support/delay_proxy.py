@@ -5,7 +5,9 @@ side is written to the other at its arrival time plus --delay-ms (per direction:
 twice the delay). Chunks are not delayed again behind one another: a burst arrives a delay later,
 as a burst. SIGUSR1 holds all traffic (a stalled link: bytes are kept, nothing is forwarded, no
 connection is closed); SIGUSR2 releases it. SIGHUP prints "bytes UP DOWN" (forwarded to the server
-and back to the client so far).
+and back to the client so far). On stdin, a line "delay MS" sets the delay for what arrives next,
+and "rate BYTES" caps each direction at BYTES per second (0: no cap), a bandwidth that pipelining
+cannot hide; each is printed back once set.
 
     python tests/support/delay_proxy.py --target-port 50052 --delay-ms 5   # prints "port N" when ready
 
@@ -25,11 +27,12 @@ _LOOPBACK = "127.0.0.1"
 
 
 _counts = {"up": 0, "down": 0}
+_delay = {"seconds": 0.0}
+_rate = {"bytes_per_second": 0.0}
 
 
 class _Link:
-    def __init__(self, delay: float, held: asyncio.Event):
-        self.delay = delay
+    def __init__(self, held: asyncio.Event):
         self.released = held  # set: traffic flows; cleared: held
 
     async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str) -> None:
@@ -39,7 +42,7 @@ class _Link:
             while True:
                 data = await reader.read(1 << 16)
                 _counts[direction] += len(data)
-                queue.put_nowait((time.monotonic() + self.delay, data))
+                queue.put_nowait((time.monotonic() + _delay["seconds"], data))
                 if not data:
                     break
             await sender
@@ -47,9 +50,13 @@ class _Link:
             sender.cancel()
 
     async def _send(self, queue: asyncio.Queue, writer: asyncio.StreamWriter) -> None:
+        free_at = 0.0  # when the capped link has sent what went before
         try:
             while True:
                 due, data = await queue.get()
+                if _rate["bytes_per_second"] > 0:  # its transmission time, after what is ahead of it
+                    due = max(due, free_at) + len(data) / _rate["bytes_per_second"]
+                    free_at = due
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -63,13 +70,30 @@ class _Link:
             pass
 
 
+def _read_command(loop: asyncio.AbstractEventLoop) -> None:
+    line = sys.stdin.readline()
+    if not line:  # no more commands
+        loop.remove_reader(sys.stdin.fileno())
+        return
+    fields = line.split()
+    if len(fields) == 2 and fields[0] == "delay":
+        _delay["seconds"] = float(fields[1]) / 1000.0
+    elif len(fields) == 2 and fields[0] == "rate":
+        _rate["bytes_per_second"] = float(fields[1])
+    else:
+        return
+    print(" ".join(fields), flush=True)
+
+
 async def _serve(target_port: int, delay: float, listen_port: int) -> None:
+    _delay["seconds"] = delay
     released = asyncio.Event()
     released.set()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, released.clear)
     loop.add_signal_handler(signal.SIGUSR2, released.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: print(f"bytes {_counts['up']} {_counts['down']}", flush=True))
+    loop.add_reader(sys.stdin.fileno(), _read_command, loop)
 
     async def handle(client_reader, client_writer):
         try:
@@ -77,7 +101,7 @@ async def _serve(target_port: int, delay: float, listen_port: int) -> None:
         except OSError:
             client_writer.close()
             return
-        link = _Link(delay, released)
+        link = _Link(released)
         try:
             await asyncio.gather(link.pump(client_reader, server_writer, "up"),
                                  link.pump(server_reader, client_writer, "down"))
@@ -100,7 +124,7 @@ class DelayProxy:
     def __init__(self, target_port: int, delay_ms: float = 0.0, timeout: float = 20.0):
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--target-port", str(target_port), "--delay-ms", str(delay_ms)],
-            stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()  # "port N" once listening
         if not line.startswith("port "):
             self.close()
@@ -114,6 +138,20 @@ class DelayProxy:
 
     def release(self) -> None:
         self.process.send_signal(signal.SIGUSR2)
+
+    def set_delay(self, delay_ms: float) -> None:
+        """The delay per direction from now on (what is already on its way keeps its own)."""
+        self._command("delay", delay_ms)
+
+    def set_rate(self, bytes_per_second: float) -> None:
+        """Cap each direction at this many bytes per second from now on (0: no cap)."""
+        self._command("rate", bytes_per_second)
+
+    def _command(self, name: str, value: float) -> None:
+        self.process.stdin.write(f"{name} {value}\n")
+        self.process.stdin.flush()
+        if self.process.stdout.readline().split() != [name, str(value)]:
+            raise RuntimeError(f"the delay proxy did not take {name} {value}")
 
     def bytes(self) -> tuple[int, int]:
         """Bytes forwarded so far: (to the server, back to the client)."""

@@ -1,6 +1,7 @@
 """`fsgen rpc-server` in a subprocess on a free loopback port (tests and benchmarks/rpc_bench.py)."""
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -48,3 +49,21 @@ class RpcServer:
     def stderr(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+
+def helper_children() -> list[int]:
+    """fsgen-rpc helper processes whose parent is this process (killed and reaped ones are gone)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"fsgen-rpc\x00session" in cmdline:
+            found.append(int(pid))
+    return found

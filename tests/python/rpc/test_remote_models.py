@@ -18,7 +18,7 @@ import fsgen
 from delay_proxy import DelayProxy
 from helpers import TINY, require
 from processes import child_env, free_port
-from rpc_server_process import RpcServer
+from rpc_server_process import RpcServer, helper_children
 
 PROMPT = "hello world"
 _env = child_env
@@ -29,24 +29,6 @@ def server():
     s = RpcServer()
     yield s
     s.kill()
-
-
-def helper_children() -> list[int]:
-    """fsgen-rpc helper processes whose parent is this process (killed and reaped ones are gone)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid() and b"fsgen-rpc\x00session" in cmdline:
-            found.append(int(pid))
-    return found
 
 
 def test_build_has_rpc():
@@ -196,8 +178,13 @@ def test_stalled_link_fails_by_the_deadline(server, tiny_small, tiny_large):
             error, seconds = _generate_until_error(pair, proxy.hold, 1.5)
             assert 1.0 < seconds < 6, f"the error came after {seconds:.1f} s"
             assert "rpc_timeout" in str(error)
-            assert pair.large_lost and helper_children() == []
+            assert pair.large_lost
             assert pair.generate(PROMPT, method="small", max_tokens=4).stats["n_tokens"] == 4
+            # The helper waits another rpc_timeout for the server; then it goes, and the reload
+            # fails while the link is still stalled.
+            with pytest.raises(fsgen.ModelLoadError, match=proxy.endpoint.replace(".", r"\.")):
+                pair.reload_large()
+            assert pair.large_lost and helper_children() == []
 
 
 def test_calls_survive_a_slow_link(server, tiny_mixed, tiny_large):
