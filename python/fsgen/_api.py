@@ -125,7 +125,7 @@ class Model(_Runner):
         ``["host:port", ...]`` of ``fsgen rpc-server``s: the model runs there, held by a helper
         process this one owns (llama.cpp's RPC client would end this process on a network failure).
     rpc_timeout : float, default 60
-        Seconds any call to the remote model may take; past it (or when the server goes away) the
+        Seconds a call may wait for progress (per ``n_batch`` chunk); past it (or when the server goes away) the
         call raises GenerationError and the model is lost (``Pair.reload_large()``).
     calibrate : bool, optional
         Measure this model's verify cost by batch size before its first n-gram drafting call
@@ -248,7 +248,7 @@ class Pair(_Runner):
         System 1 keeps working and ``large_lost`` is True until ``reload_large()``. With an already
         loaded ``large`` Model its own ``rpc`` decides (``large_rpc`` is then an error).
     rpc_timeout : float, default 60
-        Seconds any call to the remote large model may take.
+        Seconds the remote large model may go without progress (each ``n_batch`` chunk of an eval counts).
     calibrate : bool, optional
         Measure the large model's verify cost by batch size (and a System 1 step) before the first
         speculative call, cached per model files and machine. Default: ``$FSGEN_CALIBRATE`` (on
