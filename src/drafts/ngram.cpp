@@ -2,6 +2,7 @@
 // before, in the prompt or the output so far, and propose what followed it there. Code edits,
 // refactors and quotes repeat long spans of their input, and such a draft costs no model call.
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 
 #include "drafts/proposer.hpp"
@@ -16,15 +17,39 @@ constexpr size_t kMaxCandidates = 256;
 
 class NgramProposer final : public DraftProposer {
  public:
+  DraftSource source() const override { return DraftSource::Ngram; }
+
   void begin(const std::vector<Token>& prompt) override {
     positions_.clear();
     indexed_ = 0;
     index(prompt);
   }
 
-  void draft(const std::vector<Token>& seq, int max_length, Draft& out) override {
-    out.tokens.clear();
-    out.match = 0;
+  // An n-gram draft is the continuation of an earlier occurrence, cut where that text ends.
+  int offer(const DraftRound& round, DraftPlanner& planner) override {
+    lookup(round.sequence, round.fixed > 0 ? round.fixed : round.limit);
+    const int available = static_cast<int>(found_.tokens.size());
+    if (available == 0) return 0;
+    return round.fixed > 0 ? available : planner.choose(DraftSource::Ngram, available, match_);
+  }
+
+  double expected_rate(const DraftPlanner& planner, int length) const override {
+    return planner.expected_rate(DraftSource::Ngram, length, match_);
+  }
+
+  const Draft& draft(Emitter&, DraftPlanner&, int length) override {
+    found_.tokens.resize(std::min<size_t>(found_.tokens.size(), static_cast<size_t>(length)));
+    found_.uncertainty.assign(found_.tokens.size(), Uncertainty{NAN, NAN, NAN, 0});
+    return found_;
+  }
+
+  float probability(size_t row, Token t) const override { return t == found_.tokens[row] ? 1.0f : 0.0f; }
+  int match() const override { return match_; }
+
+ private:
+  void lookup(const std::vector<Token>& seq, int max_length) {
+    found_.tokens.clear();
+    match_ = 0;
     if (seq.size() < 2 || max_length <= 0) return;
     if (seq.size() < indexed_ + 1) begin(seq);  // not a continuation of what was indexed
     index(seq);
@@ -48,13 +73,12 @@ class NgramProposer final : public DraftProposer {
       }
     }
     if (best_match == 0) return;
-    out.match = best_match;
-    for (size_t p = best_j + 1; p < n && static_cast<int>(out.tokens.size()) < max_length; ++p) {
-      out.tokens.push_back(seq[p]);
+    match_ = best_match;
+    for (size_t p = best_j + 1; p < n && static_cast<int>(found_.tokens.size()) < max_length; ++p) {
+      found_.tokens.push_back(seq[p]);
     }
   }
 
- private:
   // Indexes positions that have a successor: [indexed_, seq.size() - 1).
   void index(const std::vector<Token>& seq) {
     for (; indexed_ + 1 < seq.size(); ++indexed_) positions_[seq[indexed_]].push_back(indexed_);
@@ -62,6 +86,8 @@ class NgramProposer final : public DraftProposer {
 
   std::unordered_map<Token, std::vector<size_t>> positions_;
   size_t indexed_ = 0;
+  Draft found_;
+  int match_ = 0;  // how many tokens of context the proposal rests on (0: no proposal)
 };
 
 }  // namespace
