@@ -17,7 +17,7 @@ namespace {
 class Speculative final : public Strategy {
  public:
   explicit Speculative(const SpeculativeSetup& setup)
-      : setup_(setup), options_(setup.options), planner_(*setup.planner), dense_q_(setup.n_vocab, 0.0f) {
+      : setup_(setup), options_(setup.options), planner_(*setup.planner) {
     if (setup_.mode != DraftMode::Model) ngram_ = make_ngram_proposer();
   }
 
@@ -113,9 +113,10 @@ class Speculative final : public Strategy {
     if (drafts_.empty()) origin_ = DraftOrigin::None;
   }
 
-  // The draft's probability of its own token at row i (n-gram drafts are deterministic).
-  float draft_probability(size_t i) const {
-    return origin_ == DraftOrigin::Model ? q_[i].prob_of(drafts_[i]) : 1.0f;
+  // The draft's probability of token t at row i (n-gram drafts are deterministic).
+  float draft_probability(size_t i, Token t) const {
+    if (origin_ == DraftOrigin::Model) return q_[i].prob_of(t);
+    return t == drafts_[i] ? 1.0f : 0.0f;
   }
 
   void verify(Emitter& out) {
@@ -155,7 +156,7 @@ class Speculative final : public Strategy {
       } else {
         sampler.distribution(row, setup_.n_vocab, p_);
         if (i < k) {
-          const float q = draft_probability(i);
+          const float q = draft_probability(i, drafts_[i]);
           const float p = p_.prob_of(drafts_[i]);
           accept = q > 0 && sampler.uniform() < std::min(1.0, double(p) / q);
           if (!accept) replacement = draw_residual(sampler, i);
@@ -185,29 +186,21 @@ class Speculative final : public Strategy {
   }
 
   // max(0, p - q), normalised, for the draft at row i; p_ holds the verifier's distribution for
-  // this row. q goes into a dense table by token id first (cleared afterwards), so this costs
-  // O(vocabulary) whatever the truncation.
+  // this row, and the residual keeps its order (or its keys) for the draw.
   Token draw_residual(Sampler& sampler, size_t i) {
-    if (origin_ == DraftOrigin::Model) {
-      for (size_t j = 0; j < q_[i].ids.size(); ++j) dense_q_[q_[i].ids[j]] = q_[i].p[j];
-    } else {
-      dense_q_[drafts_[i]] = 1.0f;
-    }
     residual_.ids.clear();
     residual_.p.clear();
+    residual_.key.clear();
+    const bool keyed = !p_.key.empty();
     double total = 0;
     for (size_t j = 0; j < p_.ids.size(); ++j) {
-      const float r = p_.p[j] - dense_q_[p_.ids[j]];
+      const float r = p_.p[j] - draft_probability(i, p_.ids[j]);
       if (r > 0) {
         residual_.ids.push_back(p_.ids[j]);
         residual_.p.push_back(r);
+        if (keyed) residual_.key.push_back(p_.key[j]);
         total += r;
       }
-    }
-    if (origin_ == DraftOrigin::Model) {
-      for (Token t : q_[i].ids) dense_q_[t] = 0.0f;
-    } else {
-      dense_q_[drafts_[i]] = 0.0f;
     }
     if (total <= 0) return sampler.draw(p_);
     for (auto& r : residual_.p) r = static_cast<float>(r / total);
@@ -224,7 +217,6 @@ class Speculative final : public Strategy {
   std::vector<Token> seq_, drafts_;
   std::vector<Uncertainty> infos_;
   std::vector<Candidates> q_;
-  std::vector<float> dense_q_;
   Candidates p_, residual_;
 };
 
