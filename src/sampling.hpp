@@ -1,7 +1,15 @@
 // Turning logits into a token: greedy argmax, or a seeded draw from the distribution left after
 // top-k, top-p and min-p (on the raw logits, in llama.cpp's order) and the temperature.
+//
+// Order and ties: candidates rank by descending logit, equal logits by ascending token id; every
+// cut-off (top-k, top-p, min-p) keeps a prefix of that order, and the draw walks it.
+//
+// Cost: O(vocabulary) passes and no sort of the vocabulary. Logits fall into buckets by their
+// distance from the largest; the cuts and the draw sort only the bucket they end in.
 #pragma once
+#include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "fsgen/options.hpp"
@@ -13,7 +21,25 @@ namespace fsgen {
 struct Candidates {
   std::vector<Token> ids;
   std::vector<float> p;
-  float prob_of(Token t) const;
+  // Empty: ids are in draw order. Otherwise each entry's logit, ids in any order: large sets stay
+  // unsorted and the draw finds its token by the order above.
+  std::vector<float> key;
+
+  // O(1): what Sampler::distribution last wrote here, by token id (0 for any other token).
+  float prob_of(Token t) const {
+    const size_t i = static_cast<size_t>(t);
+    return i < dense_.size() && dense_[i].stamp == stamp_ ? dense_[i].p : 0.0f;
+  }
+
+ private:
+  friend class Sampler;
+  // Stamped rather than cleared: a new distribution costs only the tokens it keeps.
+  struct Slot {
+    std::uint32_t stamp = 0;
+    float p = 0.0f;
+  };
+  std::vector<Slot> dense_;
+  std::uint32_t stamp_ = 0;
 };
 
 class Sampler {
@@ -28,10 +54,22 @@ class Sampler {
   Token choose(const float* logits, int n);
 
  private:
+  void select_top_k(const float* logits, int n, int k);
+  size_t cut_sorted(float top);
+  void cut(float top);
+  void bin(const float* x, size_t m, float top);  // bins_[i]: x[i]'s bucket
+  void finish(float top, Candidates& out);
+  Token draw_unsorted(const Candidates& c);
+
   SamplingOptions options_;
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};
-  std::vector<std::pair<float, Token>> scratch_;
+  std::vector<std::pair<float, Token>> scratch_, boundary_;  // (logit, id)
+  std::vector<float> keys_;  // many candidates: logits and ids apart
+  std::vector<Token> ids_;
+  std::vector<double> weights_, mass_;
+  std::vector<int> bins_, count_;
+  std::vector<std::uint32_t> whole_, edge_;  // indices of candidates gathered (sized >= all)
   Candidates candidates_;
 };
 

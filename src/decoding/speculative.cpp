@@ -136,16 +136,19 @@ class Speculative final : public Strategy {
   }
 
   // max(0, p - q), normalised, for the draft at row i; p_ holds the verifier's distribution for
-  // this row.
+  // this row, and the residual keeps its order (or its keys) for the draw.
   Token draw_residual(Sampler& sampler, size_t i) {
     residual_.ids.clear();
     residual_.p.clear();
+    residual_.key.clear();
+    const bool keyed = !p_.key.empty();
     double total = 0;
     for (size_t j = 0; j < p_.ids.size(); ++j) {
       const float r = p_.p[j] - drafter_->probability(i, p_.ids[j]);
       if (r > 0) {
         residual_.ids.push_back(p_.ids[j]);
         residual_.p.push_back(r);
+        if (keyed) residual_.key.push_back(p_.key[j]);
         total += r;
       }
     }

@@ -195,6 +195,34 @@ def test_untruncated_speculative_matches_the_target(untruncated):
         assert p > ALPHA, f"position {position}: chi2={stat:.1f}, df={df}, p={p:.2g}"
 
 
+# ---- a vocabulary past the sampler's sorted-set size (1024 candidates) ----
+# The sampler leaves large candidate sets unsorted (bucketed cuts and draws), and the residual of a
+# rejection keeps the target's logits as its draw order: speculative must still sample the target.
+
+N_BIG = 800
+
+
+@pytest.fixture(scope="module")
+def big_vocab_pair(tiny_factory):
+    drafter = tiny_factory("sampling_drafter_big", logit_scale=2.0, seed=0, extra_tokens=1500)
+    target = tiny_factory("sampling_target_big", logit_scale=3.0, seed=0, layer_scale=1.5, extra_tokens=1500)
+    with fsgen.Pair(drafter, target, **CTX) as p:
+        yield p
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.9])
+def test_big_vocabulary_speculative_matches_the_target(big_vocab_pair, top_p):
+    sampling = dict(temperature=1.0, top_k=0, top_p=top_p, min_p=0.0)
+    spec = samples(big_vocab_pair, "speculative", n=N_BIG, sampling=sampling, draft_max=2, draft="model")
+    large = samples(big_vocab_pair, "large", n=N_BIG, seed0=40_000, sampling=sampling)
+    small = samples(big_vocab_pair, "small", n=N_BIG, seed0=50_000, sampling=sampling)
+    for position in (0, 2, 4):
+        stat, df, p = chi2_two_sample(_position(spec, position), _position(large, position))
+        assert p > ALPHA, f"position {position}: chi2={stat:.1f}, df={df}, p={p:.2g}"
+    # The test has power: System 1's own samples are told apart.
+    assert chi2_two_sample(_position(small, 0), _position(large, 0))[2] < 1e-6
+
+
 # ---- n-gram drafts: a deterministic proposal under rejection sampling ----
 # The target here is a broad one (tiny_flat: logit scale 0.5) whose next token depends mostly on
 # the last one, so that a copied continuation is a plausible proposal: about 40% of n-gram drafts
