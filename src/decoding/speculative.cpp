@@ -4,6 +4,9 @@
 // accept while the draft equals the verifier's argmax. Sampling: exact rejection sampling
 // (accept with min(1, p/q), else draw from max(0, p - q) normalised; an n-gram draft is a
 // deterministic proposal, q = 1 on its token), so the output follows the verifier's distribution.
+// The verifier chooses among all of its ids; System 1 drafts among those both models have, so
+// q = 0 on the verifier's extra ids (still exact: they are drawn from the residual), and where
+// one is written System 1 reads a substitute for it when it catches up (SubstitutingSession).
 #include <algorithm>
 #include <cmath>
 
@@ -96,14 +99,14 @@ class Speculative final : public Strategy {
       const float* logits = small.last_logits();
       Uncertainty u{NAN, NAN, NAN, 0};
       const bool measure = out.tracing() || p_min > 0;
-      if (measure) u = measure_uncertainty(logits, setup_.n_vocab);
+      if (measure) u = measure_uncertainty(logits, setup_.draft_vocab);
       if (p_min > 0 && u.top1 < p_min) break;
       Token token;
       if (sampler.greedy()) {
-        token = measure ? u.argmax : argmax(logits, setup_.n_vocab);
+        token = measure ? u.argmax : argmax(logits, setup_.draft_vocab);
       } else {
         if (q_.size() <= drafts_.size()) q_.resize(drafts_.size() + 1);
-        sampler.distribution(logits, setup_.n_vocab, q_[drafts_.size()]);
+        sampler.distribution(logits, setup_.draft_vocab, q_[drafts_.size()]);
         token = sampler.draw(q_[drafts_.size()]);
       }
       drafts_.push_back(token);
@@ -248,6 +251,7 @@ std::unique_ptr<Strategy> make_one_model_strategy(Session& session, Source sourc
   setup.options = options;
   setup.planner = &planner;
   setup.n_vocab = session.n_vocab();
+  setup.draft_vocab = setup.n_vocab;
   setup.max_rows = max_rows;
   return make_speculative_strategy(setup);
 }
