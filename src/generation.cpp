@@ -71,7 +71,7 @@ class Driver final : public Emitter {
       t.text_offset.push_back(offset);
       t.draft_source.push_back(static_cast<std::int8_t>(r.draft_origin));
     }
-    if (!released.empty()) send({released, r.source, r.token});
+    if (!released.empty()) send({released, r.source, r.token, r.draft_origin});
     if (text_.stopped()) return finish(FinishReason::Stop);
     if (room() == 0) return finish(FinishReason::Length);
     return !finished_;
@@ -104,7 +104,7 @@ class Driver final : public Emitter {
     }
     if (generation_start == start) generation_start = Clock::now();
     const std::string tail = text_.finish();
-    if (!tail.empty() && !result_.tokens.empty()) send({tail, last_source(), result_.tokens.back()});
+    if (!tail.empty() && !result_.tokens.empty()) send({tail, last_source(), result_.tokens.back(), last_draft()});
     const auto end = Clock::now();
     result_.text = text_.text();
     // Tokens cut off by a stop string start at the end of the text.
@@ -128,6 +128,12 @@ class Driver final : public Emitter {
   Source last_source() const {
     return options_.trace && !result_.trace.source.empty() ? static_cast<Source>(result_.trace.source.back())
                                                            : Source::System1;
+  }
+
+  DraftSource last_draft() const {
+    return options_.trace && !result_.trace.draft_source.empty()
+               ? static_cast<DraftSource>(result_.trace.draft_source.back())
+               : DraftSource::None;
   }
 
   void send(const Chunk& chunk) {

@@ -8,6 +8,8 @@ import fsgen
 import tinymodels
 from helpers import METHODS, TINY, check_result, collect
 
+DRAFT_NAMES = {0: None, 1: "model", 2: "ngram"}  # Chunk.draft by trace.draft_source
+
 
 def test_incompatible_vocab_names_the_first_differing_token(tiny_small, tiny_incompatible):
     a = tinymodels.read_metadata(tiny_small)["tokenizer.ggml.tokens"]
@@ -161,6 +163,7 @@ def test_pair_stream_equals_generate(tiny_small, tiny_large, tiny_mixed, small_b
                 while trace.token[position] != chunk.token:
                     position += 1
                 assert chunk.source == trace.source[position], (chunk, position)
+                assert chunk.draft == DRAFT_NAMES[trace.draft_source[position]], (chunk, position)
                 position += 1
 
 

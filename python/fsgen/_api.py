@@ -440,7 +440,7 @@ def _document(cls, for_model: bool) -> None:
     for name, summary, returns in (
             ("generate", f"Generate text with {who}.", "Result\n    Text, tokens, finish_reason, stats and the optional trace."),
             ("stream", f"Generate text with {who}, streaming Chunks as they are produced.",
-             "Stream\n    Iterate for Chunk(text, source, token); ``stream.result`` afterwards.")):
+             "Stream\n    Iterate for Chunk(text, source, token, draft); ``stream.result`` afterwards.")):
         function = getattr(cls, name)
         function.__signature__ = _options.signature(for_model)
         function.__doc__ = _options.docstring(summary, for_model, returns)

@@ -23,7 +23,6 @@ from .protocol import Defaults, RequestError, error_body
 from .scheduler import QueueFull, ShuttingDown, acquire_or_cancel
 from .state import RETRY_AFTER_SECONDS, ServerState, map_error
 
-DRAFT_NAMES = {1: "model", 2: "ngram"}  # trace.draft_source values
 _ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/")
 
 
@@ -255,16 +254,6 @@ async def _finish(state: ServerState, gen: Generation, endpoint: str, started: f
         state.metrics.latency.labels(endpoint).observe(time.monotonic() - started)
 
 
-def _draft_name(chunk):
-    """"model", "ngram" or None: which draft a piece came from, where the core reports it."""
-    value = getattr(chunk, "draft_source", None)
-    if value is None:
-        value = getattr(chunk, "draft", None)
-    if isinstance(value, str):
-        return value or None
-    return DRAFT_NAMES.get(int(value or 0))
-
-
 def _sse_line(obj) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
@@ -276,9 +265,8 @@ async def _sse(req, rid: str, model: str, method: str, gen: Generation, first):
             yield _sse_line(protocol.stream_chunk(req, rid, model, role=True))
         item = first
         while item is not END:
-            draft = _draft_name(item)
             yield _sse_line(protocol.stream_chunk(req, rid, model, text=item.text, source=int(item.source),
-                                                  draft=draft))
+                                                  draft=item.draft))
             item = await gen.next()
         if gen.error is not None:
             error = map_error(gen.error, gen.rpc_lost)
