@@ -268,9 +268,14 @@ async def _sse(req, rid: str, model: str, method: str, gen: Generation, first):
             yield _sse_line(protocol.stream_chunk(req, rid, model, text=item.text, source=int(item.source),
                                                   draft=item.draft))
             item = await gen.next()
+        # A stream that fails or is cancelled ends with an error object and no [DONE], as OpenAI's
+        # and llama-server's do (a finish_reason would pass the cut text off as the whole answer).
+        failed = gen.error is not None or gen.result.finish_reason == "cancelled"
         if gen.error is not None:
             error = map_error(gen.error, gen.rpc_lost)
             yield _sse_line(error.body())
+        elif failed:
+            yield _sse_line(protocol.cancelled_body())
         else:
             stats = gen.result.stats
             finish = protocol.FINISH.get(gen.result.finish_reason, "stop")
@@ -278,7 +283,8 @@ async def _sse(req, rid: str, model: str, method: str, gen: Generation, first):
                                                   extra={"timings": protocol.timings(stats, method)}))
             if req.include_usage:
                 yield _sse_line(protocol.usage_chunk(req, rid, model, stats))
-        yield b"data: [DONE]\n\n"
+        if not failed:
+            yield b"data: [DONE]\n\n"
         finished = True
     finally:
         if not finished:  # the client left mid-stream (or the server is stopping)
