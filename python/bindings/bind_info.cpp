@@ -1,4 +1,5 @@
 // What this build is: version, llama.cpp commit, backends, CPU features; where the RPC helper is.
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
