@@ -57,6 +57,7 @@ class Driver final : public Emitter {
     const std::string released = text_.add(context_.text_model->piece(r.token));
     sequence_.push_back(r.token);
     result_.tokens.push_back(r.token);
+    last_ = r;
     if (r.source != Source::System1) ++system2_tokens_;
     if (r.mismatch) ++result_.stats.mismatches;
     if (options_.trace) {
@@ -71,7 +72,7 @@ class Driver final : public Emitter {
       t.text_offset.push_back(offset);
       t.draft_source.push_back(static_cast<std::int8_t>(r.draft_origin));
     }
-    if (!released.empty()) send({released, r.source, r.token});
+    if (!released.empty()) send({released, r.source, r.token, r.draft_origin});
     if (text_.stopped()) return finish(FinishReason::Stop);
     if (room() == 0) return finish(FinishReason::Length);
     return !finished_;
@@ -104,7 +105,9 @@ class Driver final : public Emitter {
     }
     if (generation_start == start) generation_start = Clock::now();
     const std::string tail = text_.finish();
-    if (!tail.empty() && !result_.tokens.empty()) send({tail, last_source(), result_.tokens.back()});
+    // What was held back (a possible stop string's start, an unfinished character) ends with the
+    // last token written: the chunk names it and who wrote it, as any other chunk.
+    if (!tail.empty() && !result_.tokens.empty()) send({tail, last_.source, last_.token, last_.draft_origin});
     const auto end = Clock::now();
     result_.text = text_.text();
     // Tokens cut off by a stop string start at the end of the text.
@@ -123,11 +126,6 @@ class Driver final : public Emitter {
       result_.finish_reason = reason;
     }
     return false;
-  }
-
-  Source last_source() const {
-    return options_.trace && !result_.trace.source.empty() ? static_cast<Source>(result_.trace.source.back())
-                                                           : Source::System1;
   }
 
   void send(const Chunk& chunk) {
@@ -154,6 +152,7 @@ class Driver final : public Emitter {
   TextAssembler text_;
   std::vector<Token> sequence_;
   Result result_;
+  TokenRecord last_;  // the last token written
   bool finished_ = false;
   int system2_tokens_ = 0;
   int rounds_ = 0;

@@ -62,7 +62,7 @@ class Strategy {
 struct RunContext {
   const Model* text_model = nullptr;  // detokenizes and knows the end-of-generation tokens
   int n_ctx = 0;                      // the smallest context among the models used
-  int n_vocab = 0;                    // tokens the models share
+  int n_vocab = 0;                    // ids a method may write: the text model's vocabulary
   const CancelFlags* cancel = nullptr;
 };
 

@@ -47,6 +47,34 @@ void check_vocab_compatible(const Model& a, const Model& b) {
   }
 }
 
+namespace {
+
+// What `reader` (System 1, or its base) reads in place of each id that `writer` (the large
+// model) has beyond reader's vocabulary: the first token of that id's text in reader's
+// vocabulary, or token 0 where the text gives none (an unused entry, which a sound model does
+// not write). Such ids come from the large model: speculative decoding and large-only write them
+// (and a prompt, tokenized by the large model, may hold one). In speculative decoding the large
+// model verifies every token, so what System 1 reads changes how well it drafts, never the output.
+std::vector<Token> substitutes(const Model& reader, const Model& writer) {
+  const int from = reader.info().n_vocab, to = writer.info().n_vocab;
+  std::vector<Token> out;
+  const llama_vocab* vocab = reader.vocab();
+  const bool adds_bos = llama_vocab_get_add_bos(vocab);
+  for (Token t = from; t < to; ++t) {
+    Token substitute = 0;
+    try {
+      std::vector<Token> ids = reader.tokenize(writer.piece(t), true);
+      if (adds_bos && !ids.empty() && ids.front() == llama_vocab_bos(vocab)) ids.erase(ids.begin());
+      if (!ids.empty()) substitute = ids.front();
+    } catch (const InvalidArgumentError&) {  // not valid UTF-8 on its own (part of a character)
+    }
+    out.push_back(substitute);
+  }
+  return out;
+}
+
+}  // namespace
+
 struct Pair::Impl {
   Model small, large;
   std::optional<Model> small_base;
@@ -58,18 +86,32 @@ struct Pair::Impl {
   std::unique_ptr<Session> small_session, large_session, small_base_session;
   DraftPlanner planner;        // the large model verifying (speculative; large with n-gram drafts)
   DraftPlanner small_planner;  // the small model verifying its own n-gram drafts
-  int n_vocab = 0;
+  // Vocabularies may differ by a few entries (check_vocab_compatible). Where the large model
+  // decides alone (large, speculative verification) it chooses among all of its ids; System 1
+  // drafts among the ids both have. Where models are combined or consulted token by token (fs,
+  // oracle, contrastive, proxy) tokens come from the ids all of them share.
+  int n_vocab = 0;        // shared by all models of the pair
+  int draft_vocab = 0;    // shared by System 1 and the large model
+  int large_vocab = 0;
+  std::vector<Token> small_reads, small_base_reads;  // substitutes (above) for the large model's extra ids
 
   Impl(Model s, Model l, std::optional<Model> sb, const ModelOptions& o)
       : small(std::move(s)), large(std::move(l)), small_base(std::move(sb)), options(o),
         planner(std::clamp(double(small.info().n_params) / std::max<double>(1.0, double(large.info().n_params)),
                            0.05, 1.0)) {
-    n_vocab = std::min(small.info().n_vocab, large.info().n_vocab);
+    large_vocab = large.info().n_vocab;
+    draft_vocab = std::min(small.info().n_vocab, large_vocab);
+    n_vocab = draft_vocab;
     if (small_base) n_vocab = std::min(n_vocab, small_base->info().n_vocab);
+    small_reads = substitutes(small, large);
+    if (small_base) small_base_reads = substitutes(*small_base, large);
   }
 
-  Session& session(std::unique_ptr<Session>& slot, const Model& model) {
-    if (!slot) slot = make_session(weights_of(model), options, &cancel_flags);
+  Session& session(std::unique_ptr<Session>& slot, const Model& model, const std::vector<Token>& reads = {}) {
+    if (!slot) {
+      slot = make_session(weights_of(model), options, &cancel_flags);
+      if (!reads.empty()) slot = std::make_unique<SubstitutingSession>(std::move(slot), reads);
+    }
     return *slot;
   }
   // A Pair shares the Model handles' weights instead of loading them again.
@@ -108,7 +150,7 @@ CostCurve Pair::calibrate(bool drafter) {
   if (p.closed) throw InvalidArgumentError("this pair is closed");
   p.cancel.store(false);
   Session& large = p.session(p.large_session, p.large);
-  Session* small = drafter ? &p.session(p.small_session, p.small) : nullptr;
+  Session* small = drafter ? &p.session(p.small_session, p.small, p.small_reads) : nullptr;
   const int max_rows = std::min(p.options.n_batch, kMaxOutputRows);
   CostCurve curve = measure_costs(large, small, calibration_context(p.large), max_rows);
   p.planner.set_calibration(curve);
@@ -180,9 +222,9 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
   });
   if (!call.started()) return cancelled_before_start({}, options);
   const std::vector<Token>& tokens = call.tokens();
-  auto small = [&]() -> Session& { return p.session(p.small_session, p.small); };
+  auto small = [&]() -> Session& { return p.session(p.small_session, p.small, p.small_reads); };
   auto large = [&]() -> Session& { return p.session(p.large_session, p.large); };
-  auto small_base = [&]() -> Session& { return p.session(p.small_base_session, *p.small_base); };
+  auto small_base = [&]() -> Session& { return p.session(p.small_base_session, *p.small_base, p.small_base_reads); };
 
   std::unique_ptr<System2> system2;
   std::unique_ptr<Strategy> handover;  // before strategy: the fs strategy points at it
@@ -196,8 +238,9 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
     }
     return std::unique_ptr<System2>();
   };
-  // System 1 (or n-grams) drafting, the large model verifying: speculative, and fs's guard.
-  auto speculative_setup = [&]() {
+  // System 1 (or n-grams) drafting, the large model verifying: speculative (among all of the
+  // large model's ids), and fs's guard (among the shared ones, as the rest of fs).
+  auto speculative_setup = [&](int verify_vocab) {
     SpeculativeSetup setup;
     setup.verifier = &large();
     setup.verifier_source = Source::System2;
@@ -205,7 +248,8 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
     if (setup.source != DraftSource::Ngram) setup.drafter = &small();
     setup.options = options.speculative;
     setup.planner = &p.planner;
-    setup.n_vocab = p.n_vocab;
+    setup.n_vocab = verify_vocab;
+    setup.draft_vocab = std::min(p.draft_vocab, verify_vocab);
     setup.max_rows = p.options.n_batch;
     return setup;
   };
@@ -221,7 +265,7 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
       strategy = make_one_model_strategy(large(), Source::System2, options.speculative, p.planner, p.options.n_batch);
       break;
     case Method::Speculative:
-      strategy = make_speculative_strategy(speculative_setup());
+      strategy = make_speculative_strategy(speculative_setup(p.large_vocab));
       break;
     case Method::Contrastive:
       system2 = make_system2(System2Kind::Contrastive);
@@ -237,7 +281,7 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
       // fs's guard hands over to speculative verification, which writes the large model's text.
       FsHandover guard;
       if (plan.guarded) {
-        handover = make_speculative_strategy(speculative_setup());
+        handover = make_speculative_strategy(speculative_setup(p.n_vocab));
         guard = {handover.get(), &large(), &p.planner};
       }
       strategy = make_fast_slow_strategy(small(), *system2, options.router, options.method == Method::Oracle,
@@ -245,7 +289,7 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
       break;
     }
   }
-  RunContext context{text_model, p.options.n_ctx, p.n_vocab, &p.cancel_flags};
+  RunContext context{text_model, p.options.n_ctx, text_model->info().n_vocab, &p.cancel_flags};
   return run_generation(*strategy, tokens, options, context, on_chunk);
 }
 

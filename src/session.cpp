@@ -138,6 +138,27 @@ const float* LocalSession::logits(size_t row) const {
   return llama_get_logits_ith(ctx_.get(), static_cast<int32_t>(row_offset_ + row));
 }
 
+SubstitutingSession::SubstitutingSession(std::unique_ptr<Session> inner, std::vector<Token> substitutes)
+    : inner_(std::move(inner)), substitutes_(std::move(substitutes)) {
+  n_vocab_ = inner_->n_vocab();
+  n_ctx_ = inner_->n_ctx();
+}
+
+void SubstitutingSession::eval(const Token* seq, size_t n, size_t n_rows) {
+  const Token* read = seq;
+  const auto lacks = [this](Token t) { return t >= n_vocab_ && size_t(t - n_vocab_) < substitutes_.size(); };
+  if (std::any_of(seq, seq + n, lacks)) {
+    read_.assign(seq, seq + n);
+    for (Token& t : read_)
+      if (lacks(t)) t = substitutes_[size_t(t - n_vocab_)];
+    read = read_.data();
+  }
+  inner_->eval(read, n, n_rows);
+  rows_ = n_rows;
+  last_seconds_ = inner_->last_decode_seconds();
+  last_decoded_ = inner_->last_decoded_tokens();
+}
+
 std::unique_ptr<Session> make_session(std::shared_ptr<const Weights> weights, const ModelOptions& options,
                                       const CancelFlags* cancel) {
   if (weights->remote) return std::make_unique<rpc::RemoteSession>(std::move(weights), options, cancel);

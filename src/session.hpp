@@ -96,6 +96,25 @@ class LocalSession final : public Session {
   size_t row_offset_ = 0;
 };
 
+// A model reading sequences that hold ids beyond its vocabulary: System 1 of a pair whose large
+// model has a few more entries (Qwen2.5 0.5B and 7B: 151,936 and 152,064) reads what the large
+// model wrote. Such an id is read as substitutes[id - n_vocab] (pair.cpp chooses them); ids it
+// has pass unchanged, so the cache stays keyed by the sequence as read.
+class SubstitutingSession final : public Session {
+ public:
+  SubstitutingSession(std::unique_ptr<Session> inner, std::vector<Token> substitutes);
+
+  using Session::eval;
+  void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
+  const float* logits(size_t row) const override { return inner_->logits(row); }
+  size_t n_cached() const override { return inner_->n_cached(); }
+
+ private:
+  std::unique_ptr<Session> inner_;
+  std::vector<Token> substitutes_;
+  std::vector<Token> read_;  // the sequence with the substitutes in place
+};
+
 // A context on these weights: in this process, or in the helper process of a remote model.
 std::unique_ptr<Session> make_session(std::shared_ptr<const Weights> weights, const ModelOptions& options,
                                       const CancelFlags* cancel);

@@ -63,11 +63,13 @@ struct Result {
   Trace trace;
 };
 
-// A piece of text as it is produced, with who wrote the token that completed it.
+// A piece of text as it is produced, with who wrote the token that completed it and, where that
+// token was an accepted draft, who drafted it (that token's Trace::draft_source).
 struct Chunk {
   std::string text;
   Source source = Source::System1;
   Token token = -1;
+  DraftSource draft = DraftSource::None;  // None, Model (System 1's draft) or Ngram
 };
 // Return false to stop generating (finish_reason becomes Cancelled).
 using ChunkCallback = std::function<bool(const Chunk&)>;

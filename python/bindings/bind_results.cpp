@@ -74,7 +74,8 @@ void bind_results(nb::module_& m) {
   nb::class_<fsgen::Chunk>(m, "Chunk")
       .def_ro("text", &fsgen::Chunk::text)
       .def_prop_ro("source", [](const fsgen::Chunk& c) { return static_cast<int>(c.source); })
-      .def_ro("token", &fsgen::Chunk::token);
+      .def_ro("token", &fsgen::Chunk::token)
+      .def_prop_ro("draft", [](const fsgen::Chunk& c) { return static_cast<int>(c.draft); });
 
   nb::class_<fsgen::GenerationJob>(m, "Job")
       .def("next_chunk", &fsgen::GenerationJob::next_chunk, "timeout"_a, nb::call_guard<nb::gil_scoped_release>())

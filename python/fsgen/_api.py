@@ -343,7 +343,7 @@ def _document(cls, for_model: bool) -> None:
     for name, summary, returns in (
             ("generate", f"Generate text with {who}.", "Result\n    Text, tokens, finish_reason, stats and the optional trace."),
             ("stream", f"Generate text with {who}, streaming Chunks as they are produced.",
-             "Stream\n    Iterate for Chunk(text, source, token); ``stream.result`` afterwards.")):
+             "Stream\n    Iterate for Chunk(text, source, token, draft); ``stream.result`` afterwards.")):
         shared = getattr(_Runner, name)
         function = types.FunctionType(shared.__code__, shared.__globals__, name, shared.__defaults__,
                                       shared.__closure__)

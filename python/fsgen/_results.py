@@ -107,11 +107,18 @@ class Result:
 
 
 class Chunk(NamedTuple):
-    """A piece of streamed text, who wrote the token that completed it, and that token."""
+    """A piece of streamed text, who wrote the token that completed it, and that token; ``draft``:
+    where that token was an accepted draft, who drafted it: ``"model"`` (System 1) or ``"ngram"``
+    (else None; ``trace.draft_source`` of that token)."""
 
     text: str
     source: Source
     token: int
+    draft: Optional[str] = None
+
+
+# Chunk.draft's values by DraftSource: "model", "ngram" (None for NONE).
+_DRAFT_NAMES = {int(d): d.name.lower() for d in DraftSource if d not in (DraftSource.NONE, DraftSource.AUTO)}
 
 
 class Stream:
@@ -142,7 +149,7 @@ class Stream:
             while job is not None and self._job is not None:
                 chunk = job.next_chunk(_WAIT_SLICE)
                 if chunk is not None:
-                    yield Chunk(chunk.text, Source(chunk.source), chunk.token)
+                    yield Chunk(chunk.text, Source(chunk.source), chunk.token, _DRAFT_NAMES.get(chunk.draft))
                 elif job.done():
                     self._job = None
                     finished = True

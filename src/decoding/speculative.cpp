@@ -1,9 +1,13 @@
 // Speculative decoding: a draft (from a draft source, drafts/proposer.hpp: System 1's, or an
 // n-gram lookup in the prompt and the output so far) is verified by the verifier (System 2, or the
-// one model) in one batched decode; both caches roll back past a rejection (Session::eval does it), the bonus token is kept. Greedy:
-// accept while the draft equals the verifier's argmax. Sampling: exact rejection sampling
-// (accept with min(1, p/q), else draw from max(0, p - q) normalised; an n-gram draft is a
-// deterministic proposal, q = 1 on its token), so the output follows the verifier's distribution.
+// one model) in one batched decode; both caches roll back past a rejection (Session::eval does
+// it), the bonus token is kept. Greedy: accept while the draft equals the verifier's argmax.
+// Sampling: exact rejection sampling (accept with min(1, p/q), else draw from max(0, p - q)
+// normalised; an n-gram draft is a deterministic proposal, q = 1 on its token), so the output
+// follows the verifier's distribution.
+// The verifier chooses among all of its ids; System 1 drafts among those both models have, so
+// q = 0 on the verifier's extra ids (still exact: they are drawn from the residual), and where
+// one is written System 1 reads a substitute for it when it catches up (SubstitutingSession).
 #include <algorithm>
 #include <cmath>
 
@@ -20,7 +24,7 @@ class Speculative final : public Strategy {
       : setup_(setup), options_(setup.options), planner_(*setup.planner) {
     if (setup_.source != DraftSource::Model) sources_.push_back(make_ngram_proposer());
     if (setup_.drafter != nullptr && setup_.source != DraftSource::Ngram) {
-      sources_.push_back(make_model_drafter(*setup_.drafter, options_, setup_.n_vocab));
+      sources_.push_back(make_model_drafter(*setup_.drafter, options_, setup_.draft_vocab));
     }
   }
 
@@ -187,6 +191,7 @@ std::unique_ptr<Strategy> make_one_model_strategy(Session& session, Source sourc
   setup.options = options;
   setup.planner = &planner;
   setup.n_vocab = session.n_vocab();
+  setup.draft_vocab = setup.n_vocab;
   setup.max_rows = max_rows;
   return make_speculative_strategy(setup);
 }

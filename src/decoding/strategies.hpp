@@ -38,7 +38,8 @@ struct SpeculativeSetup {
   DraftSource source = DraftSource::Auto;
   SpeculativeOptions options;
   DraftPlanner* planner = nullptr;  // learns costs and acceptance across calls
-  int n_vocab = 0;
+  int n_vocab = 0;      // ids the verifier chooses among
+  int draft_vocab = 0;  // ids System 1 drafts among: those the verifier has too (<= n_vocab)
   int max_rows = 512;  // rows one verify batch can hold (n_batch): drafts are capped one below
 };
 

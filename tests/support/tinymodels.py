@@ -116,7 +116,7 @@ def build_vocab(vocab: str = "default", extra_tokens: int = 0):
 
 
 def successor_table(tokens: list[str], bos_id: int, eos_id: int, eos_after: int | None = None,
-                    chain_skip: float = 0.0):
+                    chain_skip: float = 0.0, extra_after: tuple[int, ...] = ()):
     """successor[t] = the token that the output layer favours after token t (-1: none).
 
     The chain is one random cycle through "units": printable ASCII bytes, newline, the merges,
@@ -124,7 +124,9 @@ def successor_table(tokens: list[str], bos_id: int, eos_id: int, eos_after: int 
     UTF-8 yet splits characters across tokens). The cycle depends only on the vocabulary, so all
     models with the same vocabulary share it. With chain_skip > 0, that fraction of units jumps
     over the next unit: still one forward cycle (no short loops), but a model built so disagrees
-    with a chain_skip=0 model at those steps, each with a confident argmax.
+    with a chain_skip=0 model at those steps, each with a confident argmax. extra_after: token ids
+    whose favoured successor is an extra token (the i-th one after the i-th id), which leads back
+    to where the chain went: a detour through tokens only this vocabulary has.
     """
     units = [[b] for b in list(range(0x20, 0x7F)) + [ord("\n")]]
     units += [[i] for i in range(256, bos_id)]  # merges
@@ -143,6 +145,10 @@ def successor_table(tokens: list[str], bos_id: int, eos_id: int, eos_after: int 
         successor[special] = starts[i]
     if eos_after is not None:
         successor[eos_after] = eos_id
+    first_extra = bos_id + len(SPECIAL_TOKENS)
+    for i, token in enumerate(extra_after):
+        successor[first_extra + i] = successor[token]
+        successor[token] = first_extra + i
     return successor
 
 
@@ -171,7 +177,7 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
                logit_scale=DEFAULT_LOGIT_SCALE, chain_strength=2.0, chain_skip=0.0,
                layer_scale=1.0, vocab="default", extra_tokens=0, quant="f32",
                chat_template=CHATML_TEMPLATE, name=None, context_length=2048,
-               rope_freq_base=10000.0, rms_eps=1e-5, eos_after=None, **faults):
+               rope_freq_base=10000.0, rms_eps=1e-5, eos_after=None, extra_after=(), **faults):
     """Writes a tiny llama GGUF to `path` and returns the path.
 
     vocab: "default", or "incompatible" (same size and specials, some token texts differ).
@@ -188,6 +194,8 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
         and the chain less.
     eos_after: a token text whose favoured successor is <|im_end|> instead of the chain's, for
         tests that need generation to end by itself (prompt ending in that token).
+    extra_after: token texts each followed by one of the extra tokens (extra0 after the first, ...)
+        and then by its usual successor: text that only a model with these extra tokens writes.
     n_head: written as given; 0, or a value that does not divide n_embd, gives an invalid model
         (the tensors keep the shape of a valid layout).
     faults: see FAULTS.
@@ -277,7 +285,10 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
     # row scaled so that a random unit-rms hidden state gives logits of std ~logit_scale; the
     # current token's embedding then gives its successor a logit ~sqrt(n_embd) times larger.
     eos_after_id = tokens.index(eos_after) if eos_after is not None else None
-    successor = successor_table(tokens, bos_id, eos_id, eos_after_id, chain_skip)
+    if len(extra_after) > extra_tokens:
+        raise ValueError(f"extra_after names {len(extra_after)} tokens but there are {extra_tokens} extra tokens")
+    extra_after_ids = tuple(tokens.index(text) for text in extra_after)
+    successor = successor_table(tokens, bos_id, eos_id, eos_after_id, chain_skip, extra_after_ids)
     chain = np.zeros((n_vocab, n_embd), dtype=np.float32)
     has_successor = successor >= 0
     np.add.at(chain, successor[has_successor], embeddings[has_successor])

@@ -20,7 +20,6 @@ from .protocol import GenRequest, RequestError
 from .scheduler import QueueFull, ShuttingDown, acquire_or_cancel
 from .state import RETRY_AFTER_SECONDS, ServerState, map_error
 
-DRAFT_NAMES = {1: "model", 2: "ngram"}  # trace.draft_source values
 
 
 def error_response(exc: RequestError) -> JSONResponse:
@@ -158,16 +157,6 @@ async def _finish(state: ServerState, gen: Generation, endpoint: str, started: f
         state.metrics.latency.labels(endpoint).observe(time.monotonic() - started)
 
 
-def _draft_name(chunk):
-    """"model", "ngram" or None: which draft a piece came from, where the core reports it."""
-    value = getattr(chunk, "draft_source", None)
-    if value is None:
-        value = getattr(chunk, "draft", None)
-    if isinstance(value, str):
-        return value or None
-    return DRAFT_NAMES.get(int(value or 0))
-
-
 def _sse_line(obj) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
@@ -180,10 +169,15 @@ async def _sse(req: GenRequest, rid: str, model: str, method: str, gen: Generati
         item = first
         while item is not END:
             yield _sse_line(protocol.stream_chunk(req, rid, model, text=item.text, source=int(item.source),
-                                                  draft=_draft_name(item)))
+                                                  draft=item.draft))
             item = await gen.next()
+        # A stream that fails or is cancelled ends with an error object and no [DONE], as OpenAI's
+        # and llama-server's do (a finish_reason would pass the cut text off as the whole answer).
+        failed = gen.error is not None or gen.result.finish_reason == "cancelled"
         if gen.error is not None:
             yield _sse_line(map_error(gen.error, gen.rpc_lost).body())
+        elif failed:
+            yield _sse_line(protocol.cancelled_body())
         else:
             stats = gen.result.stats
             finish = protocol.FINISH.get(gen.result.finish_reason, "stop")
@@ -191,7 +185,8 @@ async def _sse(req: GenRequest, rid: str, model: str, method: str, gen: Generati
                                                   extra={"timings": protocol.timings(stats, method)}))
             if req.include_usage:
                 yield _sse_line(protocol.usage_chunk(req, rid, model, stats))
-        yield b"data: [DONE]\n\n"
+        if not failed:
+            yield b"data: [DONE]\n\n"
         finished = True
     finally:
         if not finished:  # the client left mid-stream (or the server is stopping)

@@ -190,6 +190,12 @@ def parse(kind: str, body: Any, defaults: Defaults, *, allowed_fields: tuple[str
 FINISH = {"eog": "stop", "stop": "stop", "length": "length", "cancelled": "stop"}
 
 
+def cancelled_body() -> dict:
+    """The error event that ends a stream cut short by cancel() or a stopping server."""
+    return error_body("the generation was cancelled before it finished (the server may be stopping)",
+                      type="server_error", code="cancelled")
+
+
 def new_id(kind: str) -> str:
     return ("chatcmpl-" if kind == "chat" else "cmpl-") + secrets.token_hex(12)
 

@@ -8,6 +8,8 @@ import fsgen
 import tinymodels
 from helpers import METHODS, TINY, check_result, collect
 
+DRAFT_NAMES = {0: None, 1: "model", 2: "ngram"}  # Chunk.draft by trace.draft_source
+
 
 def test_incompatible_vocab_names_the_first_differing_token(tiny_small, tiny_incompatible):
     a = tinymodels.read_metadata(tiny_small)["tokenizer.ggml.tokens"]
@@ -37,8 +39,10 @@ def test_extra_vocab_is_compatible(tiny_small, tiny_extra_vocab):
             for method in ("speculative", "fs", "oracle", "contrastive"):
                 r = pair.generate("hello world", method=method, max_tokens=16, trace=True)
                 check_result(r)
-                # Only the shared vocabulary is ever produced.
-                assert all(t < n_small for t in r.tokens)
+                # Speculative verification chooses among all of the large model's ids (test_vocab_sizes.py);
+                # the combined methods only among the shared ones.
+                limit = pair.large.info["n_vocab"] if method == "speculative" else n_small
+                assert all(t < limit for t in r.tokens)
 
 
 def test_same_path_is_loaded_once(tiny_small):
@@ -159,7 +163,28 @@ def test_pair_stream_equals_generate(tiny_small, tiny_large, tiny_mixed, small_b
                 while trace.token[position] != chunk.token:
                     position += 1
                 assert chunk.source == trace.source[position], (chunk, position)
+                assert chunk.draft == DRAFT_NAMES[trace.draft_source[position]], (chunk, position)
                 position += 1
+
+
+@pytest.mark.parametrize("method, params", [("large", {}), ("speculative", {"draft": "model", "draft_max": 4}),
+                                            ("fs", {"router": "always", "guard": False}), ("contrastive", {})])
+def test_text_held_back_to_the_end_keeps_its_source(tiny_small, tiny_large, method, params):
+    """A piece released only at the end (held back as a stop string's possible start, or an unfinished
+    character) names the token that ended it and who wrote it, with or without the trace."""
+    with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
+        text = pair.generate("hello world", method=method, max_tokens=24, **params).text
+        cases = [dict(max_tokens=24, stop=[text[-1] + "\u00a7"])]  # the last character waits for a "§"
+        cases += [dict(max_tokens=n) for n in range(1, 24)]  # some end inside a character
+        for case in cases:
+            plain = list(pair.stream("hello world", method=method, **case, **params))
+            with pair.stream("hello world", method=method, trace=True, **case, **params) as traced:
+                assert list(traced) == plain, case
+            trace = traced.result.trace
+            assert plain[-1].token == trace.token[-1], case
+            assert plain[-1].source == trace.source[-1] and plain[-1].draft == DRAFT_NAMES[trace.draft_source[-1]]
+        if method in ("large", "fs"):
+            assert plain[-1].source == fsgen.Source.SYSTEM2
 
 
 def test_pair_sources_per_method(tiny_mixed, tiny_large, small_base):

@@ -60,6 +60,31 @@ def test_one_model_stream_with_ngram_drafts(model):
     assert s.result.stats["drafted_ngram"] > 0
 
 
+def test_chunks_name_the_draft_they_come_from(pair):
+    """Chunk.draft: "ngram" for an accepted n-gram draft (written by System 2, which verified it),
+    "model" for System 1's (written by System 1), None otherwise: the token's trace.draft_source."""
+    start = "hello world"
+    prompt = start + pair.generate(start, method="large", max_tokens=24).text + start  # the continuation repeats
+    names = {None: fsgen.DraftSource.NONE, "model": fsgen.DraftSource.MODEL, "ngram": fsgen.DraftSource.NGRAM}
+    for draft, writer in (("ngram", fsgen.Source.SYSTEM2), ("model", fsgen.Source.SYSTEM1)):
+        with pair.stream(prompt, method="speculative", draft=draft, draft_max=4, max_tokens=24, trace=True) as s:
+            chunks = list(s)
+        drafts = {c.draft for c in chunks}
+        assert draft in drafts and drafts <= {None, draft}, chunks
+        assert all(c.source == writer for c in chunks if c.draft is not None)
+        rows = iter(zip(s.result.trace.token.tolist(), s.result.trace.draft_source.tolist()))
+        for c in chunks:  # each chunk's token, in order, with its draft origin
+            assert any(token == c.token and origin == names[c.draft] for token, origin in rows), c
+        # Without the trace, the same chunks.
+        assert list(pair.stream(prompt, method="speculative", draft=draft, draft_max=4, max_tokens=24)) == chunks
+
+
+def test_chunk_draft_defaults_to_none():
+    chunk = fsgen.Chunk("a", fsgen.Source.SYSTEM1, 5)
+    assert chunk._fields == ("text", "source", "token", "draft") and chunk.draft is None
+    assert chunk == ("a", fsgen.Source.SYSTEM1, 5, None)
+
+
 def test_default_one_model_does_not_draft(model):
     r = model.generate(REPEATING[1], max_tokens=24, trace=True)
     assert r.stats["drafted"] == 0 and (r.trace.draft_source == 0).all()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fsgen
-from helpers import Reference, chi2_goodness, chi2_two_sample, import_llama_cpp
+from helpers import REPO, Reference, chi2_goodness, chi2_two_sample, import_llama_cpp
 
 SAMPLING = dict(temperature=1.0, top_k=5, top_p=1.0, min_p=0.0)
 PROMPT = "hello world"
@@ -106,10 +106,11 @@ def test_the_bed_exercises_rejection(pair, sampling_models):
 
 
 def test_seeded_speculative_sampling_is_deterministic(pair):
-    a = pair.generate(PROMPT, method="speculative", draft_max=3, max_tokens=16, seed=42, **SAMPLING)
-    b = pair.generate(PROMPT, method="speculative", draft_max=3, max_tokens=16, seed=42, **SAMPLING)
+    # Given the same drafts: a fixed source and length ("auto" picks the source by measured speed).
+    a = pair.generate(PROMPT, method="speculative", draft="model", draft_max=3, max_tokens=16, seed=42, **SAMPLING)
+    b = pair.generate(PROMPT, method="speculative", draft="model", draft_max=3, max_tokens=16, seed=42, **SAMPLING)
     assert a.tokens == b.tokens
-    others = {tuple(pair.generate(PROMPT, method="speculative", draft_max=3, max_tokens=16, seed=s,
+    others = {tuple(pair.generate(PROMPT, method="speculative", draft="model", draft_max=3, max_tokens=16, seed=s,
                                   **SAMPLING).tokens) for s in range(5)}
     assert len(others) > 1
 
@@ -266,6 +267,21 @@ def test_ngram_drafts_match_exact_distribution(tiny_flat, ngram_prompt, ngram_sa
                          ("third", _position(s, 2))):
         stat, df, p = chi2_goodness(counts, exact_ngram[name])
         assert p > ALPHA, f"{name}: chi2={stat:.1f}, df={df}, p={p:.2g}"
+
+
+def test_ngram_drafts_keep_the_distribution_not_the_seeded_text(ngram_pair, ngram_prompt):
+    """One model with n-gram drafts: greedy, the same text; sampled, the same distribution (the tests
+    above) but another text for a given seed (a draft's acceptance takes a uniform draw where plain
+    sampling draws the token), reproducible only given the same drafts. API.md says so."""
+    def text(seed, **params):
+        return ngram_pair.generate(ngram_prompt, method="large", max_tokens=5, seed=seed, **SAMPLING, **params).tokens
+    assert ngram_pair.generate(ngram_prompt, method="large", max_tokens=12, draft="ngram", draft_max=3).tokens == \
+        ngram_pair.generate(ngram_prompt, method="large", max_tokens=12).tokens
+    assert any(text(s) != text(s, draft="ngram", draft_max=3) for s in range(10))
+    assert all(text(s, draft="ngram", draft_max=3) == text(s, draft="ngram", draft_max=3) for s in range(5))
+    api = " ".join((REPO / "docs" / "API.md").read_text(encoding="utf-8").split())
+    assert "the same output, greedy or sampled" not in api
+    assert "greedy, the same text; sampled, the same distribution" in api
 
 
 def test_the_ngram_test_has_power(tiny_flat, ngram_prompt, ngram_samples):

@@ -134,7 +134,12 @@ def test_sigint_cancels_running_generations_and_exits_cleanly(tiny_small, tiny_l
         assert time.monotonic() - t0 < 15, "the running generation should be cancelled, not waited for"
         assert "Traceback" not in "".join(server.stderr), "".join(server.stderr)
         thread.join(REQUEST_TIMEOUT)
-        assert got["events"][-1] == "data: [DONE]"  # the stream was ended properly, not cut
+        # The stream ends with an error event, as OpenAI's and llama-server's do, not with a finish
+        # that would pass the cut text off as the whole answer; then no [DONE].
+        assert "data: [DONE]" not in got["events"]
+        last = json.loads(got["events"][-1][len("data: "):])
+        assert last["error"]["code"] == "cancelled" and last["error"]["type"] == "server_error", last
+        assert all('"finish_reason":"stop"' not in e for e in got["events"]), got["events"][-3:]
     finally:
         server.kill()
 

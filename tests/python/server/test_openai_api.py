@@ -65,17 +65,32 @@ def test_chat_stream_carries_sources_usage_and_timings(client, pair):
     expected_stream = pair.stream(messages=MESSAGES, method="speculative", draft="model", draft_max=4,
                                   max_tokens=40)
     expected_chunks = list(expected_stream)
-    pieces = [(c.choices[0].delta.content, c.choices[0].delta.model_extra["fsgen_source"])
+    pieces = [(c.choices[0].delta.content, c.choices[0].delta.model_extra["fsgen_source"],
+               c.choices[0].delta.model_extra["fsgen_draft"])
               for c in chunks if c.choices and c.choices[0].delta.content]
-    assert pieces == [(c.text, int(c.source)) for c in expected_chunks if c.text]
-    assert {s for _, s in pieces} >= {0, 1}, "accepted drafts and System 2's tokens"
-    assert all(c.choices[0].delta.model_extra.get("fsgen_draft", "absent") in (None, "model", "ngram")
-               for c in chunks if c.choices and c.choices[0].delta.content)
+    assert {s for _, s, _ in pieces} >= {0, 1}, "accepted drafts and System 2's tokens"
+    assert {d for _, _, d in pieces} == {None, "model"}
+    assert all(s == 0 for _, s, d in pieces if d == "model"), "System 1 wrote its accepted drafts"
+    assert pieces == [(c.text, int(c.source), c.draft) for c in expected_chunks if c.text]
     finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert len(finish) == 1 and finish[0].choices[0].finish_reason in ("stop", "length")
     usage = chunks[-1].usage
     assert chunks[-1].choices == [] and usage.completion_tokens == len(expected_stream.result.tokens)
     check_timings(finish[0].model_extra["timings"], usage, "speculative")
+
+
+def test_completions_stream_names_ngram_drafts(client, pair):
+    """fsgen_draft "ngram": an accepted n-gram draft, which System 2 verified (fsgen_source 1)."""
+    start = "hello world"
+    prompt = start + pair.generate(start, method="large", max_tokens=24).text + start  # the continuation repeats
+    params = {"method": "speculative", "draft": "ngram", "draft_max": 4}
+    streamed = list(client.completions.create(model="tiny", prompt=prompt, max_tokens=24, temperature=0, stream=True,
+                                              extra_body=params))
+    pieces = [(c.choices[0].text, c.choices[0].model_extra["fsgen_source"], c.choices[0].model_extra["fsgen_draft"])
+              for c in streamed if c.choices and c.choices[0].text]
+    assert "ngram" in {d for _, _, d in pieces}
+    assert all(s == 1 for _, s, d in pieces if d == "ngram")
+    assert pieces == [(c.text, int(c.source), c.draft) for c in pair.stream(prompt, max_tokens=24, **params) if c.text]
 
 
 def test_completions_stream_and_not(client, pair):
