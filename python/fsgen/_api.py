@@ -75,11 +75,25 @@ class _Runner:
         choose now (see :func:`fsgen.planner.planner_figures`)."""
         return planner_figures(self._core.planner())
 
-    def calibrate(self) -> dict:
+    def calibrate(self, *, cached: bool = False) -> dict:
         """Measure the verifying model's cost for each batch size (and, on a Pair, a System 1 step)
-        now (seconds on billion-parameter models), cache it, and return :attr:`planner`'s figures."""
-        self._calibrator.run(self._core)
+        now (seconds on billion-parameter models), cache it, and return :attr:`planner`'s figures.
+
+        Parameters
+        ----------
+        cached : bool, default False
+            Take the cost curve from the cache where it holds one for these models, options and
+            machine (measure only otherwise): what a server does before it reports ready, so that
+            no request waits for a calibration.
+        """
+        self._calibrator.run(self._core, cached=cached)
         return self.planner
+
+    @property
+    def calibration_enabled(self) -> bool:
+        """Whether calls calibrate the verify cost curve where they need it (``calibrate=`` or
+        ``$FSGEN_CALIBRATE``)."""
+        return self._calibrator.enabled
 
     def generate(self, prompt=None, *, messages=None, **options) -> Result:
         return run_job(self._start(prompt, messages, False, options))

@@ -29,11 +29,17 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _announce(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def run(args) -> int:
+    from .. import calibration
     from .._api import Model, Pair
     from .render import print_stream, print_trace
 
     check_model_arguments(args, "generate")
+    calibration.on_measure = _announce
     options = dict(n_ctx=args.n_ctx, n_threads=args.threads, **load_options(args))
     if args.model:
         runner = Model(args.model, **options)

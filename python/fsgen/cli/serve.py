@@ -56,6 +56,12 @@ def run(args) -> int:
     holder = {}
 
     def on_ready(state):
+        curve = state.calibration.get("verify_seconds") or {}
+        if curve:  # what the draft planner and fs's guard start from on this machine
+            rows = ", ".join(f"{r} rows {s * 1000:.1f} ms" for r, s in sorted(curve.items()) if r in (1, 2, 4, 8, 16))
+            step = state.calibration.get("draft_seconds")
+            print(f"fsgen serve: verify costs {rows}" + (f"; System 1 step {step * 1000:.1f} ms" if step else ""),
+                  flush=True)
         print(f"fsgen serve: ready, serving {state.model_id}", flush=True)
 
     def on_load_error(state):

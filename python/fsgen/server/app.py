@@ -110,7 +110,7 @@ async def health(request: Request) -> Response:
     if state.load_error:
         return JSONResponse({"status": "error", "message": state.load_error}, status_code=503)
     if state.runner is None:
-        return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "loading", "reason": state.loading}, status_code=503)
     if state.shutting_down:
         return JSONResponse({"status": "shutting down"}, status_code=503)
     return JSONResponse({"status": "ok"})

@@ -48,6 +48,8 @@ class ServerState:
         self.active: set = set()  # running Generations
         self.tasks: set = set()  # their bookkeeping tasks
         self.load_error: Optional[str] = None
+        self.loading = "loading the models"  # what /health says until the server is ready
+        self.calibration: dict = {}  # the verify cost curve measured or loaded before ready
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.shutting_down = False
         self._loading: Optional[threading.Thread] = None
@@ -76,16 +78,21 @@ class ServerState:
     # ---- loading, after the port is bound ----
 
     def start_loading(self, loop: asyncio.AbstractEventLoop, on_ready=None, on_error=None) -> None:
+        """Load the models (unless given) and their verify cost curve in a thread; the server is
+        ready (/health 200) only after both, so that no request waits for a calibration."""
         self.loop = loop
-        if self.runner is not None:
-            if on_ready:
+        if self.runner is not None and not self.runner.calibration_enabled:
+            if on_ready:  # loaded by the caller, nothing to measure: ready now
                 on_ready(self)
             return
+        given, self.runner = self.runner, None
 
         def load():
             a = self._load_args
             try:
-                if a["model"] is not None:
+                if given is not None:
+                    runner = given
+                elif a["model"] is not None:
                     runner = fsgen.Model(a["model"], **a["options"])
                 else:
                     runner = fsgen.Pair(a["small"], a["large"], small_base=a["small_base"], **a["options"])
@@ -96,20 +103,30 @@ class ServerState:
                 else:
                     log.error("fsgen serve: could not load the models: %s", self.load_error)
                 return
+            if runner.calibration_enabled and not self.shutting_down:
+                self.loading = "measuring the verify cost curve"
+                try:
+                    self.calibration = runner.calibrate(cached=True)["calibration"]
+                except fsgen.FsgenError as exc:  # requests still work: they calibrate or learn as they go
+                    log.warning("fsgen serve: could not calibrate: %s", exc)
             if self.shutting_down:  # stopped while loading
-                runner.close()
+                self._discard(runner)
                 return
             try:
                 loop.call_soon_threadsafe(self._loaded, runner, on_ready)
             except RuntimeError:  # the loop is gone: the server stopped while loading
-                runner.close()
+                self._discard(runner)
 
         self._loading = threading.Thread(target=load, name="fsgen-serve-load", daemon=True)
         self._loading.start()
 
+    def _discard(self, runner) -> None:
+        if self._owns_runner:  # a runner given to create_app is its caller's to close
+            runner.close()
+
     def _loaded(self, runner, on_ready) -> None:
         if self.shutting_down:
-            runner.close()
+            self._discard(runner)
             return
         self.runner = runner
         if on_ready:

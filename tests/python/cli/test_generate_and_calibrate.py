@@ -108,3 +108,16 @@ def test_generate_with_ngram_drafts(tiny_small):
     with fsgen.Model(tiny_small, **TINY) as m:
         assert done.stdout.startswith(m.generate(prompt, max_tokens=16).text)
     assert '"drafted_ngram"' in done.stdout
+
+
+def test_generate_says_on_stderr_while_it_measures_the_costs(tiny_small, tiny_large, tmp_path, monkeypatch):
+    """The first call that needs the verify cost curve measures it once: the command line says so
+    instead of waiting silently; the next call takes it from the cache and says nothing."""
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("FSGEN_CALIBRATE", "1")
+    args = ("generate", "--small", tiny_small, "--large", tiny_large, "--threads", 1, "--n-ctx", 512,
+            "--max-tokens", 4, "--raw", "--method", "speculative", "hello")
+    first, second = run_cli(*args), run_cli(*args)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "measuring the verify cost curve" in first.stderr
+    assert "measuring" not in second.stderr

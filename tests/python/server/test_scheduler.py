@@ -117,3 +117,45 @@ def test_create_app_serves_a_loaded_pair_in_process(tiny_small, tiny_large):
             assert r.json()["choices"][0]["text"] == expected and r.json()["model"] == "embedded"
             assert "fsgen" in client.get("/").text
         assert not pair.large.closed  # the caller's pair stays the caller's
+
+
+def test_the_server_calibrates_before_it_is_ready_and_never_during_requests(tiny_small, tiny_large, tmp_path,
+                                                                             monkeypatch):
+    """With calibration on, /health says 503 "loading" (and why) until the verify cost curve is
+    measured, and requests that draft or guard (speculative, fs) then measure nothing."""
+    require("starlette", SERVE_EXTRAS)
+    import threading
+    import time
+
+    import fsgen
+    from fsgen import calibration
+    from fsgen.server import create_app
+    from starlette.testclient import TestClient
+    from helpers import TINY
+
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
+    measuring, release = threading.Event(), threading.Event()
+    measure = calibration.Calibrator._measure
+
+    def slow_measure(self, core):
+        measuring.set()
+        release.wait(30)
+        return measure(self, core)
+
+    monkeypatch.setattr(calibration.Calibrator, "_measure", slow_measure)
+    with fsgen.Pair(tiny_small, tiny_large, calibrate=True, **TINY) as pair:
+        with TestClient(create_app(pair)) as client:
+            assert measuring.wait(30)
+            health = client.get("/health")
+            assert health.status_code == 503
+            assert health.json() == {"status": "loading", "reason": "measuring the verify cost curve"}
+            release.set()
+            deadline = time.monotonic() + 30
+            while client.get("/health").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert client.get("/health").json() == {"status": "ok"}
+            assert pair._calibrator.measurements == 1
+            for method in ("speculative", "fs", "large"):
+                r = client.post("/v1/completions", json={"prompt": "hello", "max_tokens": 4, "method": method})
+                assert r.status_code == 200, r.text
+            assert pair._calibrator.measurements == 1
