@@ -1,54 +1,111 @@
-"""`fsgen demo`: fast-and-slow decoding on the demo pair, next to small-only and large-only."""
+"""`fsgen demo`: the collaborative method that pays on this machine, next to the others.
+
+The headline row is chosen from the machine's verify cost curve (measured once, cached): System
+1's drafts verified by System 2 (speculative decoding) where a batch of rows costs little more than
+one, fast-and-slow where System 1's step is cheap against System 2's, and otherwise speculative
+decoding with its automatic draft source (n-gram drafts where the text repeats, the large model's
+own speed elsewhere). fs keeps its row, with the share of tokens System 2 wrote.
+"""
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 from .render import legend, print_stream, use_colour
 
 PROMPT = ("Write a Python function `merge_intervals(intervals)` that merges overlapping intervals "
           "and returns them sorted. Keep it short.")
 
-
-# On the demo pair, consulting System 2 where System 1's entropy exceeds 1 nat calls it on 2-4%
-# of tokens, enough to see it step in; on this CPU that runs about as fast as the large model
-# alone (2 nats: 0.5% of tokens, 1.4x; docs/benchmarks.md).
+# fs consults System 2 where System 1's entropy exceeds 1 nat: on the demo pair that is 2-4% of
+# the tokens of a coding answer, enough to see it step in.
 DEMO_THRESHOLD = 1.0
+# fs writes with System 1 and pays System 2's reads on top: it can beat the large model alone only
+# where a System 1 step costs well under one of System 2's.
+FS_MAX_STEP_RATIO = 0.5
+# The acceptance of System 1's drafts assumed when judging whether they can pay.
+ASSUMED_ACCEPTANCE = 0.7
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="pull the demo pair and show fast-and-slow decoding")
+    p = sub.add_parser("demo", help="pull the demo pair and show the collaboration that pays on this machine")
+    p.add_argument("--small", default=None, help="System 1 (default: the demo pair's 0.5B)")
+    p.add_argument("--large", default=None, help="System 2 (default: the demo pair's 1.5B)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-tokens", type=int, default=160)
-    p.add_argument("--threshold", type=float, default=None, help="entropy router threshold (nats)")
+    p.add_argument("--threshold", type=float, default=None, help="fs: entropy router threshold (nats)")
     p.set_defaults(run=run)
+
+
+def choose(calibration: dict) -> tuple[str, dict, str]:
+    """The headline method, its parameters and one line on why, from a calibration's figures
+    (``verify_seconds`` by rows, ``draft_seconds``; empty: unknown).
+
+    Returns
+    -------
+    tuple
+        (label, generate() keywords, the regime line).
+    """
+    from ..planner import implied_lengths
+    verify = calibration.get("verify_seconds") or {}
+    draft = calibration.get("draft_seconds")
+    auto = ("speculative (auto drafts)", {"method": "speculative"})
+    if not verify or 1 not in verify or 4 not in verify or not draft:
+        return (*auto, "the cost curve is unknown here (calibration off): speculative decoding follows the large "
+                "model's text at no less than its speed, drafting where the text repeats")
+    batch4 = verify[4] / verify[1]
+    step = draft / verify[1]
+    regime = f"verifying 4 tokens costs {batch4:.1f} decode steps here and a System 1 step {step:.2f} of one"
+    implied = {row["acceptance"]: row for row in implied_lengths(verify, draft)}
+    model_pays = (implied.get(ASSUMED_ACCEPTANCE) or {}).get("model")
+    if model_pays:
+        return ("speculative (System 1 drafts)", {"method": "speculative", "draft": "model"},
+                f"{regime}, so System 1's drafts pay: System 2 checks several of them in one step")
+    if step <= FS_MAX_STEP_RATIO:
+        return (f"fs (entropy > {DEMO_THRESHOLD:g})", {"method": "fs", "router": "entropy", "threshold": DEMO_THRESHOLD},
+                f"{regime}, so System 1 writing and System 2 stepping in where it is unsure pays")
+    return (*auto, f"{regime}, so System 1's drafts cannot pay: speculative decoding drafts from the text itself "
+            "(n-grams) where it repeats and runs at the large model's speed elsewhere")
 
 
 def run(args) -> int:
     from .. import hub
     from .._api import Pair
 
-    print("fsgen demo: Qwen2.5-Coder 0.5B (System 1, fast) + 1.5B (System 2, slow)", file=sys.stderr)
-    small_path, large_path = hub.pull("demo")
+    if (args.small is None) != (args.large is None):
+        print("fsgen demo: give both --small and --large, or neither (the demo pair)", file=sys.stderr)
+        return 2
+    if args.small is None:
+        print("fsgen demo: Qwen2.5-Coder 0.5B (System 1, fast) + 1.5B (System 2, slow)", file=sys.stderr)
+        small_path, large_path = hub.pull("demo")
+    else:
+        small_path, large_path = args.small, args.large
     messages = [{"role": "user", "content": PROMPT}]
-    max_tokens = args.max_tokens
-    fs_params = {"router": "entropy", "threshold": DEMO_THRESHOLD if args.threshold is None else args.threshold}
+    threshold = DEMO_THRESHOLD if args.threshold is None else args.threshold
+    fs = (f"fs (entropy > {threshold:g})", {"method": "fs", "router": "entropy", "threshold": threshold})
     with Pair(small_path, large_path, n_threads=args.threads, n_ctx=2048) as pair:
-        print(f"\nPrompt: {PROMPT}\n{legend(use_colour(sys.stdout))}\n", file=sys.stderr)
-        result = print_stream(pair.stream(messages=messages, method="fs", max_tokens=max_tokens, **fs_params))
-        if result is None:
+        calibration = pair.calibrate(cached=True)["calibration"] if pair.calibration_enabled else {}
+        label, params, why = choose(calibration)
+        if params.get("method") == "fs":
+            params, label = fs[1], fs[0]
+        print(f"\nPrompt: {PROMPT}\n{legend(use_colour(sys.stdout))}\n{label}: {why}.\n", file=sys.stderr)
+        headline = print_stream(pair.stream(messages=messages, max_tokens=args.max_tokens, **params))
+        if headline is None:
             return 130
-        rows = [(f"fs (entropy > {fs_params['threshold']:g})", result)]
-        for method in ("small", "large"):
-            print(f"[running {method}-only on the same prompt for comparison ...]", file=sys.stderr)
-            rows.append((f"{method} only", pair.generate(messages=messages, method=method, max_tokens=max_tokens)))
-    large_tps = rows[2][1].stats["tokens_per_second"]
-    print(f"\n{'method':<22}{'tokens':>7}{'tokens/s':>10}{'vs large':>10}{'System 2 share':>16}")
+        rows = [(label, headline)]
+        others = [fs] if params.get("method") != "fs" else []
+        others += [("large only", {"method": "large"}), ("small only", {"method": "small"})]
+        for name, call in others:
+            print(f"[running {name} on the same prompt for comparison ...]", file=sys.stderr)
+            rows.append((name, pair.generate(messages=messages, max_tokens=args.max_tokens, **call)))
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list) -> None:
+    large: Optional[float] = next((r.stats["tokens_per_second"] for name, r in rows if name == "large only"), None)
+    print(f"\n{'method':<30}{'tokens':>7}{'tokens/s':>10}{'vs large':>10}{'System 2 share':>16}")
     for name, r in rows:
         s = r.stats
-        ratio = s["tokens_per_second"] / large_tps if large_tps else float("nan")
-        print(f"{name:<22}{s['n_tokens']:>7}{s['tokens_per_second']:>10.1f}{ratio:>9.2f}x"
+        ratio = s["tokens_per_second"] / large if large else float("nan")
+        print(f"{name:<30}{s['n_tokens']:>7}{s['tokens_per_second']:>10.1f}{ratio:>9.2f}x"
               f"{100 * s['system2_fraction']:>15.1f}%")
-    same = rows[0][1].tokens == rows[2][1].tokens
-    print(f"\nfs output {'equals' if same else 'differs from'} large-only output "
-          f"({sum(a == b for a, b in zip(rows[0][1].tokens, rows[2][1].tokens))} leading tokens compared equal).")
-    return 0

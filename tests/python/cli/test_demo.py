@@ -1,0 +1,45 @@
+"""fsgen demo: its headline is the collaborative method the machine's cost curve says pays."""
+from __future__ import annotations
+
+import pytest
+
+from processes import run_cli
+
+MS = 1e-3
+
+
+def curve(per_row_ms: float, one_row_ms: float = 35.0) -> dict[int, float]:
+    """Verify seconds by rows: one row, plus per_row_ms for each further row."""
+    return {r: (one_row_ms + (r - 1) * per_row_ms) * MS for r in range(1, 17)}
+
+
+@pytest.mark.parametrize("verify, draft_ms, method, draft", [
+    (curve(4.7), 12.0, "speculative", "model"),   # 4 rows at 1.4x one row: System 1's drafts pay
+    (curve(26.0), 24.0, "speculative", None),     # linear (4 rows 3.2x), System 1 at 0.68: auto drafts
+    (curve(26.0), 7.0, "fs", None),               # linear, System 1 at 0.2 of a step: fs
+])
+def test_the_headline_follows_the_cost_curve(verify, draft_ms, method, draft):
+    from fsgen.cli.demo import choose
+    label, params, why = choose({"verify_seconds": verify, "draft_seconds": draft_ms * MS})
+    assert params["method"] == method and params.get("draft") == draft
+    assert "verifying 4 tokens costs" in why and "decode steps here" in why
+    assert params["method"] != "large"
+
+
+def test_the_headline_without_a_curve_is_speculative():
+    from fsgen.cli.demo import choose
+    label, params, why = choose({})
+    assert params == {"method": "speculative"} and "unknown" in why
+
+
+def test_demo_runs_on_any_pair(tiny_small, tiny_large, tmp_path, monkeypatch):
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("FSGEN_CALIBRATE", "1")
+    done = run_cli("demo", "--small", tiny_small, "--large", tiny_large, "--threads", 1, "--max-tokens", 8)
+    assert done.returncode == 0, done.stderr
+    assert "verifying 4 tokens costs" in done.stderr
+    table = done.stdout.splitlines()
+    names = [line[:30].strip() for line in table if line.endswith("%")]
+    assert names[0] != "large only" and {"large only", "small only"} <= set(names)
+    assert any(name.startswith("fs (entropy > 1)") for name in names)
+    assert run_cli("demo", "--small", tiny_small).returncode == 2
