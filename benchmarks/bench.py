@@ -21,6 +21,10 @@ is reported per set. Rows:
 - then a section of its own for fs on HumanEval and free-form prompts: FS-GEN's fixed threshold
   without the guard, fs at its defaults (guard on), and the budget router at 2.5/5/10/20% (System 2's
   share achieved, tokens/s against large-only per prompt); `--fs-budget-only` runs just that.
+- the same prompts sampled, seeded (`--sampling`): chat apps' settings (temperature 0.7, top_p 0.9)
+  and OpenAI's defaults (temperature 1, top_p 1; fsgen serve then samples with top_k 0, min_p 0),
+  for large-only, speculative (auto and System 1's drafts) and fs at its defaults, each ratio
+  against large-only sampled alike.
 tokens/s is the generation phase (prompt processing excluded); e2e includes it. Peak memory (RSS)
 of a loaded pair is measured in a child process and set next to the two files' sizes.
 """
@@ -55,6 +59,16 @@ from bench_prompts import edit_prompts, free_prompts, humaneval_problems  # noqa
 
 
 # ---- engines ----
+
+# Sampled settings measured beside greedy (seeded, so every engine draws from the same stream).
+SAMPLINGS = {
+    "chat": ("T 0.7, top_p 0.9", dict(temperature=0.7, top_p=0.9, top_k=0, min_p=0.0, seed=1)),
+    "openai": ("OpenAI's defaults: T 1, top_p 1", dict(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, seed=1)),
+}
+SAMPLED_ROWS = {"large": ("large", {}), "speculative auto (default)": ("speculative", {}),
+                "speculative System 1 (adaptive)": ("speculative", {"draft": "model"}),
+                "fs (defaults)": ("fs", {})}
+
 
 def run_fsgen(pair, prompt: str, max_tokens: int, method: str, params: dict) -> dict:
     r = pair.generate(prompt, method=method, max_tokens=max_tokens, **params)
@@ -244,6 +258,29 @@ def best_of(runs: list[dict]) -> dict:
     return max(runs, key=lambda r: r["tps"])
 
 
+def sampled_section(pair, chat: dict, max_tokens: int, repeats: int, settings: list[str]) -> dict:
+    """The sampled tables: per setting and prompt set, the sampled rows, interleaved as above."""
+    tables: dict[str, dict[str, list[dict]]] = {}
+    for setting in settings:
+        label_of_setting, sampling = SAMPLINGS[setting]
+        for set_name, prompts in chat.items():
+            results = tables.setdefault(f"{set_name}, {setting}", {})
+            for i, (label, prompt) in enumerate(prompts):
+                print(f"sampled ({setting}): {set_name} prompt {i + 1}/{len(prompts)} ({label})", file=sys.stderr,
+                      flush=True)
+                engines = [(name, lambda m=method, p=params: run_fsgen(pair, prompt, max_tokens, m, {**p, **sampling}))
+                           for name, (method, params) in SAMPLED_ROWS.items()]
+                runs: dict[str, list[dict]] = {}
+                for repeat in range(repeats):
+                    shift = (i + repeat) % len(engines)
+                    for name, run in engines[shift:] + engines[:shift]:
+                        runs.setdefault(name, []).append(run())
+                for name, _ in engines:
+                    results.setdefault(name, []).append(best_of(runs[name]))
+            print_table(f"{set_name}, sampled ({label_of_setting}; seed 1)", results)
+    return tables
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small")
@@ -270,6 +307,8 @@ def main() -> int:
                     help="only the fs section: fixed threshold, guard and budget router (HumanEval and free-form)")
     ap.add_argument("--fs-humaneval", type=int, default=4, help="HumanEval prompts in the fs section")
     ap.add_argument("--reuse-curve", action="store_true", help="the cached cost curve, if any, instead of measuring")
+    ap.add_argument("--sampling", default=",".join(SAMPLINGS),
+                    help="sampled settings to measure beside greedy: chat, openai (comma-separated; empty: none)")
     args = ap.parse_args()
 
     import fsgen
@@ -333,6 +372,8 @@ def main() -> int:
     print(f"small: {pathlib.Path(small).name}\nlarge: {pathlib.Path(large).name}")
     print_table(f"code edits built from HumanEval ({len(chat['edit'])} prompts)", tables["edit"])
     print_table(f"free-form prompts ({len(chat['free'])})", tables["free"])
+    sampled = sampled_section(pair, chat, args.max_tokens, args.repeats,
+                              [s for s in SAMPLINGS if s in args.sampling.split(",")])
     fs_budget_section(pair, args.fs_humaneval, args.max_tokens, args.fs_freeform,
                       [float(x) for x in args.fs_shares.split(",") if x], args.repeats)
     rss = peak_rss_of_pair(small, large, args.threads, args.n_ctx)
@@ -344,6 +385,7 @@ def main() -> int:
     print(f"rerun: python benchmarks/bench.py --edit-prompts {args.edit_prompts} --free-prompts {args.free_prompts} "
           f"--max-tokens {args.max_tokens} --threads {args.threads} --repeats {args.repeats}")
     if args.json:
+        tables.update(sampled)
         args.json.write_text(json.dumps({s: {k: [{kk: vv for kk, vv in r.items() if kk != "tokens"} for r in v]
                                              for k, v in t.items()} for s, t in tables.items()}, indent=1))
     return 0

@@ -76,7 +76,7 @@ def anchors(small: str, large: str, max_tokens: int, threads: int, n_ctx: int, d
             ngram: bool = True, model_draft: bool = True) -> dict:
     """name -> (executable, function of the prompt giving its argument list), for the tools built."""
     found = {}
-    spec = build("llama-speculative-simple", threads)
+    spec = build("llama-speculative-simple", threads) if model_draft or ngram else None
     if spec and model_draft:
         found[f"llama-speculative-simple (draft {draft})"] = (spec, lambda p: common_args(
             large, p, max_tokens, threads, n_ctx) + ["-md", small, "-td", str(threads), "-ngld", "0",
