@@ -91,6 +91,22 @@ ParamSpec choice_param(std::string name, ParamGroup group, ParamValue def, std::
   return p;
 }
 
+template <typename Field>
+ParamSpec bool_param(std::string name, ParamGroup group, bool def, std::string doc, Field field) {
+  ParamSpec p;
+  p.name = name;
+  p.type = ParamType::Bool;
+  p.group = group;
+  p.default_value = def;
+  p.doc = std::move(doc);
+  p.set = [name, field](GenerateOptions& o, const ParamValue& v) {
+    const auto* b = std::get_if<bool>(&v);
+    if (!b) fail(name + " must be True or False, got " + describe_value(v));
+    field(o) = *b;
+  };
+  return p;
+}
+
 std::vector<std::string> method_names() {
   std::vector<std::string> names;
   for (const auto& m : method_table()) names.push_back(m.name);
@@ -122,20 +138,8 @@ std::vector<ParamSpec> build_table() {
     };
     t.push_back(p);
   }
-  {
-    ParamSpec p;
-    p.name = "trace";
-    p.type = ParamType::Bool;
-    p.group = G;
-    p.default_value = false;
-    p.doc = "record the per-token trace (Result.trace)";
-    p.set = [](GenerateOptions& o, const ParamValue& v) {
-      const auto* b = std::get_if<bool>(&v);
-      if (!b) fail("trace must be True or False, got " + describe_value(v));
-      o.trace = *b;
-    };
-    t.push_back(p);
-  }
+  t.push_back(bool_param("trace", G, false, "record the per-token trace (Result.trace)",
+                         [](GenerateOptions& o) -> bool& { return o.trace; }));
 
   // ---- sampling: apply to every method, used only when temperature > 0 ----
   t.push_back(number_param("temperature", ParamType::Float, SG, 0.0, Range{0, kInf},
@@ -206,18 +210,12 @@ std::vector<ParamSpec> build_table() {
     t.push_back(p);
   }
   {
-    ParamSpec p;
-    p.name = "guard";
-    p.type = ParamType::Bool;
-    p.group = MG;
-    p.doc = "fs: while fs runs behind the large model alone (measured) with System 2 consulted often, hand the "
-            "writing over to speculative verification (it then writes the large model's text; stats guard_tokens); "
-            "False: FS-GEN's method as published";
-    p.set = [](GenerateOptions& o, const ParamValue& v) {
-      const auto* b = std::get_if<bool>(&v);
-      if (!b) fail("guard must be True or False, got " + describe_value(v));
-      o.router.guard = *b;
-    };
+    auto p = bool_param("guard", MG, true,
+                        "fs: while fs runs behind the large model alone (measured) with System 2 consulted often, hand "
+                        "the writing over to speculative verification (it then writes the large model's text; stats "
+                        "guard_tokens); False: FS-GEN's method as published",
+                        [](GenerateOptions& o) -> bool& { return o.router.guard; });
+    p.default_value = std::monostate{};  // the scope gives it
     // Not with the budget router (the share asked for is the contract there), nor with "never"
     // (System 1 alone was asked for: nothing to guard).
     p.scopes = {{{M::FastSlow}, {R::Entropy, R::Top1, R::Margin, R::Always}, {S::Large}, true}};
