@@ -132,8 +132,8 @@ double DraftPlanner::verify_cost(int rows) const {
   if (above) return base + (known(above) - base) * (rows - below) / double(above - below);
   // Beyond what was measured: a fixed cost plus a cost per row. The per-row part is the slope
   // over the upper half of the sizes known (from the largest down to the one nearest half of it:
-  // neighbouring sizes are too noisy, a calibration's 16 rows can come out cheaper than its 12,
-  // which made long drafts look free), capped at 12% of a one-row verify so that an untried length
+  // neighbouring sizes are too noisy: a calibration's 16 rows can come out cheaper than its 12,
+  // and long drafts would look free), capped at 12% of a one-row verify so that an untried length
   // is probed once rather than never; its first sample then prices it. Over a network a call's
   // fixed part is a round trip and the slope stays the remote compute per row: longer drafts pay
   // there (12% of a one-row call would price each row like a fraction of a round trip).

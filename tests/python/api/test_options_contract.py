@@ -103,7 +103,7 @@ def test_router_decides_which_parameters_apply(pair):
     with pytest.raises(fsgen.InvalidArgumentError, match="takes no parameter system2_share"):
         pair.generate("hello", method="fs", router="entropy", system2_share=0.1)
     with pytest.raises(fsgen.InvalidArgumentError, match="takes no parameter alpha"):
-        pair.generate("hello", method="fs", system2="large", alpha=0.2)   # was silently ignored
+        pair.generate("hello", method="fs", system2="large", alpha=0.2)   # contrastive's, not large's
     pair.generate("hello", max_tokens=2, method="fs", system2="contrastive", alpha=0.2, beta=0.3)
     with pytest.raises(fsgen.InvalidArgumentError, match=r"system2_share must be in \(0, 1\]"):
         pair.generate("hello", method="fs", router="budget", system2_share=0.0)

@@ -207,8 +207,8 @@ def test_drafts_grow_with_the_round_trip(known_rows):
 
 def test_confidence_cutoff_follows_the_cost_of_a_draft_token():
     """System 1 ends a draft where its top-1 probability is below what a further token costs, in
-    one-row verifies: high on a linear CPU curve, low behind a round trip, and the old fixed 0.3
-    only while nothing is measured."""
+    one-row verifies: high on a linear CPU curve, low behind a round trip, and 0.3 only while
+    nothing is measured."""
     assert _core.DraftPlanner().confidence_cutoff(3) == pytest.approx(0.3)
     linear = planner_with(LINEAR, draft_ms=12.0)
     remote = planner_with({r: ms + ROUND_TRIP_MS for r, ms in LOCAL_TINY.items()}, draft_ms=0.5)

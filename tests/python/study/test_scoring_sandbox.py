@@ -25,7 +25,7 @@ def score(code, **kw):
 
 
 # Wrong answers followed by a way to end the program (or hide the failure) before check
-# completes: every one must fail. On the old scorer (exit status 0 = passed) most passed.
+# completes: every one must fail (a scorer that takes exit status 0 as a pass lets most through).
 EARLY_EXITS = {
     "exit": WRONG + "exit()\n",
     "quit": WRONG + "quit()\n",
