@@ -14,6 +14,17 @@ if(TARGET fsgen-rpc)  # beside the libraries: the core finds it next to libllama
 endif()
 install(DIRECTORY include/fsgen DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT fsgen)
 
+# libfsgen, the C API: #include <fsgen.h>, pkg-config fsgen (relocatable: paths from the .pc's folder).
+install(TARGETS fsgen
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT fsgen
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen)
+install(FILES include/fsgen.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT fsgen)
+file(RELATIVE_PATH FSGEN_PC_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
+string(REGEX REPLACE "/$" "" FSGEN_PC_PREFIX "${FSGEN_PC_PREFIX}")
+configure_file(cmake/fsgen.pc.in ${CMAKE_CURRENT_BINARY_DIR}/fsgen.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/fsgen.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT fsgen)
+
 foreach(backend ggml-metal ggml-cuda ggml-blas ggml-vulkan)
   if(TARGET ${backend})
     install(TARGETS ${backend} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT fsgen

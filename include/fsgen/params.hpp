@@ -84,6 +84,19 @@ ParamValue param_default(const std::string& name, Method method, Router router, 
 // checked where the call starts (Model/Pair::check, start, generate).
 GenerateOptions make_generate_options(const ParamMap& params, OptionsTarget target = OptionsTarget::Pair);
 
+// Model and context options (ModelOptions) by name, for callers that pass names (the C API): the
+// one list of their names, types and ranges.
+struct ModelParamSpec {
+  std::string name;
+  ParamType type;  // Bool, Int, Float or StringList
+  std::string doc;
+  std::function<void(ModelOptions&, const ParamValue&)> set;  // checks the value
+};
+const std::vector<ModelParamSpec>& model_param_table();
+// Builds ModelOptions from names and values (None: the default); unknown names, wrong types and
+// values out of range are InvalidArgumentError. rpc without n_gpu_layers puts every layer there.
+ModelOptions make_model_options(const ParamMap& params);
+
 // The parameter's default in a context, for docs and help texts ("0.1", "None", "the router's").
 std::string describe_value(const ParamValue& value);
 
