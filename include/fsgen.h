@@ -121,7 +121,7 @@ FSGEN_API fsgen_status fsgen_model_apply_chat_template(const fsgen_model* model,
                                                        const char* const* contents, size_t n, int add_assistant,
                                                        char** out);
 /* small_base: NULL, or the small model's base for method "proxy". options: the contexts' options
- * (NULL: each model's). The pair shares the models' weights; the models may be freed after. */
+ * (NULL: the large model's). The pair shares the models' weights; the models may be freed after. */
 FSGEN_API fsgen_status fsgen_pair_new(const fsgen_model* small, const fsgen_model* large, const fsgen_model* small_base,
                                       const fsgen_options* options, fsgen_pair** out);
 /* Loads both models with the same options and makes the pair. */
