@@ -163,6 +163,17 @@ static void test_template_and_context(void) {
 
   fsgen_model* nan = load("nan.gguf", 256);
   CHECK_STATUS(fsgen_model_generate(nan, "hello", NULL, NULL, 0, o, NULL, NULL, &r), FSGEN_ERR_GENERATION);
+  /* a stream's failure comes from fsgen_stream_next, then from every later call */
+  fsgen_stream* s = NULL;
+  CHECK_STATUS(fsgen_model_stream(nan, "hello", NULL, NULL, 0, o, &s), FSGEN_OK);
+  int status;
+  while ((status = fsgen_stream_next(s, -1, NULL, NULL, NULL, NULL)) == FSGEN_OK) {
+  }
+  CHECK_STATUS(status, FSGEN_ERR_GENERATION);
+  CHECK_STATUS(fsgen_stream_next(s, 0, NULL, NULL, NULL, NULL), FSGEN_ERR_GENERATION);
+  CHECK_STATUS(fsgen_stream_result(s, &r), FSGEN_ERR_GENERATION);
+  CHECK(strlen(fsgen_last_error_message()) > 0);
+  fsgen_stream_free(s);
   fsgen_model_free(nan);
   fsgen_options_free(o);
 }
