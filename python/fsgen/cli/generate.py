@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
     add_calibration_argument(p)
     p.add_argument("--raw", action="store_true", help="send the prompt as is, without the chat template")
     p.add_argument("--trace", action="store_true", help="print the per-token trace after the text")
-    p.add_argument("--stats", action="store_true", help="print the statistics as JSON")
+    p.add_argument("--stats", action="store_true",
+                   help="print the statistics as JSON (and the id of the cost table the call priced from)")
     p.add_argument("prompt")
     p.set_defaults(run=run)
 
@@ -55,7 +56,7 @@ def run(args) -> int:
         if args.trace and result.trace is not None:
             print_trace(result, template_model)
         if args.stats:
-            print(json.dumps(result.stats, indent=2))
+            print(json.dumps({**result.stats, "cost_table": result.cost_table}, indent=2))
         else:
             s = result.stats
             extra = ""
