@@ -43,13 +43,13 @@ class FastSlow final : public Strategy {
       const std::vector<Token>& seq = out.sequence();
       const int written = static_cast<int>(seq.size() - before);
       out.count_guard_tokens(written);
-      const int unread = static_cast<int>(seq.size() - small_.cached_prefix(seq));
+      const int missed = static_cast<int>(seq.size() - small_.cached_prefix(seq));  // System 1's catch-up
       guard_.observe_handover(written > 0 ? written : 1, handover_->last_step_cost(), large_token,
-                              planner_->catch_up_cost(unread));
+                              planner_->catch_up_cost(missed));
       return;
     }
     const std::vector<Token>& seq = out.sequence();
-    double cost = guarded ? planner_->system1_cost(static_cast<int>(seq.size() - small_.cached_prefix(seq))) : 0.0;
+    double cost = guarded ? planner_->system1_cost(unread(small_, seq)) : 0.0;
     small_.eval(seq);
     const float* small_logits = small_.last_logits();
     const Uncertainty u = measure_uncertainty(small_logits, n_vocab_);
@@ -59,7 +59,7 @@ class FastSlow final : public Strategy {
     record.margin = u.margin;
     const bool consult = oracle_ || (budget_ ? budget_->consults(u.entropy) : router_consults(router_, u));
     if (consult) {
-      if (guarded) cost += planner_->system2_cost(static_cast<int>(seq.size() - large_->cached_prefix(seq)));
+      if (guarded) cost += planner_->system2_cost(unread(*large_, seq));
       const float* scores = system2_.scores(seq, small_logits);
       // A call right after another decodes one token of the large model: a timing for the next
       // generation's cost table (this one's is frozen).
@@ -77,13 +77,19 @@ class FastSlow final : public Strategy {
   }
 
  private:
+  // Tokens a model decodes to give its logits after seq: what its cache does not share with seq,
+  // and at least the last token (a cache holding more, a draft past it, rolls back to it).
+  static int unread(const Session& session, const std::vector<Token>& seq) {
+    return static_cast<int>(std::max<size_t>(1, seq.size() - session.cached_prefix(seq)));
+  }
+
   // What System 2's next read will cost beyond one token: it reads every token System 1 wrote
   // unconsulted in one batch, and whoever writes next (fs or the hand-over) pays it. What it has
   // read is the prefix its cache shares with the text (it also holds rejected drafts).
   double system2_debt(const std::vector<Token>& seq) const {
-    const int unread = static_cast<int>(seq.size() - large_->cached_prefix(seq));
-    if (unread <= 1) return 0;
-    return std::max(0.0, planner_->system2_cost(unread) - planner_->system2_cost(1));
+    const int pending = static_cast<int>(seq.size() - large_->cached_prefix(seq));
+    if (pending <= 1) return 0;
+    return std::max(0.0, planner_->system2_cost(pending) - planner_->system2_cost(1));
   }
 
   Session& small_;
