@@ -125,3 +125,23 @@ def test_save_and_calibration_round_trip_through_the_cli(tiny_small, tiny_large,
     assert texts[0] == texts[1] and stats[0]["guard_tokens"] == stats[1]["guard_tokens"]
     with fsgen.Pair(tiny_small, tiny_large, calibrate=str(path), **TINY) as p:
         assert p.cost_table["id"] == saved["id"] and p.cost_table["kind"] == "pinned"
+
+
+def test_a_model_takes_a_pinned_table(tiny_large, tmp_path, monkeypatch):
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path / "cache"))
+    table = {"verify_seconds": {1: 0.01, 4: 0.011, 16: 0.02}}
+    with fsgen.Model(tiny_large, calibrate=table, **TINY) as m:
+        assert m.cost_table["kind"] == "pinned" and m.cost_table["draft_seconds"] is None
+        r = m.generate("hello world hello world hello", draft="ngram", max_tokens=16)
+        assert r.cost_table == m.cost_table["id"]
+    assert not (tmp_path / "cache" / "calibration").exists()
+
+
+@pytest.mark.parametrize("command", ["generate", "serve"])
+def test_calibration_flag_pins_the_table(command, tmp_path):
+    from fsgen.cli import build_parser
+    from fsgen.cli.flags import load_options
+    path = str(tmp_path / "table.json")
+    args = build_parser().parse_args([command, "--small", "s.gguf", "--large", "l.gguf", "--calibration", path]
+                                     + (["hi"] if command == "generate" else []))
+    assert load_options(args)["calibrate"] == path
