@@ -2,9 +2,9 @@
 // cost on this machine and how often this prompt's drafts are accepted.
 //
 // Costs: the verify cost of every batch size that matters (a calibration measures them up front,
-// observations keep them current), the cost of one System 1 draft step (an n-gram draft costs
-// nothing). Acceptance: per source (System 1's drafts; n-gram drafts by match length), per prompt
-// (begin_prompt() keeps only a weak prior from earlier prompts). A round's length maximises the
+// observations between generations keep them current), the cost of one System 1 draft step (an
+// n-gram draft costs nothing). Acceptance: per source (System 1's drafts; n-gram drafts by match
+// length), per generation (a generation's planner starts from fixed priors). A round's length maximises the
 // expected tokens per second; where no length pays, the planner still probes now and then, less
 // often each time a probe fails, so a change in costs or acceptance is noticed at a bounded cost.
 //

@@ -84,7 +84,8 @@ class _Runner:
 
     def calibrate(self) -> dict:
         """Measure the verifying model's cost for each batch size (and, on a Pair, a System 1 step)
-        now (seconds on billion-parameter models) and cache it.
+        now (seconds on billion-parameter models) and cache it; the measured table replaces a
+        pinned or built-in one.
 
         Returns
         -------
