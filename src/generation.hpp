@@ -57,6 +57,8 @@ class Strategy {
   virtual void prefill(const std::vector<Token>& prompt) = 0;
   // Emit at least one token, unless emit() says to stop.
   virtual void step(Emitter& out) = 0;
+  // What the last step cost, priced by the generation's cost table (0 where not priced).
+  virtual double last_step_cost() const { return 0; }
 };
 
 struct RunContext {

@@ -264,12 +264,18 @@ Result Model::run(const Prompt& prompt, const GenerateOptions& options, const Ch
                         [&] { return render_prompt(*this, prompt); });
   if (!call.started()) return cancelled_before_start({}, options);
   const std::vector<Token>& tokens = call.tokens();
-  auto strategy = make_one_model_strategy(impl_->own_session(), Source::System1, options.speculative, impl_->planner,
+  // This generation prices from a snapshot of the table; its timings reach the model's afterwards.
+  const CostTable table = impl_->planner.table();
+  DraftPlanner planner = DraftPlanner::for_generation(table);
+  auto strategy = make_one_model_strategy(impl_->own_session(), Source::System1, options.speculative, planner,
                                           impl_->options.n_batch);
   // llama.cpp pads the context to a multiple of 256: honour the n_ctx asked for, as Pair does.
   RunContext context{this, std::min(impl_->options.n_ctx, impl_->session->n_ctx()), impl_->session->n_vocab(),
                      &impl_->cancel_flags};
-  return run_generation(*strategy, tokens, options, context, on_chunk);
+  Result result = run_generation(*strategy, tokens, options, context, on_chunk);
+  impl_->planner.fold(planner);
+  result.cost_table = table.id();
+  return result;
 }
 
 void Model::cancel() { impl_->cancel.store(true); }
@@ -298,6 +304,16 @@ CostCurve Model::calibrate() {
 void Model::set_calibration(const CostCurve& curve) {
   std::lock_guard<std::timed_mutex> lock(impl_->mutex);
   impl_->planner.set_calibration(curve);
+}
+
+CostTable Model::cost_table() const {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  return impl_->planner.table();
+}
+
+void Model::set_cost_table(const CostTable& table) {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  impl_->planner.set_table(table);
 }
 
 Model model_view(const Model& model) {

@@ -162,6 +162,16 @@ void Pair::set_calibration(const CostCurve& curve) {
   impl_->planner.set_calibration(curve);
 }
 
+CostTable Pair::cost_table() const {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  return impl_->planner.table();
+}
+
+void Pair::set_cost_table(const CostTable& table) {
+  std::lock_guard<std::timed_mutex> lock(impl_->mutex);
+  impl_->planner.set_table(table);
+}
+
 void Pair::close() {
   impl_->cancel.store(true);
   std::lock_guard<std::timed_mutex> lock(impl_->mutex);
@@ -225,6 +235,11 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
   auto small = [&]() -> Session& { return p.session(p.small_session, p.small, p.small_reads); };
   auto large = [&]() -> Session& { return p.session(p.large_session, p.large); };
   auto small_base = [&]() -> Session& { return p.session(p.small_base_session, *p.small_base, p.small_base_reads); };
+  // Every decision of this generation prices from these snapshots; its timings reach the pair's
+  // tables afterwards.
+  const CostTable table = p.planner.table();
+  DraftPlanner planner = DraftPlanner::for_generation(table);
+  DraftPlanner small_planner = DraftPlanner::for_generation(p.small_planner.table());
 
   std::unique_ptr<System2> system2;
   std::unique_ptr<Strategy> handover;  // before strategy: the fs strategy points at it
@@ -247,7 +262,7 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
     setup.source = speculative_draft_source(options.speculative);
     if (setup.source != DraftSource::Ngram) setup.drafter = &small();
     setup.options = options.speculative;
-    setup.planner = &p.planner;
+    setup.planner = &planner;
     setup.n_vocab = verify_vocab;
     setup.draft_vocab = std::min(p.draft_vocab, verify_vocab);
     setup.max_rows = p.options.n_batch;
@@ -257,12 +272,12 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
   always.router = Router::Always;
   switch (options.method) {
     case Method::Small:
-      strategy = make_one_model_strategy(small(), Source::System1, options.speculative, p.small_planner,
+      strategy = make_one_model_strategy(small(), Source::System1, options.speculative, small_planner,
                                          p.options.n_batch);
       text_model = &p.small;
       break;
     case Method::Large:
-      strategy = make_one_model_strategy(large(), Source::System2, options.speculative, p.planner, p.options.n_batch);
+      strategy = make_one_model_strategy(large(), Source::System2, options.speculative, planner, p.options.n_batch);
       break;
     case Method::Speculative:
       strategy = make_speculative_strategy(speculative_setup(p.large_vocab));
@@ -282,7 +297,7 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
       FsHandover guard;
       if (plan.guarded) {
         handover = make_speculative_strategy(speculative_setup(p.n_vocab));
-        guard = {handover.get(), &large(), &p.planner};
+        guard = {handover.get(), &large(), &planner};
       }
       strategy = make_fast_slow_strategy(small(), *system2, options.router, options.method == Method::Oracle,
                                          p.n_vocab, guard);
@@ -290,7 +305,11 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
     }
   }
   RunContext context{text_model, p.options.n_ctx, text_model->info().n_vocab, &p.cancel_flags};
-  return run_generation(*strategy, tokens, options, context, on_chunk);
+  Result result = run_generation(*strategy, tokens, options, context, on_chunk);
+  p.planner.fold(planner);
+  p.small_planner.fold(small_planner);
+  result.cost_table = (options.method == Method::Small ? small_planner.table() : table).id();
+  return result;
 }
 
 }  // namespace fsgen

@@ -1,7 +1,10 @@
 #include "session.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <random>
+#include <thread>
 #include <cmath>
 #include <string>
 
@@ -10,6 +13,15 @@
 
 namespace fsgen {
 namespace {
+
+std::atomic<double> decode_jitter{0.0};
+
+void jitter() {
+  const double most = decode_jitter.load(std::memory_order_relaxed);
+  if (!(most > 0)) return;
+  thread_local std::mt19937 rng{std::random_device{}()};
+  std::this_thread::sleep_for(std::chrono::duration<double>(std::uniform_real_distribution<double>(0, most)(rng)));
+}
 
 bool abort_requested(void* data) {
   const auto* flags = static_cast<const CancelFlags*>(data);
@@ -24,6 +36,8 @@ bool all_finite(const float* row, int n) {
 }
 
 }  // namespace
+
+void set_decode_jitter(double max_seconds) { decode_jitter.store(max_seconds); }
 
 LocalSession::LocalSession(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel)
     : weights_(std::move(weights)), batch_(std::max(1, options.n_batch)) {
@@ -90,6 +104,7 @@ void LocalSession::eval(const Token* seq, size_t n, size_t n_rows) {
   rollback(keep);
 
   const auto start = std::chrono::steady_clock::now();
+  jitter();
   const size_t begin = cached_.size();
   // Chunks of n_batch, as llama.cpp's own tools do, except that every output row must land in
   // the last chunk.
@@ -144,9 +159,16 @@ SubstitutingSession::SubstitutingSession(std::unique_ptr<Session> inner, std::ve
   n_ctx_ = inner_->n_ctx();
 }
 
+size_t SubstitutingSession::cached_prefix(const Token* seq, size_t n) const {
+  std::vector<Token> read(seq, seq + n);
+  for (Token& t : read)
+    if (lacks(t)) t = substitutes_[size_t(t - n_vocab_)];
+  return inner_->cached_prefix(read.data(), n);
+}
+
 void SubstitutingSession::eval(const Token* seq, size_t n, size_t n_rows) {
   const Token* read = seq;
-  const auto lacks = [this](Token t) { return t >= n_vocab_ && size_t(t - n_vocab_) < substitutes_.size(); };
+  const auto lacks = [this](Token t) { return this->lacks(t); };
   if (std::any_of(seq, seq + n, lacks)) {
     read_.assign(seq, seq + n);
     for (Token& t : read_)

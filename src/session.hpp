@@ -5,6 +5,7 @@
 // the rest with llama_memory_seq_rm, and decoding what is missing in one batch — so catching up,
 // rollback after rejected drafts, and prefix reuse across calls all happen in one place.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -36,6 +37,14 @@ struct CancelFlags {
   }
 };
 
+// How many leading tokens of seq[0:n] `held` begins with.
+inline size_t common_prefix(const std::vector<Token>& held, const Token* seq, size_t n) {
+  const size_t limit = std::min(n, held.size());
+  size_t k = 0;
+  while (k < limit && held[k] == seq[k]) ++k;
+  return k;
+}
+
 // What a decoding method sees of one model context. LocalSession holds a llama_context in this
 // process; RemoteSession (rpc/remote_session.hpp) is a proxy for one held by a helper process
 // (a model on llama.cpp's RPC backend, isolated because ggml-rpc aborts on network failures).
@@ -52,8 +61,12 @@ class Session {
 
   int n_vocab() const { return n_vocab_; }
   int n_ctx() const { return n_ctx_; }
-  // Tokens the cache holds (the sequence of the last eval).
+  // Tokens the cache holds (the sequence of the last eval, rejected drafts included).
   virtual size_t n_cached() const = 0;
+  // How many leading tokens of seq[0:n] the cache already holds: what this model has read of
+  // that sequence (after a speculative round it also holds the drafts the verifier rejected).
+  virtual size_t cached_prefix(const Token* seq, size_t n) const = 0;
+  size_t cached_prefix(const std::vector<Token>& seq) const { return cached_prefix(seq.data(), seq.size()); }
   // Seconds spent in the last eval's decode calls (for a remote model: the whole round trip),
   // and how many tokens it decoded.
   double last_decode_seconds() const { return last_seconds_; }
@@ -76,6 +89,8 @@ class LocalSession final : public Session {
   void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
   const float* logits(size_t row) const override;
   size_t n_cached() const override { return cached_.size(); }
+  using Session::cached_prefix;
+  size_t cached_prefix(const Token* seq, size_t n) const override { return common_prefix(cached_, seq, n); }
   int n_batch() const { return n_batch_; }
   const Weights& weights() const { return *weights_; }
 
@@ -108,12 +123,19 @@ class SubstitutingSession final : public Session {
   void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
   const float* logits(size_t row) const override { return inner_->logits(row); }
   size_t n_cached() const override { return inner_->n_cached(); }
+  using Session::cached_prefix;
+  size_t cached_prefix(const Token* seq, size_t n) const override;
 
  private:
+  bool lacks(Token t) const { return t >= n_vocab_ && size_t(t - n_vocab_) < substitutes_.size(); }
   std::unique_ptr<Session> inner_;
   std::vector<Token> substitutes_;
   std::vector<Token> read_;  // the sequence with the substitutes in place
 };
+
+// For tests: every local decode also sleeps a random time up to max_seconds (0: off), inside its
+// timed part, as a busy machine slows it. Decisions that change the text must not notice.
+void set_decode_jitter(double max_seconds);
 
 // A context on these weights: in this process, or in the helper process of a remote model.
 std::unique_ptr<Session> make_session(std::shared_ptr<const Weights> weights, const ModelOptions& options,

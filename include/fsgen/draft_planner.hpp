@@ -2,15 +2,24 @@
 // cost on this machine and how often this prompt's drafts are accepted.
 //
 // Costs: the verify cost of every batch size that matters (a calibration measures them up front,
-// observations keep them current), the cost of one System 1 draft step (an n-gram draft costs
-// nothing). Acceptance: per source (System 1's drafts; n-gram drafts by match length), per prompt
-// (begin_prompt() keeps only a weak prior from earlier prompts). A round's length maximises the
+// observations between generations keep them current), the cost of one System 1 draft step (an
+// n-gram draft costs nothing). Acceptance: per source (System 1's drafts; n-gram drafts by match
+// length), per generation (a generation's planner starts from fixed priors). A round's length maximises the
 // expected tokens per second; where no length pays, the planner still probes now and then, less
 // often each time a probe fails, so a change in costs or acceptance is noticed at a bounded cost.
+//
+// A pair or model owns one planner across calls, and each generation decides with its own,
+// built by for_generation() from a snapshot of the cost table (cost_table.hpp): it prices only
+// from that table and this generation's acceptance, and keeps its timings apart; fold() hands
+// them to the owner afterwards, for the next generation's table.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "fsgen/cost_table.hpp"
 #include "fsgen/types.hpp"
 
 namespace fsgen {
@@ -30,6 +39,18 @@ class DraftPlanner {
   // small_to_large_cost: the prior for a draft step's cost relative to a one-row verify, used
   // until a draft step has been measured.
   explicit DraftPlanner(double small_to_large_cost = 0.35);
+
+  // A generation's planner: prices from `table` alone (timings are kept for fold(), never read),
+  // acceptance from the fixed priors.
+  static DraftPlanner for_generation(const CostTable& table);
+  // The table the next generation starts from: a measured table as observations have refined it;
+  // a pinned one as given; else the built-in table (CostTable::builtin, from the prior).
+  CostTable table() const;
+  // A measured table calibrates (as set_calibration); a pinned or built-in one is used as given.
+  void set_table(const CostTable& table);
+  // After a generation: its timings (unless the table is frozen they reach the next table), its
+  // acceptance (for the figures) and its counts.
+  void fold(const DraftPlanner& generation);
 
   // A calibration: costs measured up front. Observations then track drift (a common scale).
   void set_calibration(const CostCurve& curve);
@@ -56,6 +77,10 @@ class DraftPlanner {
   bool probing() const { return probing_; }
   // Estimated cost of System 1 catching up on `tokens` in one batch.
   double catch_up_cost(int tokens) const;
+  // What one System 1 decode of `tokens` new tokens costs (a step, or a catch-up batch), and one
+  // of the large model (priced by rows): the modelled costs fs's guard weighs.
+  double system1_cost(int tokens) const;
+  double system2_cost(int tokens) const { return tokens > 0 ? std::max(0.0, verify_cost(tokens)) : 0.0; }
   // Expected tokens per second of a round with this draft (length 0: verify one row).
   double expected_rate(DraftOrigin origin, int length, int match = 0) const;
   // The length with the best expected tokens/s at a given per-token acceptance (0: none pays).
@@ -94,6 +119,10 @@ class DraftPlanner {
   static int bucket(int match);
 
   double cost_ratio_prior_;
+  std::string kind_ = "builtin";  // of the table: "builtin" until calibrated or given one
+  bool frozen_ = false;           // a generation's planner: prices from calibration_ alone
+  std::vector<std::pair<int, double>> verify_log_;  // a frozen planner's timings, for fold()
+  std::vector<double> draft_log_;
   CostCurve calibration_;
   double scale_ = 1.0;     // observed / calibrated verify cost (load, context length, ...)
   int scale_samples_ = 0;

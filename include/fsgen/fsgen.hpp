@@ -1,6 +1,7 @@
 // fsgen: a small and a large language model decoding together on llama.cpp.
 #pragma once
 #include "fsgen/build_info.hpp"
+#include "fsgen/cost_table.hpp"
 #include "fsgen/draft_planner.hpp"
 #include "fsgen/error.hpp"
 #include "fsgen/job.hpp"

@@ -57,6 +57,9 @@ class Model {
   DraftPlanner planner() const;
   CostCurve calibrate();
   void set_calibration(const CostCurve& curve);
+  // The cost table the next generation starts from, and giving it one (as Pair's).
+  CostTable cost_table() const;
+  void set_cost_table(const CostTable& table);
   // Frees the context and (once no Pair uses them) the weights.
   void close();
   bool closed() const;

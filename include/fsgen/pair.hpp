@@ -53,6 +53,12 @@ class Pair {
   // from the result; set_calibration gives it a curve measured earlier (e.g. cached).
   CostCurve calibrate(bool drafter = true);
   void set_calibration(const CostCurve& curve);
+  // The large model's cost table the next generation starts from (cost_table.hpp), and giving
+  // it one: a "pinned" or "builtin" table is used as given by every later generation, a
+  // "measured" one as set_calibration. (System 1 verifying its own n-gram drafts, method "small",
+  // prices from the built-in table.)
+  CostTable cost_table() const;
+  void set_cost_table(const CostTable& table);
 
  private:
   // generate() once the prompt and options are checked.

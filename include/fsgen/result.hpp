@@ -61,6 +61,8 @@ struct Result {
   Stats stats;
   bool has_trace = false;
   Trace trace;
+  // The id of the cost table (cost_table.hpp) this generation's decisions priced from.
+  std::string cost_table;
 };
 
 // A piece of text as it is produced, with who wrote the token that completed it and, where that

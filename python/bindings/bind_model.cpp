@@ -58,6 +58,8 @@ void bind_model(nb::module_& m) {
              const fsgen::CostCurve c = m.calibrate();
              return std::make_pair(c.verify, c.draft);
            })
+      .def("cost_table", &fsgen::Model::cost_table, nb::call_guard<nb::gil_scoped_release>())
+      .def("set_cost_table", &fsgen::Model::set_cost_table, "table"_a, nb::call_guard<nb::gil_scoped_release>())
       .def("set_calibration", [](fsgen::Model& m, const std::vector<double>& verify, double draft) {
              m.set_calibration(fsgen::CostCurve{verify, draft});
            }, "verify"_a, "draft"_a)

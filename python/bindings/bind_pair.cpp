@@ -39,6 +39,8 @@ void bind_pair(nb::module_& m) {
              const fsgen::CostCurve c = p.calibrate(drafter);
              return std::make_pair(c.verify, c.draft);
            }, "drafter"_a = true)
+      .def("cost_table", &fsgen::Pair::cost_table, nb::call_guard<nb::gil_scoped_release>())
+      .def("set_cost_table", &fsgen::Pair::set_cost_table, "table"_a, nb::call_guard<nb::gil_scoped_release>())
       .def("set_calibration", [](fsgen::Pair& p, const std::vector<double>& verify, double draft) {
              p.set_calibration(fsgen::CostCurve{verify, draft});
            }, "verify"_a, "draft"_a);

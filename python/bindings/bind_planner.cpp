@@ -1,6 +1,7 @@
 // The draft planner: returned by Pair.planner(), and constructible so that tests can drive it
 // with injected costs. Draft origins are fsgen.DraftSource values (1 System 1's drafts, 2 n-gram).
 #include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
 #include "bindings.hpp"
@@ -11,6 +12,18 @@ namespace fsgen_bindings {
 using namespace nb::literals;
 
 void bind_planner(nb::module_& m) {
+  nb::class_<fsgen::CostTable>(m, "CostTable")
+      .def("__init__",
+           [](fsgen::CostTable* t, const std::vector<double>& verify, double draft, const std::string& kind) {
+             new (t) fsgen::CostTable{verify, draft, kind};
+           },
+           "verify"_a, "draft"_a, "kind"_a = "pinned")
+      .def_static("builtin", &fsgen::CostTable::builtin, "small_to_large"_a)
+      .def_ro("verify", &fsgen::CostTable::verify)
+      .def_ro("draft", &fsgen::CostTable::draft)
+      .def_ro("kind", &fsgen::CostTable::kind)
+      .def_prop_ro("id", &fsgen::CostTable::id);
+
   auto origin = [](int o) { return static_cast<fsgen::DraftSource>(o); };
   nb::class_<fsgen::DraftPlanner>(m, "DraftPlanner")
       .def(nb::init<double>(), "small_to_large_cost"_a = 0.35)
@@ -51,6 +64,10 @@ void bind_planner(nb::module_& m) {
         const fsgen::CostCurve c = p.measured();
         return std::make_pair(c.verify, c.draft);
       })
+      .def_static("for_generation", &fsgen::DraftPlanner::for_generation, "table"_a)
+      .def_prop_ro("table", &fsgen::DraftPlanner::table)
+      .def("set_table", &fsgen::DraftPlanner::set_table, "table"_a)
+      .def("fold", &fsgen::DraftPlanner::fold, "generation"_a)
       .def_prop_ro("drifted", &fsgen::DraftPlanner::drifted)
       .def_prop_ro("rounds", &fsgen::DraftPlanner::rounds)
       .def_prop_ro("rejections", &fsgen::DraftPlanner::rejections)

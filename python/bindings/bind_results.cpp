@@ -69,6 +69,7 @@ void bind_results(nb::module_& m) {
       .def_prop_ro("finish_reason", [](const fsgen::Result& r) { return std::string(fsgen::to_string(r.finish_reason)); })
       .def_prop_ro("stats", [](const fsgen::Result& r) { return stats_dict(r.stats); })
       .def_ro("has_trace", &fsgen::Result::has_trace)
+      .def_ro("cost_table", &fsgen::Result::cost_table)
       .def("take_trace", [](fsgen::Result& r) { return trace_dict(std::move(r.trace)); });
 
   nb::class_<fsgen::Chunk>(m, "Chunk")

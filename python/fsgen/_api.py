@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from . import _core
 from . import _arguments
 from . import _options
-from .calibration import Calibrator
+from .calibration import Calibrator, TableSource, table_dict
 from .planner import planner_figures
 from ._arguments import PathLike
 from ._results import Chunk, Drafts, Result, Source, Stats, Stream, Trace, run_job
@@ -75,9 +75,17 @@ class _Runner:
         choose now (see :func:`fsgen.planner.planner_figures`)."""
         return planner_figures(self._core.planner())
 
+    @property
+    def cost_table(self) -> dict:
+        """The cost table the next generation prices from: ``id`` (what ``Result.cost_table``
+        names), ``kind`` ("measured", "builtin" or "pinned"), ``verify_seconds`` (rows -> seconds)
+        and ``draft_seconds`` (a System 1 step; None on a Model)."""
+        return table_dict(self._core.cost_table())
+
     def calibrate(self, *, cached: bool = False) -> dict:
         """Measure the verifying model's cost for each batch size (and, on a Pair, a System 1 step)
-        now (seconds on billion-parameter models), cache it, and return :attr:`planner`'s figures.
+        now (seconds on billion-parameter models) and cache it; the measured table replaces a
+        pinned or built-in one.
 
         Parameters
         ----------
@@ -85,9 +93,16 @@ class _Runner:
             Take the cost curve from the cache where it holds one for these models, options and
             machine (measure only otherwise): what a server does before it reports ready, so that
             no request waits for a calibration.
+
+        Returns
+        -------
+        dict
+            :attr:`planner`'s figures, with the measured cost table's ``id``, ``kind``,
+            ``verify_seconds`` and ``draft_seconds`` (:attr:`cost_table`; what ``fsgen calibrate
+            --save`` writes) in place of the figures' keys of those names.
         """
         self._calibrator.run(self._core, cached=cached)
-        return self.planner
+        return {**self.planner, **self.cost_table}
 
     @property
     def calibration_enabled(self) -> bool:
@@ -141,10 +156,12 @@ class Model(_Runner):
     rpc_timeout : float, default 60
         Seconds a call may wait for progress (per ``n_batch`` chunk); past it (or when the server goes away) the
         call raises GenerationError and the model is lost (``Pair.reload_large()``).
-    calibrate : bool, optional
-        Measure this model's verify cost by batch size before its first n-gram drafting call
-        (``draft="ngram"``; cached per file and machine). Default: ``$FSGEN_CALIBRATE`` (on
-        unless ``0``).
+    calibrate : bool, dict, str or path, optional
+        True: measure this model's verify cost by batch size before its first n-gram drafting call
+        (``draft="ngram"``; cached per file and machine). False: the fixed built-in cost table. A
+        cost table (a dict as :attr:`cost_table` gives, or the path of one saved as JSON by
+        ``fsgen calibrate --save``): pinned, nothing measured or updated. Default:
+        ``$FSGEN_CALIBRATE`` (on unless ``0``).
 
     Raises
     ------
@@ -159,7 +176,7 @@ class Model(_Runner):
     def __init__(self, path: PathLike, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
                  n_gpu_layers: Optional[int] = None, n_batch: int = 512, verbose: bool = False,
                  flash_attn: Optional[bool] = None, rpc: Optional[Sequence[str]] = None,
-                 rpc_timeout: float = 60.0, calibrate: Optional[bool] = None):
+                 rpc_timeout: float = 60.0, calibrate: TableSource = None):
         options = _arguments.model_options(n_ctx, n_threads, 0 if n_gpu_layers is None else n_gpu_layers, n_batch,
                                            verbose, flash_attn)
         _arguments.rpc_options(options, rpc, rpc_timeout, n_gpu_layers is not None)
@@ -170,6 +187,7 @@ class Model(_Runner):
         self.path = pathlib.Path(self._core.info["path"])
         self._calibrator = Calibrator(calibrate, [str(self.path)], _arguments.calibration_options(options),
                                       drafter=False)
+        self._calibrator.attach(self._core)
 
     @property
     def info(self) -> dict:
@@ -263,10 +281,12 @@ class Pair(_Runner):
         loaded ``large`` Model its own ``rpc`` decides (``large_rpc`` is then an error).
     rpc_timeout : float, default 60
         Seconds the remote large model may go without progress (each ``n_batch`` chunk of an eval counts).
-    calibrate : bool, optional
-        Measure the large model's verify cost by batch size (and a System 1 step) before the first
-        speculative call, cached per model files and machine. Default: ``$FSGEN_CALIBRATE`` (on
-        unless ``0``).
+    calibrate : bool, dict, str or path, optional
+        True: measure the large model's verify cost by batch size (and a System 1 step) before the
+        first call that prices drafts or fs's guard, cached per model files and machine. False: the
+        fixed built-in cost table. A cost table (a dict as :attr:`cost_table` gives, or the path of
+        one saved as JSON by ``fsgen calibrate --save``): pinned, nothing measured or updated.
+        Default: ``$FSGEN_CALIBRATE`` (on unless ``0``).
     **model_options
         As :class:`Model` takes them (n_ctx, n_threads, n_gpu_layers, n_batch, verbose, flash_attn),
         for the models this Pair loads and for its contexts.
@@ -283,7 +303,7 @@ class Pair(_Runner):
 
     def __init__(self, small: Union[PathLike, Model], large: Union[PathLike, Model], *,
                  small_base: Union[PathLike, Model, None] = None, large_rpc: Optional[Sequence[str]] = None,
-                 rpc_timeout: float = 60.0, calibrate: Optional[bool] = None, **model_options):
+                 rpc_timeout: float = 60.0, calibrate: TableSource = None, **model_options):
         if large_rpc is not None and isinstance(large, Model):
             raise InvalidArgumentError("large_rpc applies when the Pair loads the large model from a path; "
                                        "an already loaded Model keeps its own rpc (Model(path, rpc=[...]))")
@@ -316,6 +336,7 @@ class Pair(_Runner):
                           rpc=[self.small._rpc, self.large._rpc])
             self._calibrator = Calibrator(calibrate, [str(self.small.path), str(self.large.path)],
                                           places, drafter=True)
+            self._calibrator.attach(self._core)
         except BaseException:
             for m in self._owned:
                 m.close()

@@ -90,9 +90,10 @@ class Trace:
 
 class Result:
     """What a generation returns: ``text``, ``tokens``, ``finish_reason`` ("eog", "stop", "length",
-    "cancelled"), ``stats`` (a :class:`Stats` dict) and ``trace`` (None unless ``trace=True``)."""
+    "cancelled"), ``stats`` (a :class:`Stats` dict), ``trace`` (None unless ``trace=True``) and
+    ``cost_table`` (the id of the cost table its decisions priced from; "" if it never started)."""
 
-    __slots__ = ("text", "tokens", "finish_reason", "stats", "trace")
+    __slots__ = ("text", "tokens", "finish_reason", "stats", "trace", "cost_table")
 
     def __init__(self, core_result):
         self.text: str = core_result.text
@@ -100,6 +101,7 @@ class Result:
         self.finish_reason: str = core_result.finish_reason
         self.stats: Stats = core_result.stats
         self.trace: Optional[Trace] = Trace(core_result.take_trace()) if core_result.has_trace else None
+        self.cost_table: str = core_result.cost_table
 
     def __repr__(self) -> str:
         text = self.text if len(self.text) < 60 else self.text[:57] + "..."

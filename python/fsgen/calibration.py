@@ -1,8 +1,11 @@
-"""Verify-cost calibration: what a verify batch of each size costs on this machine, measured once
-per model file(s), options and machine, cached in the fsgen cache, re-measured when it drifts.
+"""The cost table: what a verify batch of each size and a System 1 step cost. Each generation's
+decisions price from a snapshot of it (never from a clock), and ``Result.cost_table`` names it.
 
-``FSGEN_CALIBRATE=0`` (or ``calibrate=False`` on Model/Pair) turns it off: the planner then learns
-costs while generating, starting from a prior (tests and cold timings use that).
+Measured (the default): calibrated once per model file(s), options and machine, cached in the
+fsgen cache, refined by each generation's timings for the next one and re-measured between calls
+when it drifts. Pinned (``calibrate=<dict or JSON file>`` on Model/Pair, as ``fsgen calibrate
+--save`` writes it): used as given, nothing measured or updated. Built-in (``calibrate=False`` or
+``FSGEN_CALIBRATE=0``): a fixed table (``fsgen._core.CostTable.builtin``).
 """
 from __future__ import annotations
 
@@ -11,17 +14,62 @@ import json
 import os
 import pathlib
 import platform
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
+
+TableSource = Union[bool, None, str, os.PathLike, dict]
 
 CACHE_VERSION = 2  # 2: fastest of 3 samples per size (was the median of 2)
+
+
+def table_dict(table: Any) -> dict:
+    """A ``_core.CostTable`` as plain values: ``id``, ``kind``, ``verify_seconds`` (rows -> seconds)
+    and ``draft_seconds`` (one System 1 step, or None)."""
+    return {"id": table.id, "kind": table.kind,
+            "verify_seconds": {r: s for r, s in enumerate(table.verify) if r >= 1 and s > 0},
+            "draft_seconds": table.draft if table.draft > 0 else None}
+
+
+def read_table(source: Union[str, os.PathLike, dict]) -> Any:
+    """A pinned ``_core.CostTable`` from a dict (as :func:`table_dict` makes) or a JSON file of one.
+
+    Raises
+    ------
+    InvalidArgumentError
+        The file cannot be read, or it is not a cost table.
+    """
+    from . import _core
+    from .errors import InvalidArgumentError
+    data = source
+    if not isinstance(source, dict):
+        try:
+            data = json.loads(pathlib.Path(source).read_text())
+        except (OSError, ValueError) as e:
+            raise InvalidArgumentError(f"cannot read a cost table from {source}: {e}") from None
+    try:
+        verify = {int(r): float(s) for r, s in data["verify_seconds"].items()}
+        draft = data.get("draft_seconds")
+        rows = max(verify) if verify else 0
+        if rows < 1 or verify.get(1, 0) <= 0:
+            raise ValueError("no one-row verify cost")
+        curve = [verify.get(r, -1.0) for r in range(rows + 1)]
+        return _core.CostTable(curve, float(draft) if draft else -1.0, "pinned")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InvalidArgumentError(f"not a cost table (verify_seconds by rows, draft_seconds): {e}") from None
+
+
+def save_table(table: dict, path: Union[str, os.PathLike]) -> None:
+    """Write a cost table (as :func:`table_dict` makes) as JSON, for ``calibrate=<path>``."""
+    pathlib.Path(path).write_text(json.dumps(table, indent=2) + "\n")
 
 
 # Told before each measurement (the command line prints it: the first call otherwise waits silently).
 on_measure: Optional[Callable[[str], None]] = None
 
 
-def enabled(option: Optional[bool]) -> bool:
+def enabled(option: TableSource) -> bool:
     """Whether to calibrate: the explicit option, else ``$FSGEN_CALIBRATE`` (default on)."""
+    if isinstance(option, (str, os.PathLike, dict)):
+        return False  # a pinned table
     if option is not None:
         return bool(option)
     return os.environ.get("FSGEN_CALIBRATE", "1").strip().lower() not in ("0", "false", "no", "off")
@@ -69,16 +117,23 @@ def save(key: str, verify: Sequence[float], draft: float) -> None:
 
 
 class Calibrator:
-    """Calibrates a Model's or a Pair's core once (from the cache when it can) and again when the
-    planner reports that observed costs drifted from the calibration."""
+    """Calibrates a Model's or a Pair's core once (from the cache when it can) and again, between
+    calls, when the planner reports that observed costs drifted from the calibration; or pins the
+    table given as ``option`` (then nothing is measured)."""
 
-    def __init__(self, option: Optional[bool], files: Sequence[str], options: dict, drafter: bool):
+    def __init__(self, option: TableSource, files: Sequence[str], options: dict, drafter: bool):
+        self.pinned = read_table(option) if isinstance(option, (str, os.PathLike, dict)) else None
         self.enabled = enabled(option)
         self.files = list(files)
         self.options = options
         self.drafter = drafter
         self.done = False
         self.measurements = 0  # calibrations measured (not loaded from the cache)
+
+    def attach(self, core: Any) -> None:
+        """Give a new core its pinned table, if any."""
+        if self.pinned is not None:
+            core.set_cost_table(self.pinned)
 
     def _measure(self, core) -> tuple[list[float], float]:
         self.measurements += 1

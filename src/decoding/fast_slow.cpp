@@ -5,7 +5,6 @@
 // consults System 2 on a set share of the tokens (budget_router.hpp); the guard hands the writing
 // to speculative verification while System 2 is being consulted on most tokens (fs_guard.hpp).
 #include <algorithm>
-#include <chrono>
 #include <optional>
 
 #include "distribution.hpp"
@@ -30,30 +29,28 @@ class FastSlow final : public Strategy {
   // call would pay the whole prompt inside the generation.
   void prefill(const std::vector<Token>& prompt) override {
     small_.eval(prompt);
-    small_seen_ = prompt.size();
     if (oracle_ || router_.router != Router::Never) system2_.prefill(prompt);
     if (handover_ != nullptr) handover_->prefill(prompt);  // the caches already hold it: free
   }
 
   void step(Emitter& out) override {
-    const auto start = std::chrono::steady_clock::now();
-    auto since_start = [&start] {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    };
-    const double large_token_seconds = planner_ != nullptr ? planner_->verify_cost(1) : 0.0;
-    if (handover_ != nullptr && guard_.handing_over()) {
+    // The guard weighs costs priced by the generation's cost table, never measured time.
+    const bool guarded = handover_ != nullptr;
+    const double large_token = guarded ? planner_->verify_cost(1) : 0.0;
+    if (guarded && guard_.handing_over()) {
       const size_t before = out.sequence().size();
       handover_->step(out);
-      const int written = static_cast<int>(out.sequence().size() - before);
+      const std::vector<Token>& seq = out.sequence();
+      const int written = static_cast<int>(seq.size() - before);
       out.count_guard_tokens(written);
-      const int unread = static_cast<int>(out.sequence().size() - std::min(out.sequence().size(), small_seen_));
-      guard_.observe_handover(written > 0 ? written : 1, since_start(), large_token_seconds,
-                              planner_ != nullptr ? planner_->catch_up_cost(unread) : 0.0);
+      const int missed = static_cast<int>(seq.size() - small_.cached_prefix(seq));  // System 1's catch-up
+      guard_.observe_handover(written > 0 ? written : 1, handover_->last_step_cost(), large_token,
+                              planner_->catch_up_cost(missed));
       return;
     }
     const std::vector<Token>& seq = out.sequence();
+    double cost = guarded ? planner_->system1_cost(unread(small_, seq)) : 0.0;
     small_.eval(seq);
-    small_seen_ = seq.size();
     const float* small_logits = small_.last_logits();
     const Uncertainty u = measure_uncertainty(small_logits, n_vocab_);
     TokenRecord record;
@@ -62,12 +59,11 @@ class FastSlow final : public Strategy {
     record.margin = u.margin;
     const bool consult = oracle_ || (budget_ ? budget_->consults(u.entropy) : router_consults(router_, u));
     if (consult) {
+      if (guarded) cost += planner_->system2_cost(unread(*large_, seq));
       const float* scores = system2_.scores(seq, small_logits);
-      // A call right after another decodes one token of the large model: what a token costs
-      // large-only, learnt for the guard and the speculative planner alike.
-      if (planner_ != nullptr && large_ != nullptr && large_->last_decoded_tokens() == 1) {
-        planner_->observe_verify(1, large_->last_decode_seconds());
-      }
+      // A call right after another decodes one token of the large model: a timing for the next
+      // generation's cost table (this one's is frozen).
+      if (guarded && large_->last_decoded_tokens() == 1) planner_->observe_verify(1, large_->last_decode_seconds());
       out.count_system2_call();
       record.token = out.sampler().choose(scores, n_vocab_);
       record.source = system2_.source();
@@ -77,21 +73,23 @@ class FastSlow final : public Strategy {
       record.token = out.sampler().choose(small_logits, n_vocab_);
     }
     out.emit(record);
-    if (handover_ != nullptr) {
-      guard_.observe_fs_token(consult, since_start(), large_token_seconds, system2_debt(out.sequence().size()));
-    }
+    if (guarded) guard_.observe_fs_token(consult, cost, large_token, system2_debt(out.sequence()));
   }
 
  private:
+  // Tokens a model decodes to give its logits after seq: what its cache does not share with seq,
+  // and at least the last token (a cache holding more, a draft past it, rolls back to it).
+  static int unread(const Session& session, const std::vector<Token>& seq) {
+    return static_cast<int>(std::max<size_t>(1, seq.size() - session.cached_prefix(seq)));
+  }
+
   // What System 2's next read will cost beyond one token: it reads every token System 1 wrote
-  // unconsulted in one batch, and whoever writes next (fs or the hand-over) pays it.
-  double system2_debt(size_t written) const {
-    if (planner_ == nullptr || large_ == nullptr) return 0;
-    const size_t held = std::min(written, large_->n_cached());
-    const int unread = static_cast<int>(written - held);
-    if (unread <= 1) return 0;
-    const double batch = planner_->verify_cost(unread), single = planner_->verify_cost(1);
-    return batch > single && single > 0 ? batch - single : 0;
+  // unconsulted in one batch, and whoever writes next (fs or the hand-over) pays it. What it has
+  // read is the prefix its cache shares with the text (it also holds rejected drafts).
+  double system2_debt(const std::vector<Token>& seq) const {
+    const int pending = static_cast<int>(seq.size() - large_->cached_prefix(seq));
+    if (pending <= 1) return 0;
+    return std::max(0.0, planner_->system2_cost(pending) - planner_->system2_cost(1));
   }
 
   Session& small_;
@@ -104,7 +102,6 @@ class FastSlow final : public Strategy {
   DraftPlanner* planner_;
   std::optional<BudgetRouter> budget_;
   FsGuard guard_;
-  size_t small_seen_ = 0;  // tokens System 1 has read (it falls behind while the guard hands over)
 };
 
 }  // namespace

@@ -5,17 +5,21 @@
 // speculative decoding for a span, after which fs tries again (a longer span each time it hands
 // over again, back to a short one once fs pays).
 //
-// Where the large model's cost of one token on this machine is known, the guard keeps a balance
-// over the generation: what large-only would have taken for the tokens written so far, minus what
-// they took, less what System 2's next read of the tokens System 1 wrote unconsulted will cost
+// Costs come from the generation's cost table (cost_table.hpp), never from a clock: what fs did
+// (System 1 steps, System 2 reads by batch size) priced by the table, so that the same table
+// gives the same hand-overs whatever the machine's load. Where the large model's cost of one
+// token is known, the guard keeps a balance: what large-only would cost for the tokens written,
+// minus what they cost, less what System 2's next read of the tokens System 1 wrote unconsulted will cost
 // (a debt fs runs up whose bill comes later: on a CPU where a batch costs nearly a step per row,
 // System 1's cheap tokens cost more than large-only's once System 2 has read them). It hands
 // over as soon as fs is behind by more than 2% of the time spent (judged after
 // 8 fs tokens, or after 4 where System 2 was consulted on 3 of them: prose), and after a span it
 // lets fs try again only once the balance, less what System 1's catch-up on the handed-over tokens
 // will cost, is back within that 2% (so fs's losses stay near 2% of the generation, and a prompt
-// where fs pays keeps fs). Where that cost is unknown: a full window with System 2 consulted on
-// half its tokens hands over.
+// where fs pays keeps fs). fs's own part of the balance and the cost it is measured against
+// forget: each token weighs them down by kDecay, so a bad stretch long past cannot keep fs out
+// (what hand-overs saved, and the catch-up fs would owe, do not fade). Where the large model's cost is unknown: a full
+// window with System 2 consulted on half its tokens hands over.
 #pragma once
 #include <array>
 
@@ -25,13 +29,14 @@ class FsGuard {
  public:
   // True while the writing is handed over.
   bool handing_over() const { return left_ > 0; }
-  // After each token fs wrote itself: whether System 2 was consulted on it, and the step's seconds.
-  // large_token_seconds: the large model's measured cost of one token (<= 0: unknown);
+  // After each token fs wrote itself: whether System 2 was consulted on it, and the step's cost
+  // (seconds, from the cost table). large_token_seconds: the large model's cost of one token
+  // (<= 0: unknown);
   // system2_debt: what System 2's next read of the tokens System 1 wrote unconsulted will cost
   // beyond one token (it is paid later, by whoever writes next, but fs ran it up).
   void observe_fs_token(bool consulted, double seconds = 0, double large_token_seconds = 0,
                         double system2_debt = 0);
-  // After a handed-over step: how many tokens it wrote, in how many seconds; catch_up_seconds:
+  // After a handed-over step: how many tokens it wrote, at what cost; catch_up_seconds:
   // what System 1 would pay to catch up on everything written since fs last ran.
   void observe_handover(int tokens, double seconds = 0, double large_token_seconds = 0,
                         double catch_up_seconds = 0);
@@ -44,17 +49,21 @@ class FsGuard {
   static constexpr double kLoss = 0.02;       // of the time spent: how far behind large-only fs may fall
   static constexpr int kFirstSpan = 32;       // tokens handed over the first time
   static constexpr int kMaxSpan = 512;
+  static constexpr double kDecay = 0.99;      // per token, of fs's part of the balance and the cost
 
  private:
   std::array<bool, kWindow> consulted_in_{};
   int next_ = 0, filled_ = 0, consulted_ = 0;
   // Behind large-only by more than the loss budget, with `debt` seconds still to pay.
-  bool behind(double debt = 0) const { return elapsed_ > 0 && balance_ - debt < -kLoss * elapsed_; }
-  void count(double seconds, double large_seconds);
+  bool behind(double debt = 0) const {
+    return elapsed_ > 0 && fs_balance_ + handover_balance_ - debt < -kLoss * elapsed_;
+  }
+  void count(int tokens, bool fs, double cost, double large_cost);
   void hand_over();
-  // Over the generation (where the large model's cost is known): large-only's estimated time
-  // for the tokens written minus the time they took, and the time they took.
-  double balance_ = 0, elapsed_ = 0;
+  // Where the large model's cost is known: large-only's cost for the tokens written minus what
+  // they cost, for fs's tokens (recent ones weighing most) and the handed-over ones; and what the
+  // tokens cost (recent ones weighing most).
+  double fs_balance_ = 0, handover_balance_ = 0, elapsed_ = 0;
   int left_ = 0;
   int span_ = kFirstSpan;
 };

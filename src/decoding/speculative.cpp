@@ -62,9 +62,12 @@ class Speculative final : public Strategy {
       }
     }
     draft_ = drafter_ != nullptr ? &drafter_->draft(out, planner_, length) : nullptr;
+    step_cost_ = draft_ != nullptr ? draft_->cost : 0.0;
     if (draft_ != nullptr && draft_->tokens.empty()) drafter_ = nullptr, draft_ = nullptr;
     verify(out);
   }
+
+  double last_step_cost() const override { return step_cost_; }
 
  private:
   DraftSource origin() const { return drafter_ != nullptr ? drafter_->source() : DraftSource::None; }
@@ -77,6 +80,7 @@ class Speculative final : public Strategy {
     seq_ = out.sequence();  // the verify batch: sequence + drafts
     seq_.insert(seq_.end(), drafts.begin(), drafts.end());
     verifier.eval(seq_, k + 1);
+    step_cost_ += planner_.system2_cost(verifier.last_decoded_tokens());
     if (verifier.last_decoded_tokens() == static_cast<int>(k + 1)) {
       planner_.observe_verify(static_cast<int>(k + 1), verifier.last_decode_seconds());
     }
@@ -169,6 +173,7 @@ class Speculative final : public Strategy {
   const Draft* draft_ = nullptr;
   std::vector<Token> seq_;
   Candidates p_, residual_;
+  double step_cost_ = 0;
 };
 
 }  // namespace

@@ -18,12 +18,11 @@ class ModelDrafter final : public DraftProposer {
   DraftSource source() const override { return DraftSource::Model; }
 
   // System 1 catches up when drafting first pays: nothing to read up front.
-  void begin(const std::vector<Token>&) override { seen_ = 0; }
+  void begin(const std::vector<Token>&) override {}
 
   int offer(const DraftRound& round, DraftPlanner& planner) override {
     if (round.fixed > 0) return round.fixed;
-    const size_t n = round.sequence.size();
-    const int lag = static_cast<int>(n - std::min(n, seen_));
+    const int lag = static_cast<int>(round.sequence.size() - small_.cached_prefix(round.sequence));
     return planner.choose(DraftSource::Model, std::min(options_.adaptive_max, round.limit), 0, lag,
                           static_cast<int>(std::min<size_t>(round.room, 1 << 20)));
   }
@@ -34,10 +33,10 @@ class ModelDrafter final : public DraftProposer {
 
   const Draft& draft(Emitter& out, DraftPlanner& planner, int length) override {
     Sampler& sampler = out.sampler();
-    seen_ = out.sequence().size();
     seq_ = out.sequence();
     draft_.tokens.clear();
     draft_.uncertainty.clear();
+    draft_.cost = 0;
     // The adaptive mode also ends a draft where System 1 is unsure: such a token is likely
     // rejected, and drafting it costs a small-model step and a verify row — how unsure is too
     // unsure follows what those cost against a call (over a network, hardly anything is).
@@ -47,6 +46,7 @@ class ModelDrafter final : public DraftProposer {
     for (int i = 0; i < length; ++i) {
       small_.eval(seq_);
       if (small_.last_decoded_tokens() == 1) planner.observe_draft_step(small_.last_decode_seconds());
+      draft_.cost += planner.system1_cost(small_.last_decoded_tokens());
       const float* logits = small_.last_logits();
       Uncertainty u{NAN, NAN, NAN, 0};
       const bool measure = out.tracing() || p_min > 0;
@@ -78,7 +78,6 @@ class ModelDrafter final : public DraftProposer {
   Session& small_;
   SpeculativeOptions options_;
   int n_vocab_;
-  size_t seen_ = 0;  // System 1 holds the sequence up to here (it is left behind between drafts)
   bool greedy_ = true;
   std::vector<Token> seq_;
   Draft draft_;

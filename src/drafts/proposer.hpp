@@ -30,6 +30,7 @@ struct DraftRound {
 struct Draft {
   std::vector<Token> tokens;
   std::vector<Uncertainty> uncertainty;
+  double cost = 0;  // what writing it cost System 1, priced by the planner's table
 };
 
 class DraftProposer {

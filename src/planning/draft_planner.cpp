@@ -27,8 +27,46 @@ DraftPlanner::DraftPlanner(double small_to_large_cost) : cost_ratio_prior_(small
   for (int b = 0; b < kNgramBuckets; ++b) ngram_[b].prior = priors[b];
 }
 
+DraftPlanner DraftPlanner::for_generation(const CostTable& table) {
+  DraftPlanner p;
+  p.calibration_ = CostCurve{table.verify, table.draft};
+  p.kind_ = table.kind;
+  p.frozen_ = true;
+  return p;
+}
+
+CostTable DraftPlanner::table() const {
+  if (kind_ != "measured") {
+    if (calibration_.verify.empty()) return CostTable::builtin(cost_ratio_prior_);
+    return CostTable{calibration_.verify, calibration_.draft, kind_};
+  }
+  CostTable t;
+  t.kind = kind_;
+  const int rows = static_cast<int>(std::max({verify_.size(), calibration_.verify.size(), size_t(17)})) - 1;
+  t.verify.assign(rows + 1, -1.0);
+  for (int r = 1; r <= rows; ++r) t.verify[r] = verify_cost(r);
+  t.draft = draft_cost(DraftOrigin::Model);
+  return t;
+}
+
+void DraftPlanner::set_table(const CostTable& table) {
+  set_calibration(CostCurve{table.verify, table.draft});
+  kind_ = table.kind;
+}
+
+void DraftPlanner::fold(const DraftPlanner& generation) {
+  for (const auto& [rows, seconds] : generation.verify_log_) observe_verify(rows, seconds);
+  for (double seconds : generation.draft_log_) observe_draft_step(seconds);
+  model_ = generation.model_;
+  for (int b = 0; b < kNgramBuckets; ++b) ngram_[b] = generation.ngram_[b];
+  rounds_ += generation.rounds_;
+  rejections_ += generation.rejections_;
+  probes_ += generation.probes_;
+}
+
 void DraftPlanner::set_calibration(const CostCurve& curve) {
   calibration_ = curve;
+  kind_ = "measured";
   scale_ = 1.0;
   scale_samples_ = 0;
 }
@@ -39,12 +77,20 @@ bool DraftPlanner::drifted() const {
 
 void DraftPlanner::observe_draft_step(double seconds) {
   if (!(seconds > 0)) return;
+  if (frozen_) {
+    draft_log_.push_back(seconds);
+    return;
+  }
   if (++draft_samples_ == 1) return;  // cold
   draft_cost_ = ema(draft_cost_, seconds);
 }
 
 void DraftPlanner::observe_verify(int rows, double seconds) {
   if (rows < 1 || !(seconds > 0)) return;
+  if (frozen_) {
+    verify_log_.emplace_back(rows, seconds);
+    return;
+  }
   if (rows >= static_cast<int>(verify_.size())) {
     verify_.resize(rows + 1, -1.0);
     samples_.resize(rows + 1, 0);
@@ -229,6 +275,12 @@ double DraftPlanner::catch_up_cost(int tokens) const {
   const double largest = rows > 1 ? verify_cost(rows) : -1;
   const double per_token = largest > 0 ? std::min(single, largest / rows) : single;
   return tokens * per_token * draft / single;
+}
+
+double DraftPlanner::system1_cost(int tokens) const {
+  if (tokens <= 0) return 0;
+  const double step = std::max(0.0, draft_cost(DraftOrigin::Model));
+  return tokens == 1 ? step : std::max(step, catch_up_cost(tokens));
 }
 
 double DraftPlanner::confidence_cutoff(int length) const {

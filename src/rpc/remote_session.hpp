@@ -21,6 +21,8 @@ class RemoteSession final : public Session {
   void eval(const Token* seq, size_t n, size_t n_rows = 1) override;
   const float* logits(size_t row) const override;
   size_t n_cached() const override { return mirror_.size(); }
+  using Session::cached_prefix;
+  size_t cached_prefix(const Token* seq, size_t n) const override { return common_prefix(mirror_, seq, n); }
 
  private:
   void ensure_context();

@@ -27,9 +27,6 @@ _PARAMS = {p["name"]: p for p in fsgen.param_table()}
 METHODS = tuple(fsgen.methods())
 ROUTERS = tuple(_PARAMS["router"]["choices"])
 SYSTEM2 = tuple(_PARAMS["system2"]["choices"])
-# Where outputs are compared between runs: fs without its guard (its hand-overs follow measured
-# speed, which the calls before, concurrency and load change).
-REPEATABLE = {m: {"guard": False} if m == "fs" else {} for m in METHODS}
 
 # The core's statistics (test_contract checks that docs/API.md lists exactly these).
 STATS_KEYS = {name for name, _ in fsgen._core.stat_fields()}

@@ -1,5 +1,6 @@
 """``fsgen calibrate``: measure and print this machine's verify cost curve and the draft lengths
-it implies (the figures the speculative planner starts from; cached in the fsgen cache)."""
+it implies (the figures the speculative planner starts from; cached in the fsgen cache); --save
+writes the cost table as JSON, for ``calibrate=FILE`` and ``--calibration FILE``."""
 from __future__ import annotations
 
 import json
@@ -15,11 +16,14 @@ def add_parser(sub) -> None:
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--n-batch", type=int, default=512)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--save", metavar="FILE", default=None,
+                   help="write the cost table as JSON (pin it with --calibration FILE or calibrate=FILE)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from .._api import Model, Pair
+    from ..calibration import save_table
     from ..planner import implied_lengths
 
     check_model_arguments(args, "calibrate")
@@ -30,6 +34,10 @@ def run(args) -> int:
         runner, name = Pair(args.small, args.large, **options), args.large
     with runner:
         figures = runner.calibrate()
+        table = runner.cost_table
+    if args.save:
+        save_table(table, args.save)
+        print(f"cost table {table['id']} written to {args.save}", file=sys.stderr)
     calibration = figures["calibration"]
     verify, draft = calibration["verify_seconds"], calibration["draft_seconds"]
     lengths = implied_lengths(verify, draft)

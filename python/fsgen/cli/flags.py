@@ -53,6 +53,13 @@ def add_model_arguments(p, *, small_base: bool = True) -> None:
                    help="seconds any call to a model on RPC servers may take (default 60)")
 
 
+def add_calibration_argument(p) -> None:
+    """--calibration FILE: a cost table saved by `fsgen calibrate --save`, pinned (Model/Pair's calibrate=)."""
+    p.add_argument("--calibration", metavar="FILE", default=None,
+                   help="price drafts and fs's guard from this cost table (`fsgen calibrate --save FILE`): "
+                        "nothing is measured, and the same table gives the same text")
+
+
 def check_model_arguments(args, command: str) -> None:
     """Raises SystemExit with a message naming `fsgen COMMAND` for a combination that makes no sense."""
     def fail(message: str):
@@ -73,9 +80,11 @@ def check_model_arguments(args, command: str) -> None:
 
 
 def load_options(args) -> dict:
-    """Keywords for fsgen.Model (one model) or fsgen.Pair (a pair) from the RPC arguments; the
-    small_base of a pair too."""
+    """Keywords for fsgen.Model (one model) or fsgen.Pair (a pair) from the RPC arguments and
+    --calibration; the small_base of a pair too."""
     options = {} if args.rpc_timeout is None else {"rpc_timeout": args.rpc_timeout}
+    if getattr(args, "calibration", None):
+        options["calibrate"] = args.calibration
     if args.model:
         return dict(options, rpc=args.rpc) if args.rpc else options
     if getattr(args, "small_base", None):

@@ -5,7 +5,7 @@ import json
 import sys
 
 from .._options import param_table
-from .flags import add_model_arguments, add_table_flags, check_model_arguments, load_options, table_args
+from .flags import add_calibration_argument, add_model_arguments, add_table_flags, check_model_arguments, load_options, table_args
 
 # Flags with their own spelling or handling; every other table parameter becomes --its-name.
 _OWN_FLAGS = ("stop", "trace")
@@ -22,9 +22,11 @@ def add_parser(sub) -> None:
     p.add_argument("--stop", action="append", default=None, help="a stop string (repeatable)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--n-ctx", type=int, default=4096)
+    add_calibration_argument(p)
     p.add_argument("--raw", action="store_true", help="send the prompt as is, without the chat template")
     p.add_argument("--trace", action="store_true", help="print the per-token trace after the text")
-    p.add_argument("--stats", action="store_true", help="print the statistics as JSON")
+    p.add_argument("--stats", action="store_true",
+                   help="print the statistics as JSON (and the id of the cost table the call priced from)")
     p.add_argument("prompt")
     p.set_defaults(run=run)
 
@@ -60,7 +62,7 @@ def run(args) -> int:
         if args.trace and result.trace is not None:
             print_trace(result, template_model)
         if args.stats:
-            print(json.dumps(result.stats, indent=2))
+            print(json.dumps({**result.stats, "cost_table": result.cost_table}, indent=2))
         else:
             s = result.stats
             extra = ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..server import fields
-from .flags import add_model_arguments, add_table_flags, check_model_arguments, load_options, table_args
+from .flags import add_calibration_argument, add_model_arguments, add_table_flags, check_model_arguments, load_options, table_args
 
 
 def add_parser(sub) -> None:
@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
     n.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413")
     n.add_argument("--n-ctx", type=int, default=4096)
     n.add_argument("--threads", type=int, default=None)
+    add_calibration_argument(n)
     n.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(run=run)
 

@@ -79,6 +79,9 @@ def add_parser(subparsers):
     p.add_argument("--n-ctx", type=int, default=4096, help="context size (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: automatic)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--calibration", metavar="FILE", default=None,
+                   help="a cost table from `fsgen calibrate --save FILE` for every pair: repeatable texts "
+                        "(default: each pair's measured table, recorded per generation)")
     p.set_defaults(run=run)
     return p
 
@@ -100,7 +103,7 @@ def run(args) -> int:
                  thresholds=args.thresholds, shares=args.shares, max_tokens=args.max_tokens,
                  n_ctx=args.n_ctx,
                  n_threads=args.threads, progress=not args.no_progress,
-                 method_params=params or None)
+                 method_params=params or None, calibration=args.calibration)
     w = max((len(r["config"]) for r in tables["frequency"]), default=0)
     for r in tables["frequency"]:
         lo, hi = r["ci_low"], r["ci_high"]

@@ -61,6 +61,9 @@ def _record(pair, ctx, item, cfg, max_tokens) -> dict:
     recorded = tuple(getattr(fsgen, n) for n in RECORDED_ERRORS if hasattr(fsgen, n))
     rec = {**ctx, "config": cfg["config"], "prompt_id": item.id, "method": cfg["method"],
            "params": cfg["params"], "max_tokens": max_tokens}
+    # The table this generation prices from (Result.cost_table names it): the study is sequential,
+    # so the snapshot taken now is the one the call takes.
+    table = getattr(pair, "cost_table", None)
     try:
         res = _generate(pair, item, cfg, max_tokens)
     except recorded as e:
@@ -69,7 +72,7 @@ def _record(pair, ctx, item, cfg, max_tokens) -> dict:
     if trace:
         trace["piece"] = _pieces(pair, res)
     sc = score_item(item, res.text)
-    return {**rec, "text": res.text, "finish_reason": res.finish_reason, "stats": dict(res.stats),
+    return {**rec, "cost_table": table, "text": res.text, "finish_reason": res.finish_reason, "stats": dict(res.stats),
             "score": sc["score"], "score_status": sc["status"], "score_detail": sc["detail"],
             "scorer": SCORER_VERSION, "trace": trace, "drafts": draft_columns(res.trace), "time": _now()}
 
@@ -80,13 +83,15 @@ def _now() -> str:
 
 def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-out",
         thresholds=DEFAULT_THRESHOLDS, shares=DEFAULT_SHARES, max_tokens=512, n_ctx=4096, n_threads=None,
-        progress=True, baselines=True, method_params=None) -> dict:
+        progress=True, baselines=True, method_params=None, calibration=None) -> dict:
     """Run every method for every pair and prompt (skipping what ``out/records.jsonl`` already
     holds), then analyze. ``pairs``: [(small, large), ...] paths or pulled model names;
     ``small_base``: one base model for every pair or a list aligned with ``pairs`` (enables
     proxy); ``task``: "humaneval", a JSONL path or a tasks.Task; ``thresholds``/``shares``: fs's
     entropy thresholds and budget router shares; ``method_params``: per-method
-    overrides of fsgen's defaults (see methods.configs). Returns the tables."""
+    overrides of fsgen's defaults (see methods.configs); ``calibration``: a cost table (dict or
+    JSON path, as ``fsgen calibrate --save`` writes) pinned for every pair. Each record holds the
+    cost table its generation priced from (``cost_table``: id, kind, costs). Returns the tables."""
     import fsgen
     from tqdm.auto import tqdm
 
@@ -111,7 +116,8 @@ def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-ou
             pid = pair_id(small, large)
             if not todo[pid]:
                 continue
-            pair = fsgen.Pair(small, large, small_base=base, n_ctx=n_ctx, n_threads=n_threads)
+            pinned = {} if calibration is None else {"calibrate": calibration}
+            pair = fsgen.Pair(small, large, small_base=base, n_ctx=n_ctx, n_threads=n_threads, **pinned)
             try:
                 ctx = {"pair": pid, "task": tk.name, "small": model_identity(small),
                        "large": model_identity(large),
@@ -136,6 +142,6 @@ def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-ou
     records = [r for r in store.records() if key(r) in planned]
     meta = {"task": tk.name, "max_tokens": max_tokens,
             "methods": list(methods), "thresholds": list(thresholds), "shares": list(shares),
-            "method_params": method_params or {},
+            "method_params": method_params or {}, "calibration": str(calibration) if calibration else None,
             "date": time.strftime("%Y-%m-%d"), "fsgen_version": getattr(fsgen, "__version__", "?")}
     return analysis.analyze(out, records, meta=meta)

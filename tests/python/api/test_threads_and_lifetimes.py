@@ -19,7 +19,7 @@ import pytest
 
 import fsgen
 
-from helpers import REPEATABLE, REPO
+from helpers import REPO
 from processes import child_env
 
 THREADS = 1
@@ -80,7 +80,7 @@ def test_separate_pairs_in_threads_run_in_parallel(tiny_small, tiny_large):
     """Each thread its own pair: the same outputs as one after another, and the calls overlap in
     time. Were the GIL held while the core works, each thread could only start its call after the
     previous one ended, and the spans would not overlap."""
-    calls = [(PROMPTS[i], dict(method=m, max_tokens=700, **REPEATABLE[m]))
+    calls = [(PROMPTS[i], dict(method=m, max_tokens=700))
              for i, m in enumerate(["speculative", "fs", "small"])]
     pairs = [fsgen.Pair(tiny_small, tiny_large, n_ctx=1024, n_threads=THREADS) for _ in calls]
     try:
@@ -121,8 +121,7 @@ def test_separate_pairs_in_threads_run_in_parallel(tiny_small, tiny_large):
 def test_concurrent_calls_on_one_pair_are_serialised(pair):
     """Many threads on the same pair: every output is what it would be alone (one KV cache, never
     interleaved)."""
-    calls = [(PROMPTS[i % len(PROMPTS)], dict(method=METHODS[i % len(METHODS)], max_tokens=40,
-                                              **REPEATABLE[METHODS[i % len(METHODS)]])) for i in range(12)]
+    calls = [(PROMPTS[i % len(PROMPTS)], dict(method=METHODS[i % len(METHODS)], max_tokens=40)) for i in range(12)]
     expected = sequential(pair, calls)
     outputs = [None] * len(calls)
 
@@ -220,13 +219,13 @@ def test_cancel_stops_a_long_generation_promptly(long_pair, method):
 
 def test_pair_is_reusable_after_cancel(long_pair, tiny_small, tiny_large):
     with fsgen.Pair(tiny_small, tiny_large, **CTX) as fresh:
-        expected = {m: fresh.generate("the", method=m, max_tokens=40, **REPEATABLE[m]).tokens for m in METHODS}
+        expected = {m: fresh.generate("the", method=m, max_tokens=40).tokens for m in METHODS}
     for method in ("speculative", "fs"):
         thread, _ = cancel_soon(long_pair.cancel, 0.2)
         assert long_pair.generate("hello world", method=method, **LONG).finish_reason == "cancelled"
         thread.join()
         for m in METHODS:
-            assert long_pair.generate("the", method=m, max_tokens=40, **REPEATABLE[m]).tokens == expected[m], m
+            assert long_pair.generate("the", method=m, max_tokens=40).tokens == expected[m], m
 
 
 def test_cancel_during_a_long_prompt_decode(tiny_small, tiny_large):
@@ -316,13 +315,13 @@ def test_cancel_with_nothing_running_is_harmless(pair):
 @pytest.mark.parametrize("method", ["speculative", "fs", "contrastive"])
 def test_abandoned_stream_frees_its_work(long_pair, method, tiny_small, tiny_large):
     with fsgen.Pair(tiny_small, tiny_large, **CTX) as fresh:
-        expected = fresh.generate("the", method=method, max_tokens=40, **REPEATABLE[method]).tokens
+        expected = fresh.generate("the", method=method, max_tokens=40).tokens
     for _ in range(2):
         for i, chunk in enumerate(long_pair.stream("hello world", method=method, **LONG)):
             if i == 5:
                 break  # the stream is dropped here: it is closed and its job cancelled
         started = time.monotonic()
-        assert long_pair.generate("the", method=method, max_tokens=40, **REPEATABLE[method]).tokens == expected
+        assert long_pair.generate("the", method=method, max_tokens=40).tokens == expected
         assert time.monotonic() - started < 5, "the abandoned stream kept the pair busy"
 
 
@@ -462,7 +461,7 @@ def test_closing_a_model_under_a_running_pair(tiny_small, tiny_large):
     freed when the pair is closed too."""
     small, large = fsgen.Model(tiny_small, **LONG_CTX), fsgen.Model(tiny_large, **LONG_CTX)
     pair = fsgen.Pair(small, large, **LONG_CTX)
-    expected = {m: pair.generate("the", method=m, max_tokens=20, **REPEATABLE[m]).tokens for m in METHODS}
+    expected = {m: pair.generate("the", method=m, max_tokens=20).tokens for m in METHODS}
     stream = pair.stream("hello world", method="speculative", max_tokens=600)
     next(stream)
     small.close()
@@ -473,7 +472,7 @@ def test_closing_a_model_under_a_running_pair(tiny_small, tiny_large):
     list(stream)
     assert stream.result.finish_reason == "length"
     for method in METHODS:
-        assert pair.generate("the", method=method, max_tokens=20, **REPEATABLE[method]).tokens == expected[method], method
+        assert pair.generate("the", method=method, max_tokens=20).tokens == expected[method], method
     pair.close()
     with pytest.raises(fsgen.InvalidArgumentError, match="closed"):
         pair.generate("the", max_tokens=4)

@@ -126,10 +126,12 @@ def test_failed_generation_is_recorded_not_retried(tiny_small, tiny_large, tmp_p
 def test_cli(tiny_small, tiny_large, task, tmp_path, capsys):
     from fsgen import cli
     out = tmp_path / "cli-out"
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"verify_seconds": {"1": 0.01, "4": 0.03, "16": 0.11}, "draft_seconds": 0.005}))
     rc = cli.main(["study", "--pair", str(tiny_small), str(tiny_large), "--task", str(task),
                    "--limit", "1", "--methods", "oracle,fs", "--thresholds", "0.5", "--shares", "0.1",
                    "--max-tokens", "8", "--n-ctx", "512", "--threads", "2", "--out", str(out),
-                   "--no-progress"])
+                   "--no-progress", "--calibration", str(table)])
     assert rc == 0
     assert "oracle" in capsys.readouterr().out
     assert (out / "report.md").exists() and len(read_records(out / "records.jsonl")) == 5
@@ -137,6 +139,12 @@ def test_cli(tiny_small, tiny_large, task, tmp_path, capsys):
     # models are recorded by file name, size and SHA-256, never by their path here
     from fsgen.study.records import model_identity
     rec = read_records(out / "records.jsonl")[0]
+    # each record holds the (pinned) cost table its generation priced from
+    from fsgen.calibration import read_table
+    pinned = read_table(str(table))
+    assert {(r["cost_table"]["id"], r["cost_table"]["kind"]) for r in read_records(out / "records.jsonl")} == \
+        {(pinned.id, "pinned")}
+    assert rec["cost_table"]["verify_seconds"] == {"1": 0.01, "4": 0.03, "16": 0.11}
     assert rec["small"] == model_identity(tiny_small)
     assert rec["large"] == model_identity(tiny_large) and rec["small_base"] is None
     for name in ("records.jsonl", "report.md", "summary.json"):

@@ -1,0 +1,158 @@
+// Decisions from a frozen cost table: the draft planner and fs's guard read only the table a
+// generation starts from, never timings taken during it; a decode slowed at random (a busy
+// machine) changes neither fs's text nor speculative decoding's draft lengths.
+#include <string>
+#include <vector>
+
+#include "check.hpp"
+#include "decoding/fs_guard.hpp"
+#include "fsgen/fsgen.hpp"
+#include "session.hpp"
+
+namespace {
+
+using fsgen_test::check;
+using fsgen::CostTable;
+using fsgen::DraftOrigin;
+using fsgen::DraftPlanner;
+
+constexpr double kSingle = 0.01;
+
+// Verify costs where 4 rows cost `four_rows` one-row verifies (linear in between and beyond).
+CostTable table(double four_rows, double draft_share, const std::string& kind = "pinned") {
+  CostTable t;
+  t.kind = kind;
+  t.verify.assign(17, -1.0);
+  for (int r = 1; r <= 16; ++r) t.verify[r] = kSingle * (1 + (four_rows - 1) / 3 * (r - 1));
+  t.draft = draft_share * kSingle;
+  return t;
+}
+
+const CostTable kSweetSpot = table(1.4, 0.35);  // batched kernels: a few more rows cost little
+const CostTable kLinear = table(3.0, 0.35);     // a CPU: each row costs most of a verify
+
+void test_planner_prices_from_its_table() {
+  DraftPlanner sweet = DraftPlanner::for_generation(kSweetSpot);
+  DraftPlanner linear = DraftPlanner::for_generation(kLinear);
+  const int drafted = sweet.choose(DraftOrigin::Model, 8);
+  check(drafted > 0, "sweet-spot table: System 1 drafts");
+  check(linear.choose(DraftOrigin::Model, 8) == 0, "linear table: drafting does not pay");
+  // Timings during a generation are kept for the next one, never read by this one's decisions.
+  for (int i = 0; i < 50; ++i) {
+    sweet.observe_verify(1, 10 * kSingle);
+    sweet.observe_verify(drafted + 1, 100 * kSingle);
+    sweet.observe_draft_step(5 * kSingle);
+  }
+  check(sweet.verify_cost(1) == kSweetSpot.verify[1] && sweet.draft_cost(DraftOrigin::Model) == kSweetSpot.draft,
+        "a generation's planner prices from its table alone");
+  check(sweet.choose(DraftOrigin::Model, 8) == drafted, "timings do not change a generation's draft length");
+  check(sweet.table().id() == kSweetSpot.id(), "the table a generation priced from keeps its id");
+
+  // The owner's table: a measured one takes the timings for the next generation, a pinned one not.
+  DraftPlanner measured, pinned;
+  measured.set_table(table(1.4, 0.35, "measured"));
+  pinned.set_table(kSweetSpot);
+  measured.fold(sweet);
+  pinned.fold(sweet);
+  check(measured.table().verify[1] > 2 * kSingle, "a measured table learns from the last generation's timings");
+  check(pinned.table().id() == kSweetSpot.id() && pinned.table().kind == "pinned", "a pinned table stays as given");
+  check(table(1.4, 0.35, "measured").id() == kSweetSpot.id(), "the id hashes the costs, not the kind");
+  check(kSweetSpot.id() != kLinear.id() && kSweetSpot.id().size() == 8, "ids tell tables apart");
+}
+
+// fs with System 2 consulted on every fourth token: a read of 4 tokens and 4 System 1 steps
+// against 4 large-only tokens. Where 4 rows cost 1.4 one-row verifies fs pays; where they cost 3,
+// it does not, and the guard hands over at its first judgement.
+int handed_over_at(const CostTable& t) {
+  DraftPlanner p = DraftPlanner::for_generation(t);
+  fsgen::FsGuard guard;
+  int unread = 0;
+  for (int token = 1; token <= 64; ++token) {
+    const bool consult = token % 4 == 0;
+    const double cost = p.system1_cost(1) + (consult ? p.system2_cost(unread + 1) : 0.0);
+    unread = consult ? 0 : unread + 1;
+    const double debt = unread > 1 ? p.system2_cost(unread) - p.system2_cost(1) : 0.0;
+    guard.observe_fs_token(consult, cost, p.verify_cost(1), debt);
+    if (guard.handing_over()) return token;
+  }
+  return 0;
+}
+
+void test_guard_decides_from_the_table() {
+  check(handed_over_at(kSweetSpot) == 0, "sweet-spot table: fs pays, no hand-over");
+  check(handed_over_at(kLinear) == fsgen::FsGuard::kMinTokens, "linear table: hand over at the first judgement");
+}
+
+// A bad stretch is forgotten: after a hand-over at large-only's cost fs is tried again within a
+// few hundred tokens (a balance that never forgot would wait until the 2% of the cost since the
+// start covered the whole loss: about 390 tokens here, and longer the worse the stretch).
+void test_guard_forgets() {
+  fsgen::FsGuard guard;
+  for (int i = 0; i < 64 && !guard.handing_over(); ++i) guard.observe_fs_token(true, 3.0, 1.0);
+  check(guard.handing_over(), "fs three times as dear: hand over");
+  int handed_over = 0;
+  for (; handed_over < 1000 && guard.handing_over(); ++handed_over) guard.observe_handover(1, 1.0, 1.0);
+  check(handed_over < 250, "the loss fades: fs is tried again (after " + std::to_string(handed_over) + ")");
+}
+
+// The same pinned table, the same greedy text and draft lengths, with decodes slowed at random.
+void test_random_decode_delays_change_nothing(const std::string& small_path, const std::string& large_path) {
+  fsgen::ModelOptions mo;
+  mo.n_ctx = 512;
+  mo.n_threads = 1;
+  fsgen::Model small = fsgen::Model::load(small_path, mo);
+  fsgen::Model large = fsgen::Model::load(large_path, mo);
+  fsgen::Pair pair(small, large, std::nullopt, mo);
+  const auto prompt = fsgen::Prompt::from_text("Once upon a time, in a land far away");
+  // fs under a table where it runs behind large-only (the guard hands over); speculative under one
+  // where System 1's drafts pay.
+  auto run_fs = [&](const fsgen::GenerateOptions& o) {
+    pair.set_cost_table(kLinear);
+    return pair.generate(prompt, o);
+  };
+  auto run_spec = [&](const fsgen::GenerateOptions& o) {
+    pair.set_cost_table(kSweetSpot);
+    return pair.generate(prompt, o);
+  };
+  fsgen::GenerateOptions fs;
+  fs.method = fsgen::Method::FastSlow;
+  fs.max_tokens = 64;
+  fsgen::GenerateOptions spec;
+  spec.method = fsgen::Method::Speculative;
+  spec.max_tokens = 64;
+  spec.trace = true;
+  const fsgen::Result fs_ref = run_fs(fs);
+  const fsgen::Result spec_ref = run_spec(spec);
+  check(fs_ref.stats.guard_tokens > 0 && fs_ref.stats.guard_tokens < fs_ref.stats.n_tokens,
+        "the pinned table makes the guard hand over (guard_tokens " + std::to_string(fs_ref.stats.guard_tokens) + ")");
+  check(!spec_ref.trace.draft_length.empty(), "speculative drafts under the pinned table");
+  fsgen::set_decode_jitter(0.003);
+  for (int run = 0; run < 2; ++run) {
+    const fsgen::Result f = run_fs(fs);
+    check(f.tokens == fs_ref.tokens && f.stats.guard_tokens == fs_ref.stats.guard_tokens,
+          "fs: the same text and hand-overs with decodes slowed at random");
+    const fsgen::Result s = run_spec(spec);
+    check(s.trace.draft_length == spec_ref.trace.draft_length && s.tokens == spec_ref.tokens,
+          "speculative: the same draft lengths with decodes slowed at random");
+    check(f.cost_table == fs_ref.cost_table && f.cost_table == kLinear.id() && s.cost_table == kSweetSpot.id(), "Result::cost_table names it");
+  }
+  fsgen::set_decode_jitter(0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s SMALL.gguf LARGE.gguf\n", argv[0]);
+    return 2;
+  }
+  test_planner_prices_from_its_table();
+  test_guard_decides_from_the_table();
+  test_guard_forgets();
+  try {
+    test_random_decode_delays_change_nothing(argv[1], argv[2]);
+  } catch (const std::exception& e) {
+    check(false, std::string("unexpected exception: ") + e.what());
+  }
+  return fsgen_test::report();
+}
