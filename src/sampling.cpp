@@ -103,9 +103,10 @@ void Sampler::distribution(const float* logits, int n, Candidates& out) {
   }
   const bool nucleus = options_.top_p < 1.0f || options_.min_p > 0.0f;
 
+  const int k = options_.top_k > 0 && options_.top_k < n ? options_.top_k : 0;  // 0: off
   float top;
-  if (options_.top_k > 0) {
-    select_top_k(logits, n, options_.top_k);
+  if (k > 0 && static_cast<size_t>(k) <= kSortMax) {
+    select_top_k(logits, n, k);
     if (scratch_.empty()) return;
     top = std::max_element(scratch_.begin(), scratch_.end(), [](const Entry& a, const Entry& b) {
             return a.first < b.first;
@@ -113,28 +114,25 @@ void Sampler::distribution(const float* logits, int n, Candidates& out) {
   } else {
     top = max_of(logits, static_cast<size_t>(n));
     if (!(top > -INFINITY)) return;  // all masked
-    // The finite logits apart from their ids, compacted without branches.
+    // The finite logits apart from their ids (masked ones are rare, or come in runs).
     keys_.resize(static_cast<size_t>(n));
     ids_.resize(static_cast<size_t>(n));
+    float* keys = keys_.data();
+    Token* ids = ids_.data();
     size_t finite = 0;
     for (int i = 0; i < n; ++i) {
-      keys_[finite] = logits[i];
-      ids_[finite] = i;
-      finite += logits[i] > -INFINITY;
+      if (!(logits[i] > -INFINITY)) continue;
+      keys[finite] = logits[i];
+      ids[finite++] = i;
     }
     keys_.resize(finite);
     ids_.resize(finite);
+    if (k > 0 && static_cast<size_t>(k) < finite) keep_top(top, static_cast<size_t>(k));
     scratch_.clear();
-    if (finite <= kSortMax)
-      for (size_t i = 0; i < finite; ++i) scratch_.emplace_back(keys_[i], ids_[i]);
+    if (keys_.size() <= kSortMax)
+      for (size_t i = 0; i < keys_.size(); ++i) scratch_.emplace_back(keys_[i], ids_[i]);
   }
 
-  if (scratch_.size() > kSortMax) {  // a large top_k: the same path as no top_k
-    keys_.resize(scratch_.size());
-    ids_.resize(scratch_.size());
-    for (size_t i = 0; i < scratch_.size(); ++i) std::tie(keys_[i], ids_[i]) = scratch_[i];
-    scratch_.clear();
-  }
   if (!scratch_.empty()) {  // few candidates: sorted, cut as they come
     std::sort(scratch_.begin(), scratch_.end(), before);
     if (nucleus) scratch_.resize(cut_sorted(top));
@@ -153,8 +151,8 @@ void Sampler::distribution(const float* logits, int n, Candidates& out) {
   if (scratch_.size() <= kSortMax) out.key.clear();  // in rank order
 }
 
-// The k first in rank order (in no order; all finite when fewer), into scratch_: one pass that
-// keeps what beats the k-th best so far, selecting the k best whenever 2k are held.
+// The k first in rank order (in no order; all finite when fewer), into scratch_, for a small k: one
+// pass that keeps what beats the k-th best so far, selecting the k best whenever 2k are held.
 void Sampler::select_top_k(const float* logits, int n, int k) {
   const size_t keep = static_cast<size_t>(k), hold = 2 * keep + 64;
   scratch_.clear();
@@ -174,6 +172,35 @@ void Sampler::select_top_k(const float* logits, int n, int k) {
   }
 }
 
+// The k first in rank order among keys_ and ids_ (more than k), in place: whole buckets, then the
+// best of the bucket holding the k-th.
+void Sampler::keep_top(float top, size_t k) {
+  const size_t m = keys_.size();
+  bin(keys_.data(), m, top);
+  count_.assign(kBuckets, 0);
+  const int* bins = bins_.data();
+  for (size_t i = 0; i < m; ++i) ++count_[bins[i]];
+  int last = 0;  // the bucket holding the k-th
+  for (size_t seen = 0; seen + static_cast<size_t>(count_[last]) < k; ++last)
+    seen += static_cast<size_t>(count_[last]);
+  float* keys = keys_.data();
+  Token* ids = ids_.data();
+  boundary_.clear();
+  size_t w = 0;
+  for (size_t i = 0; i < m; ++i) {
+    if (bins[i] == last) boundary_.emplace_back(keys[i], ids[i]);
+    keys[w] = keys[i];  // without a branch: a large k keeps a coin toss's share
+    ids[w] = ids[i];
+    w += bins[i] < last;
+  }
+  const size_t need = k - w;
+  std::nth_element(boundary_.begin(), boundary_.begin() + static_cast<std::ptrdiff_t>(need - 1), boundary_.end(),
+                   before);
+  for (size_t j = 0; j < need; ++j) std::tie(keys[w + j], ids[w + j]) = boundary_[j];
+  keys_.resize(k);
+  ids_.resize(k);
+}
+
 size_t Sampler::cut_sorted(float top) {
   double z = 0.0;
   for (const auto& c : scratch_) z += exp_nonpositive(static_cast<double>(c.first - top));
@@ -191,29 +218,33 @@ void Sampler::cut(float top) {
   weights_.resize(m);
   const double z = exponentials(keys_.data(), m, top, 1.0, weights_.data());
   bin(keys_.data(), m, top);
-  mass_.assign(kBuckets, 0.0);
-  count_.assign(kBuckets, 0);
-  for (size_t i = 0; i < m; ++i) {
-    mass_[bins_[i]] += weights_[i];
-    ++count_[bins_[i]];
-  }
+  histogram(weights_.data(), m);
   Walk walk(z, options_);
   // Margins cover rounding: a bucket not surely on one side of a cut is walked.
   const double min_gap = walk.use_min ? -std::log(static_cast<double>(options_.min_p)) : INFINITY;
   scratch_.clear();
   int gathered = -1;  // scratch_ holds the buckets up to this one
   // Appends buckets (gathered, last] to scratch_, bucket `last` apart into boundary_ when split.
-  // The indices are written without branches: where the nucleus is wide, whether a candidate
-  // goes in is a coin toss.
   if (whole_.size() < m) whole_.resize(m);
   if (edge_.size() < m) edge_.resize(m);
   auto gather = [&](int last, bool split) {
     const auto whole = static_cast<unsigned>(split ? last - 1 - gathered : last - gathered);
-    size_t w = 0, v = 0;
-    for (size_t i = 0; i < m; ++i) {
-      whole_[w] = edge_[v] = static_cast<std::uint32_t>(i);
-      w += static_cast<unsigned>(bins_[i] - gathered - 1) < whole;  // bins past `gathered`, from 0
-      v += split & (bins_[i] == last);
+    const int* bins = bins_.data();
+    std::uint32_t *whole_at = whole_.data(), *edge_at = edge_.data();
+    size_t w = 0, v = 0, expected = 0;
+    for (int b = gathered + 1; b <= last; ++b) expected += static_cast<size_t>(count_[b]);
+    if (expected * 16 < m) {  // few: a branch seldom taken
+      for (size_t i = 0; i < m; ++i) {
+        if (bins[i] <= gathered || bins[i] > last) continue;
+        if (split && bins[i] == last) edge_at[v++] = static_cast<std::uint32_t>(i);
+        else whole_at[w++] = static_cast<std::uint32_t>(i);
+      }
+    } else {  // many (a wide nucleus): whether one goes in is a coin toss, so no branch
+      for (size_t i = 0; i < m; ++i) {
+        whole_at[w] = edge_at[v] = static_cast<std::uint32_t>(i);
+        w += static_cast<unsigned>(bins[i] - gathered - 1) < whole;  // bins past `gathered`, from 0
+        v += split & (bins[i] == last);
+      }
     }
     const size_t start = scratch_.size();
     scratch_.resize(start + w);
@@ -248,7 +279,21 @@ void Sampler::cut(float top) {
 
 void Sampler::bin(const float* x, size_t m, float top) {
   bins_.resize(m);
-  for (size_t i = 0; i < m; ++i) bins_[i] = bucket_of(top, x[i]);
+  int* bins = bins_.data();
+  for (size_t i = 0; i < m; ++i) bins[i] = bucket_of(top, x[i]);
+}
+
+template <typename T>
+void Sampler::histogram(const T* weight, size_t m) {
+  mass_.assign(kBuckets, 0.0);
+  count_.assign(kBuckets, 0);
+  double* mass = mass_.data();
+  int* count = count_.data();
+  const int* bins = bins_.data();
+  for (size_t i = 0; i < m; ++i) {
+    mass[bins[i]] += weight[i];
+    ++count[bins[i]];
+  }
 }
 
 // p from out.key (the logits of out.ids) at the temperature, normalised; indexed by token id.
@@ -258,8 +303,12 @@ void Sampler::finish(float top, Candidates& out) {
   weights_.resize(m);
   const double zt = exponentials(out.key.data(), m, top, inv_t, weights_.data());
   out.p.resize(m);
-  for (size_t i = 0; i < m; ++i) out.p[i] = static_cast<float>(static_cast<float>(weights_[i]) / zt);
-  for (size_t i = 0; i < m; ++i) out.dense_[static_cast<size_t>(out.ids[i])] = {out.stamp_, out.p[i]};
+  float* p = out.p.data();
+  const double* w = weights_.data();
+  for (size_t i = 0; i < m; ++i) p[i] = static_cast<float>(static_cast<float>(w[i]) / zt);
+  Candidates::Slot* dense = out.dense_.data();
+  const Token* ids = out.ids.data();
+  for (size_t i = 0; i < m; ++i) dense[ids[i]] = {out.stamp_, p[i]};
 }
 
 Token Sampler::draw(const Candidates& c) {
@@ -277,12 +326,7 @@ Token Sampler::draw(const Candidates& c) {
 Token Sampler::draw_unsorted(const Candidates& c) {
   const size_t m = c.key.size();
   bin(c.key.data(), m, max_of(c.key.data(), m));
-  mass_.assign(kBuckets, 0.0);
-  count_.assign(kBuckets, 0);
-  for (size_t j = 0; j < m; ++j) {
-    mass_[bins_[j]] += c.p[j];
-    ++count_[bins_[j]];
-  }
+  histogram(c.p.data(), m);
   double r = uniform();
   int chosen = 0;
   bool found = false;
@@ -295,10 +339,8 @@ Token Sampler::draw_unsorted(const Candidates& c) {
   if (!found) r = INFINITY;  // rounding carried r past the total: the last candidate, as a walk would
   if (whole_.size() < m) whole_.resize(m);
   size_t w = 0;
-  for (size_t j = 0; j < m; ++j) {
-    whole_[w] = static_cast<std::uint32_t>(j);
-    w += bins_[j] == chosen;
-  }
+  for (size_t j = 0; j < m; ++j)
+    if (bins_[j] == chosen) whole_[w++] = static_cast<std::uint32_t>(j);  // one bucket: seldom
   const auto picks = whole_.begin(), picks_end = whole_.begin() + static_cast<std::ptrdiff_t>(w);
   std::sort(picks, picks_end, [&](std::uint32_t a, std::uint32_t b) {
     return before({c.key[a], c.ids[a]}, {c.key[b], c.ids[b]});

@@ -55,9 +55,12 @@ class Sampler {
 
  private:
   void select_top_k(const float* logits, int n, int k);
+  void keep_top(float top, size_t k);
   size_t cut_sorted(float top);
   void cut(float top);
   void bin(const float* x, size_t m, float top);  // bins_[i]: x[i]'s bucket
+  template <typename T>
+  void histogram(const T* weight, size_t m);  // mass_ and count_ by bins_
   void finish(float top, Candidates& out);
   Token draw_unsorted(const Candidates& c);
 
