@@ -83,6 +83,10 @@ class Pair:
     @property
     def planner(self) -> dict[str, Any]: ...
     def calibrate(self) -> dict[str, Any]: ...
+    @property
+    def vocab(self) -> dict[str, Any]: ...
+    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *,
+                            add_assistant: bool = True) -> dict[str, str]: ...
     def generate(
         self,
         prompt: Optional[str] = None,
@@ -99,6 +103,7 @@ class Pair:
         seed: int = 0,
         draft: Optional[Literal['model', 'ngram', 'auto']] = None,
         draft_max: Optional[int] = None,
+        cross_vocab: Literal['auto', 'slem', 'tli'] = 'auto',
         draft_p_min: float = 0.0,
         router: Literal['entropy', 'top1', 'margin', 'budget', 'always', 'never'] = 'entropy',
         threshold: Optional[float] = None,
@@ -125,6 +130,7 @@ class Pair:
         seed: int = 0,
         draft: Optional[Literal['model', 'ngram', 'auto']] = None,
         draft_max: Optional[int] = None,
+        cross_vocab: Literal['auto', 'slem', 'tli'] = 'auto',
         draft_p_min: float = 0.0,
         router: Literal['entropy', 'top1', 'margin', 'budget', 'always', 'never'] = 'entropy',
         threshold: Optional[float] = None,

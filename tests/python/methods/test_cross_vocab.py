@@ -1,0 +1,122 @@
+"""Speculative decoding across tokenizers (a translated pair), per draft algorithm (cross_vocab):
+greedy output equals large-only, sampled output follows the large model's distribution, and
+System 1's drafts still count as draft="model".
+
+The bed: tiny_small and tiny_incompatible differ in six merges (" i" vs " p", ...) but share the
+successor chain by id, so each mostly writes the other's text except around those tokens: drafts
+are accepted, rejected, and cross token boundaries (" p" is one token of one and two of the other).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+import fsgen
+from helpers import TINY, chi2_two_sample, collect
+
+ALGORITHMS = ("slem", "tli")
+PROMPTS = ("The world", "hello and the", "é€ of", "x")
+
+
+@pytest.fixture(scope="module")
+def translated_pairs(tiny_small, tiny_incompatible):
+    pairs = [fsgen.Pair(tiny_small, tiny_incompatible, **TINY), fsgen.Pair(tiny_incompatible, tiny_small, **TINY)]
+    yield pairs
+    for p in pairs:
+        p.close()
+
+
+@pytest.mark.parametrize("cross_vocab", ALGORITHMS)
+def test_greedy_equals_large_only(translated_pairs, cross_vocab):
+    drafted = accepted = crossing = 0
+    for pair in translated_pairs:
+        for prompt in PROMPTS:
+            large = pair.generate(prompt, method="large", max_tokens=48)
+            for draft_max in (2, 6):
+                r = pair.generate(prompt, method="speculative", draft="model", draft_max=draft_max,
+                                  cross_vocab=cross_vocab, max_tokens=48, trace=True)
+                assert r.tokens == large.tokens and r.text == large.text, (prompt, draft_max)
+                assert r.stats["vocab_translated"] == 1
+                drafted += r.stats["drafted"]
+                accepted += r.stats["accepted"]
+                for token, source, origin in zip(r.trace.token, r.trace.source, r.trace.draft_source):
+                    if source == 0:  # accepted from System 1's draft: through the bridge, still "model"
+                        assert origin == 1
+                        piece = pair.large.detokenize([int(token)])
+                        crossing += len(pair.small.tokenize(piece, special=False)) > 1
+    assert 0.3 * drafted < accepted < drafted  # drafts both accepted and rejected
+    assert crossing > 0  # accepted large tokens that System 1 spells with several of its own
+
+
+@pytest.mark.parametrize("cross_vocab", ALGORITHMS)
+def test_auto_draft_and_streaming(translated_pairs, cross_vocab):
+    pair = translated_pairs[0]
+    large = pair.generate("hello world", method="large", max_tokens=32)
+    r = pair.generate("hello world", method="speculative", cross_vocab=cross_vocab, max_tokens=32)
+    assert r.tokens == large.tokens
+    text, chunks = collect(pair.stream("hello world", method="speculative", draft="model", draft_max=4,
+                                       cross_vocab=cross_vocab, max_tokens=32))
+    assert text == large.text
+    assert {c.draft for c in chunks} <= {None, "model"} and any(c.draft == "model" for c in chunks)
+
+
+def test_cross_vocab_is_ignored_on_a_shared_pair(tiny_small, tiny_large):
+    with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
+        runs = [pair.generate("hello world", method="speculative", draft="model", draft_max=4, max_tokens=32,
+                              cross_vocab=cv) for cv in ("auto", "slem", "tli")]
+        assert runs[0].tokens == runs[1].tokens == runs[2].tokens
+        assert runs[0].stats["vocab_translated"] == 0
+
+
+# ---- sampling: the large model's distribution, whatever System 1 proposes ----
+
+SAMPLING = dict(temperature=1.0, top_k=5, top_p=1.0, min_p=0.0)
+N = 1000
+ALPHA = 1e-3
+
+
+@pytest.fixture(scope="module")
+def sampling_pair(tiny_factory):
+    # As test_sampling_distribution's bed, System 1 with the other merges.
+    drafter = tiny_factory("cross_sampling_drafter", vocab="incompatible", logit_scale=2.0, seed=0)
+    target = tiny_factory("sampling_target", logit_scale=3.0, seed=0, layer_scale=1.5)
+    with fsgen.Pair(drafter, target, n_ctx=64, n_threads=1, n_batch=64) as pair:
+        yield pair
+
+
+def _samples(pair, method, seed0, n=N, **params):
+    out = []
+    for seed in range(seed0, seed0 + n):
+        r = pair.generate("hello world", method=method, max_tokens=4, seed=seed, **SAMPLING, **params)
+        out.append(tuple(r.tokens) + (-1,) * (4 - len(r.tokens)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def large_samples(sampling_pair):
+    return _samples(sampling_pair, "large", 10_000)
+
+
+@pytest.mark.parametrize("cross_vocab", ALGORITHMS)
+def test_sampling_matches_large_only(sampling_pair, large_samples, cross_vocab):
+    stats = Counter()
+    for seed in range(40):
+        r = sampling_pair.generate("hello world", method="speculative", draft="model", draft_max=3, max_tokens=12,
+                                   seed=seed, cross_vocab=cross_vocab, **SAMPLING)
+        stats.update(drafted=r.stats["drafted"], accepted=r.stats["accepted"])
+    assert 0.05 * stats["drafted"] < stats["accepted"] < 0.95 * stats["drafted"], stats
+    spec = _samples(sampling_pair, "speculative", 0, draft="model", draft_max=3, cross_vocab=cross_vocab)
+    for position in (0, 1, 3):
+        stat, df, p = chi2_two_sample(Counter(s[position] for s in spec), Counter(s[position] for s in large_samples))
+        assert p > ALPHA, f"position {position}: chi2={stat:.1f}, df={df}, p={p:.2g}"
+    joint = chi2_two_sample(Counter(s[:2] for s in spec), Counter(s[:2] for s in large_samples))
+    assert joint[2] > ALPHA, joint
+
+
+def test_the_sampling_test_has_power(sampling_pair, large_samples):
+    small = _samples(sampling_pair, "small", 20_000, n=400)
+    # System 1's ids are not the large model's: compare the text of the first token's bytes.
+    first = Counter(sampling_pair.small.detokenize([s[0]]) for s in small)
+    target = Counter(sampling_pair.large.detokenize([s[0]]) for s in large_samples)
+    assert chi2_two_sample(first, target)[2] < 1e-6
