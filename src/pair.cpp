@@ -188,7 +188,12 @@ CostCurve Pair::calibrate(bool drafter) {
   Session& large = p.session(p.large_session, p.large);
   Session* small = drafter ? &p.session(p.small_session, p.small, p.small_reads) : nullptr;
   const int max_rows = std::min(p.options.n_batch, kMaxOutputRows);
-  CostCurve curve = measure_costs(large, small, calibration_context(p.large), max_rows);
+  std::vector<Token> context = calibration_context(p.large);
+  // A translated pair's models read one timing sequence: ids both have (the cost does not depend on which).
+  if (p.translated()) {
+    for (Token& t : context) t %= std::min(p.small.info().n_vocab, p.large_vocab);
+  }
+  CostCurve curve = measure_costs(large, small, context, max_rows);
   p.planner.set_calibration(curve);
   return curve;
 }

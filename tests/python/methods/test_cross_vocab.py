@@ -2,9 +2,11 @@
 greedy output equals large-only, sampled output follows the large model's distribution, and
 System 1's drafts still count as draft="model".
 
-The bed: tiny_small and tiny_incompatible differ in six merges (" i" vs " p", ...) but share the
+The beds: tiny_small and tiny_incompatible differ in six merges (" i" vs " p", ...) but share the
 successor chain by id, so each mostly writes the other's text except around those tokens: drafts
 are accepted, rejected, and cross token boundaries (" p" is one token of one and two of the other).
+tiny_spm is SentencePiece style (a prefix space, byte fallback, <s>/</s> and no ChatML tokens)
+with the same chain in text, paired both ways with the BPE models.
 """
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ import fsgen
 from helpers import TINY, chi2_two_sample, collect
 
 ALGORITHMS = ("slem", "tli")
-PROMPTS = ("The world", "hello and the", "é€ of", "x")
+PROMPTS = ("The world", "hello and the", "é€ of", "x", "  the  world ")
 
 
 @pytest.fixture(scope="module")
-def translated_pairs(tiny_small, tiny_incompatible):
-    pairs = [fsgen.Pair(tiny_small, tiny_incompatible, **TINY), fsgen.Pair(tiny_incompatible, tiny_small, **TINY)]
+def translated_pairs(tiny_small, tiny_incompatible, tiny_spm, tiny_large):
+    pairs = [fsgen.Pair(small, large, **TINY) for small, large in
+             ((tiny_small, tiny_incompatible), (tiny_incompatible, tiny_small), (tiny_spm, tiny_large),
+              (tiny_small, tiny_spm))]
     yield pairs
     for p in pairs:
         p.close()
@@ -59,6 +63,61 @@ def test_auto_draft_and_streaming(translated_pairs, cross_vocab):
                                        cross_vocab=cross_vocab, max_tokens=32))
     assert text == large.text
     assert {c.draft for c in chunks} <= {None, "model"} and any(c.draft == "model" for c in chunks)
+
+
+def _same_as_large(pair, prompt=None, **params):
+    large = pair.generate(prompt, method="large", **params)
+    for cross_vocab in ALGORITHMS:
+        r = pair.generate(prompt, method="speculative", draft="model", draft_max=4, cross_vocab=cross_vocab,
+                          **params)
+        assert (r.tokens, r.text, r.finish_reason) == (large.tokens, large.text, large.finish_reason), cross_vocab
+        assert r.stats["accepted"] > 0, cross_vocab
+    return large
+
+
+def test_partial_utf8_in_drafts(translated_pairs):
+    """The chain spells é, ж, € and 😀 byte by byte: drafts end inside characters, and the large
+    model's tokens split characters where System 1's do not (SentencePiece's byte fallback)."""
+    for pair in translated_pairs:
+        large = _same_as_large(pair, "é", max_tokens=120)
+        assert any(ord(c) > 127 for c in large.text), large.text
+
+
+def test_each_model_reads_its_own_chat_template(translated_pairs):
+    """messages=: System 1 reads its own rendering (tiny_spm's template has no ChatML and writes
+    <s>), the large model's decides the output; special tokens one vocabulary lacks are text to the other."""
+    messages = [{"role": "user", "content": "hello world"}]
+    for pair in translated_pairs[2:]:
+        both = pair.apply_chat_template(messages)
+        assert both["small"] != both["large"]
+        assert both["large"] == pair.large.apply_chat_template(messages)
+        _same_as_large(pair, messages=messages, max_tokens=40)
+        # The large model's special tokens written as a raw prompt: plain text to System 1.
+        _same_as_large(pair, "<|im_start|>user\nhi<|im_end|>\n<s>", max_tokens=40)
+
+
+def test_stop_strings_spanning_tokens(translated_pairs):
+    for pair in translated_pairs:
+        text = pair.generate("hello world", method="large", max_tokens=40).text
+        # A stop string across several large tokens, past the first draft.
+        stop = text[12:17]
+        assert len(pair.large.tokenize(stop, special=False)) > 1 or len(pair.small.tokenize(stop, special=False)) > 1
+        large = _same_as_large(pair, "hello world", max_tokens=40, stop=[stop])
+        assert large.finish_reason == "stop" and large.text == text[:text.index(stop)]
+
+
+def test_cancel_while_drafting_then_reuse(translated_pairs):
+    for pair in translated_pairs[2:]:
+        expected = pair.generate("the", method="large", max_tokens=40).tokens
+        stream = pair.stream("hello", method="speculative", draft="model", draft_max=8, max_tokens=200)
+        next(stream)
+        stream.cancel()
+        list(stream)
+        assert stream.result.finish_reason == "cancelled" and len(stream.result.tokens) < 200
+        for cross_vocab in ALGORITHMS:
+            r = pair.generate("the", method="speculative", draft="model", draft_max=4, cross_vocab=cross_vocab,
+                              max_tokens=40)
+            assert r.tokens == expected
 
 
 def test_cross_vocab_is_ignored_on_a_shared_pair(tiny_small, tiny_large):
