@@ -178,8 +178,8 @@ std::vector<ParamSpec> build_table() {
     auto p = choice_param<CrossVocab>(
         "cross_vocab", MG, std::string("auto"), {"auto", "slem", "tli"},
         "a pair whose tokenizers differ: System 1's draft text re-tokenized by the large model (\"slem\"), or "
-        "its distribution over the tokens both vocabularies hold (\"tli\"); \"auto\": slem. Ignored where the "
-        "vocabularies are the same",
+        "its distribution over the tokens both vocabularies hold (\"tli\"); \"auto\": each round the one whose "
+        "drafts have been accepted more (slem first). Ignored where the vocabularies are the same",
         parse_cross_vocab, [](GenerateOptions& o) -> CrossVocab& { return o.speculative.cross_vocab; });
     p.scopes = {{{M::Speculative}, {}, {}, std::string("auto")}};
     t.push_back(p);

@@ -28,10 +28,14 @@ class Speculative final : public Strategy {
     if (setup_.drafter != nullptr && setup_.source != DraftSource::Ngram) {
       if (setup_.bridge == nullptr) {
         sources_.push_back(make_model_drafter(*setup_.drafter, options_, setup_.draft_vocab));
-      } else if (options_.cross_vocab == CrossVocab::Tli) {
-        sources_.push_back(make_tli_drafter(*setup_.drafter, *setup_.bridge, setup_.small_prompt, options_));
       } else {
-        sources_.push_back(make_slem_drafter(*setup_.drafter, *setup_.bridge, setup_.small_prompt, options_));
+        auto slem = [&] { return make_slem_drafter(*setup_.drafter, *setup_.bridge, setup_.small_prompt, options_); };
+        auto tli = [&] { return make_tli_drafter(*setup_.drafter, *setup_.bridge, setup_.small_prompt, options_); };
+        switch (options_.cross_vocab) {
+          case CrossVocab::Slem: sources_.push_back(slem()); break;
+          case CrossVocab::Tli: sources_.push_back(tli()); break;
+          case CrossVocab::Auto: sources_.push_back(make_cross_vocab_auto(slem(), tli())); break;
+        }
       }
     }
   }
@@ -144,6 +148,7 @@ class Speculative final : public Strategy {
     if (judged > 0) {
       out.record_draft(judged, agreed, origin);
       planner_.observe_round(origin, judged, agreed, drafter_->match());
+      drafter_->observe(judged, agreed);
     }
   }
 

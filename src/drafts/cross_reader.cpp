@@ -18,16 +18,14 @@ const std::vector<Token>& CrossReader::read(const std::vector<Token>& large_sequ
   const std::string tail = text_.substr(committed_, complete_utf8_prefix(text_.substr(committed_)));
   const std::vector<Token> ids = bridge_.fragment(bridge_.small(), tail);
   size_t keep = 0, kept_bytes = 0, bytes = 0;
-  bool exact = true;
   for (size_t j = 0; j < ids.size(); ++j) {
     const std::string& piece = bridge_.small_piece(ids[j]);
     if (j > 0 && !piece.empty() && piece[0] == ' ') keep = j, kept_bytes = bytes;
     bytes += piece.size();
   }
-  exact = bytes == tail.size();
   // A tokenization that does not spell the tail exactly (rare: SentencePiece's added space) is
-  // committed whole, so that no text is tokenized twice.
-  if (!exact) keep = ids.size(), kept_bytes = tail.size();
+  // committed whole, so that no text is tokenized again and again.
+  if (bytes != tail.size()) keep = ids.size(), kept_bytes = tail.size();
   stable_.insert(stable_.end(), ids.begin(), ids.begin() + static_cast<long>(keep));
   committed_ += kept_bytes;
   read_ = stable_;

@@ -51,6 +51,8 @@ class DraftProposer {
   virtual float probability(size_t row, Token t) const = 0;
   // What the planner learns acceptance by (the n-gram match length; 0 for System 1's drafts).
   virtual int match() const { return 0; }
+  // The verifier judged `judged` tokens of this source's draft and accepted `accepted`.
+  virtual void observe(int /*judged*/, int /*accepted*/) {}
 };
 
 // The continuation of the longest earlier occurrence of the text's suffix, in the prompt or the
@@ -68,5 +70,8 @@ std::unique_ptr<DraftProposer> make_slem_drafter(Session& small, const VocabBrid
                                                  std::vector<Token> small_prompt, const SpeculativeOptions& options);
 std::unique_ptr<DraftProposer> make_tli_drafter(Session& small, const VocabBridge& bridge,
                                                 std::vector<Token> small_prompt, const SpeculativeOptions& options);
+// Each round SLEM or TLI, the one whose drafts the verifier has been accepting more of.
+std::unique_ptr<DraftProposer> make_cross_vocab_auto(std::unique_ptr<DraftProposer> slem,
+                                                     std::unique_ptr<DraftProposer> tli);
 
 }  // namespace fsgen

@@ -17,7 +17,7 @@ import pytest
 import fsgen
 from helpers import TINY, chi2_two_sample, collect
 
-ALGORITHMS = ("slem", "tli")
+ALGORITHMS = ("slem", "tli", "auto")
 PROMPTS = ("The world", "hello and the", "é€ of", "x", "  the  world ")
 
 
@@ -120,6 +120,22 @@ def test_cancel_while_drafting_then_reuse(translated_pairs):
             assert r.tokens == expected
 
 
+def test_auto_follows_the_better_algorithm(translated_pairs):
+    """BPE System 1 before a SentencePiece large model: TLI's shared tokens miss the large model's
+    word-start pieces ("▁" alone), SLEM re-tokenizes whole words; auto settles on SLEM."""
+    pair = translated_pairs[3]
+    rate = {}
+    for cross_vocab in ALGORITHMS:
+        drafted = accepted = 0
+        for prompt in PROMPTS:
+            r = pair.generate(prompt, method="speculative", draft="model", draft_max=4, max_tokens=100,
+                              cross_vocab=cross_vocab)
+            drafted, accepted = drafted + r.stats["drafted"], accepted + r.stats["accepted"]
+        rate[cross_vocab] = accepted / drafted
+    assert rate["tli"] < 0.6 * rate["slem"], rate
+    assert rate["auto"] > 0.85 * rate["slem"], rate
+
+
 def test_cross_vocab_is_ignored_on_a_shared_pair(tiny_small, tiny_large):
     with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
         runs = [pair.generate("hello world", method="speculative", draft="model", draft_max=4, max_tokens=32,
@@ -135,10 +151,10 @@ N = 1000
 ALPHA = 1e-3
 
 
-@pytest.fixture(scope="module")
-def sampling_pair(tiny_factory):
-    # As test_sampling_distribution's bed, System 1 with the other merges.
-    drafter = tiny_factory("cross_sampling_drafter", vocab="incompatible", logit_scale=2.0, seed=0)
+@pytest.fixture(scope="module", params=["incompatible", "spm"])
+def sampling_pair(tiny_factory, request):
+    # As test_sampling_distribution's bed, System 1 with the other merges, or SentencePiece style.
+    drafter = tiny_factory(f"cross_sampling_drafter_{request.param}", vocab=request.param, logit_scale=2.0, seed=0)
     target = tiny_factory("sampling_target", logit_scale=3.0, seed=0, layer_scale=1.5)
     with fsgen.Pair(drafter, target, n_ctx=64, n_threads=1, n_batch=64) as pair:
         yield pair
