@@ -18,14 +18,21 @@ import fsgen
 from helpers import TINY, chi2_two_sample, collect
 
 ALGORITHMS = ("slem", "tli", "auto")
-PROMPTS = ("The world", "hello and the", "é€ of", "x", "  the  world ")
+PROMPTS = ("The world", "hello and the", "é€ of", "x", "  the  world ", "hello")
 
 
 @pytest.fixture(scope="module")
-def translated_pairs(tiny_small, tiny_incompatible, tiny_spm, tiny_large):
+def superset(tiny_factory):
+    """tiny_small's vocabulary and 200 tokens more (too many for one vocabulary), which this model
+    writes after "hello" and " world": text System 1 spells with several tokens of its own."""
+    return tiny_factory("tiny_superset", extra_tokens=200, extra_after=("hello", "Ġworld"), seed=7)
+
+
+@pytest.fixture(scope="module")
+def translated_pairs(tiny_small, tiny_incompatible, tiny_spm, tiny_large, superset):
     pairs = [fsgen.Pair(small, large, **TINY) for small, large in
              ((tiny_small, tiny_incompatible), (tiny_incompatible, tiny_small), (tiny_spm, tiny_large),
-              (tiny_small, tiny_spm))]
+              (tiny_small, tiny_spm), (tiny_small, superset))]
     yield pairs
     for p in pairs:
         p.close()
@@ -87,7 +94,7 @@ def test_each_model_reads_its_own_chat_template(translated_pairs):
     """messages=: System 1 reads its own rendering (tiny_spm's template has no ChatML and writes
     <s>), the large model's decides the output; special tokens one vocabulary lacks are text to the other."""
     messages = [{"role": "user", "content": "hello world"}]
-    for pair in translated_pairs[2:]:
+    for pair in translated_pairs[2:4]:
         both = pair.apply_chat_template(messages)
         assert both["small"] != both["large"]
         assert both["large"] == pair.large.apply_chat_template(messages)
@@ -118,6 +125,13 @@ def test_cancel_while_drafting_then_reuse(translated_pairs):
             r = pair.generate("the", method="speculative", draft="model", draft_max=4, cross_vocab=cross_vocab,
                               max_tokens=40)
             assert r.tokens == expected
+
+
+def test_a_vocabulary_within_another(translated_pairs):
+    pair = translated_pairs[4]
+    assert pair.vocab["kind"] == "translated" and pair.vocab["shared_tokens"] == 299 - 2
+    large = _same_as_large(pair, "hello", max_tokens=40)
+    assert "extra0" in large.text
 
 
 def test_auto_follows_the_better_algorithm(translated_pairs):
