@@ -265,14 +265,19 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
                  const std::atomic<bool>* stop) {
   Impl& p = *impl_;
   const CallPlan plan = plan_for(options);
-  std::vector<Token> small_tokens;  // a translated pair: System 1's own rendering of the prompt
+  // A translated pair: System 1 writing alone writes after its own rendering of the prompt, and
+  // reads its own beside the large model's where it drafts.
+  const bool small_writes = p.translated() && options.method == Method::Small;
+  const bool small_drafts = p.translated() && options.method == Method::Speculative &&
+                            speculative_draft_source(options.speculative) != DraftSource::Ngram;
+  std::vector<Token> small_tokens;
   const LockedCall call(p.mutex, p.cancel, p.cancel_flags, stop, [&] {
     if (p.closed) throw InvalidArgumentError("this pair is closed");
-    if (p.translated() && options.method != Method::Large) small_tokens = render_prompt(p.small, prompt);
-    return render_prompt(p.large, prompt);  // the large model's template
+    if (small_drafts) small_tokens = render_prompt(p.small, prompt);
+    return render_prompt(small_writes ? p.small : p.large, prompt);  // the large model's template decides
   });
   if (!call.started()) return cancelled_before_start({}, options);
-  const std::vector<Token>& tokens = p.translated() && options.method == Method::Small ? small_tokens : call.tokens();
+  const std::vector<Token>& tokens = call.tokens();
   auto small = [&]() -> Session& { return p.session(p.small_session, p.small, p.small_reads); };
   auto large = [&]() -> Session& { return p.session(p.large_session, p.large); };
   auto small_base = [&]() -> Session& { return p.session(p.small_base_session, *p.small_base, p.small_base_reads); };

@@ -103,6 +103,16 @@ def test_each_model_reads_its_own_chat_template(translated_pairs):
         _same_as_large(pair, "<|im_start|>user\nhi<|im_end|>\n<s>", max_tokens=40)
 
 
+def test_small_writes_after_its_own_prompt(translated_pairs, tiny_spm):
+    pair = translated_pairs[2]  # tiny_spm before tiny_large
+    messages = [{"role": "user", "content": "hello world"}]
+    with fsgen.Model(tiny_spm, **TINY) as alone:
+        for prompt in (dict(prompt="hello world"), dict(messages=messages)):
+            r = pair.generate(method="small", max_tokens=24, **prompt)
+            assert r.tokens == alone.generate(max_tokens=24, **prompt).tokens
+            assert r.stats["vocab_translated"] == 1
+
+
 def test_stop_strings_spanning_tokens(translated_pairs):
     for pair in translated_pairs:
         text = pair.generate("hello world", method="large", max_tokens=40).text
