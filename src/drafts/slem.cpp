@@ -49,8 +49,9 @@ class SlemDrafter final : public DraftProposer {
     const int small_vocab = bridge_.small().info().n_vocab;
     // System 1's tokens may outrun the large model's: it drafts only while its context has room.
     if (seq_.size() + static_cast<size_t>(length) + 2 > static_cast<size_t>(small_.n_ctx())) length = -1;
-    // One token more than asked: the last large token is usually cut (below).
+    // One token more than asked: the end of the text is usually cut (below).
     std::string text;
+    small_ends_.clear();
     bool ended = false;  // System 1 ended the text (an end-of-generation token)
     for (int i = 0; i <= length; ++i) {
       small_.eval(seq_);
@@ -69,6 +70,7 @@ class SlemDrafter final : public DraftProposer {
         break;
       }
       text += bridge_.small_piece(token);
+      small_ends_.push_back(text.size());
       seq_.push_back(token);
     }
     propose(sequence, text, ended);
@@ -103,10 +105,18 @@ class SlemDrafter final : public DraftProposer {
       } else {
         ids = bridge_.fragment(bridge_.large(), text);
       }
-      // Never draft from a half-word: System 1 stopped writing somewhere inside the last large
-      // token (its next token may extend it: "wor" + "ld"), so that token is cut back to the last
-      // boundary both agree on, the end of the token before it; text System 1 ended is whole.
-      if (!ended && !ids.empty()) ids.pop_back();
+      // Never draft from a half-word: where System 1 stopped, its text may go on ("wor" + "ld")
+      // and the large model's last tokens split otherwise, so the proposal is cut back to the last
+      // boundary both agree on before the end: where a large token and one of System 1's both
+      // end. Text System 1 ended (end of generation) is whole.
+      if (!ended) {
+        size_t keep = 0, end = 0;
+        for (size_t j = 0; j < ids.size(); ++j) {
+          end += bridge_.large_piece(ids[j]).size();
+          if (end < text.size() && std::binary_search(small_ends_.begin(), small_ends_.end(), end)) keep = j + 1;
+        }
+        ids.resize(keep);
+      }
     }
     if (ended) ids.push_back(llama_vocab_eos(bridge_.large().vocab()));
     if (ids.size() > static_cast<size_t>(limit_)) ids.resize(static_cast<size_t>(limit_));
@@ -122,6 +132,7 @@ class SlemDrafter final : public DraftProposer {
   int limit_ = 0;
   size_t drafted_at_ = 0;  // the sequence length when System 1 last drafted
   std::vector<Token> seq_;
+  std::vector<size_t> small_ends_;  // where each of System 1's draft tokens ends in the draft text
   Draft draft_;
   Candidates q_;
 };
