@@ -54,7 +54,9 @@ class TliDrafter final : public DraftProposer {
       small_.eval(seq_);
       if (small_.last_decoded_tokens() == 1) planner.observe_draft_step(small_.last_decode_seconds());
       const float* logits = small_.last_logits();
-      if (options_.draft_p_min > 0 && measure_uncertainty(logits, n).top1 < options_.draft_p_min) break;
+      Uncertainty u{NAN, NAN, NAN, 0};  // System 1's own, over its whole vocabulary (the trace's)
+      if (out.tracing() || options_.draft_p_min > 0) u = measure_uncertainty(logits, n);
+      if (options_.draft_p_min > 0 && u.top1 < options_.draft_p_min) break;
       // Tokens the large model lacks cannot be proposed: -inf renormalises over the rest.
       for (int t = 0; t < n; ++t) masked_[t] = bridge_.to_large(t) >= 0 ? logits[t] : -INFINITY;
       Token token;
@@ -72,7 +74,7 @@ class TliDrafter final : public DraftProposer {
       const Token large = bridge_.to_large(token);
       if (large < 0) break;  // nothing shared has any probability
       draft_.tokens.push_back(large);
-      draft_.uncertainty.push_back(Uncertainty{NAN, NAN, NAN, 0});
+      draft_.uncertainty.push_back(u);
       if (bridge_.small().is_eog(token)) break;
       seq_.push_back(token);
     }

@@ -51,9 +51,12 @@ def test_greedy_equals_large_only(translated_pairs, cross_vocab):
                 assert r.stats["vocab_translated"] == 1
                 drafted += r.stats["drafted"]
                 accepted += r.stats["accepted"]
-                for token, source, origin in zip(r.trace.token, r.trace.source, r.trace.draft_source):
+                for token, source, origin, entropy in zip(r.trace.token, r.trace.source, r.trace.draft_source,
+                                                           r.trace.entropy):
                     if source == 0:  # accepted from System 1's draft: through the bridge, still "model"
                         assert origin == 1
+                        if cross_vocab == "tli":  # System 1's own uncertainty (SLEM's tokens are not its own)
+                            assert entropy >= 0
                         piece = pair.large.detokenize([int(token)])
                         crossing += len(pair.small.tokenize(piece, special=False)) > 1
     assert 0.3 * drafted < accepted < drafted  # drafts both accepted and rejected
