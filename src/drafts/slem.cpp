@@ -2,6 +2,8 @@
 // vocabulary, its text is re-tokenized by the large model's tokenizer, and those tokens are a
 // deterministic proposal (probability 1 on each), which exact rejection sampling verifies as it
 // does an n-gram draft: the output follows the large model whatever System 1 wrote.
+#include <llama.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -9,8 +11,6 @@
 #include "drafts/proposer.hpp"
 #include "generation.hpp"
 #include "session.hpp"
-
-#include <llama.h>
 
 namespace fsgen {
 namespace {
