@@ -10,6 +10,7 @@ with the same chain in text, paired both ways with the BPE models.
 """
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
@@ -222,3 +223,22 @@ def test_the_sampling_test_has_power(sampling_pair, large_samples):
     first = Counter(sampling_pair.small.detokenize([s[0]]) for s in small)
     target = Counter(sampling_pair.large.detokenize([s[0]]) for s in large_samples)
     assert chi2_two_sample(first, target)[2] < 1e-6
+
+
+def test_random_prompts_stops_and_lengths(translated_pairs):
+    """Seeded random prompts (specials of either vocabulary, partial words, emoji), lengths, draft
+    lengths and stop strings: greedy speculative writes what large-only writes."""
+    rng = random.Random(3)
+    alphabet = list("abcdefghij klmnop  \n\t.,!?éж€😀<>|_") + ["<|im_start|>", "<s>", "</s>", " the", "hello"]
+    for pair in translated_pairs:
+        for _ in range(8):
+            prompt = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+            max_tokens = rng.randint(1, 48)
+            text = pair.generate(prompt, method="large", max_tokens=max_tokens).text
+            stop = [text[3:6]] if len(text) > 6 and rng.random() < 0.5 else None
+            large = pair.generate(prompt, method="large", max_tokens=max_tokens, stop=stop)
+            for cross_vocab in ALGORITHMS:
+                r = pair.generate(prompt, method="speculative", max_tokens=max_tokens, stop=stop,
+                                  cross_vocab=cross_vocab, draft=rng.choice(["model", "auto"]),
+                                  draft_max=rng.choice([None, 1, 3, 9]))
+                assert (r.tokens, r.text) == (large.tokens, large.text), (prompt, cross_vocab, stop)
