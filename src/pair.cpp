@@ -276,7 +276,11 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
     if (small_drafts) small_tokens = render_prompt(p.small, prompt);
     return render_prompt(small_writes ? p.small : p.large, prompt);  // the large model's template decides
   });
-  if (!call.started()) return cancelled_before_start({}, options);
+  if (!call.started()) {
+    Result cancelled = cancelled_before_start({}, options);
+    cancelled.stats.vocab_translated = p.translated() ? 1 : 0;
+    return cancelled;
+  }
   const std::vector<Token>& tokens = call.tokens();
   auto small = [&]() -> Session& { return p.session(p.small_session, p.small, p.small_reads); };
   auto large = [&]() -> Session& { return p.session(p.large_session, p.large); };
