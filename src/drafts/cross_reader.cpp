@@ -20,7 +20,10 @@ const std::vector<Token>& CrossReader::read(const std::vector<Token>& large_sequ
   size_t keep = 0, kept_bytes = 0, bytes = 0;
   for (size_t j = 0; j < ids.size(); ++j) {
     const std::string& piece = bridge_.small_piece(ids[j]);
-    if (j > 0 && !piece.empty() && piece[0] == ' ') keep = j, kept_bytes = bytes;
+    // A word start; or, in text without spaces (Chinese, code), any token well behind the end, so
+    // that the tail stays short.
+    const bool word = !piece.empty() && piece[0] == ' ';
+    if (j > 0 && (word || j + kLongTail <= ids.size())) keep = j, kept_bytes = bytes;
     bytes += piece.size();
   }
   // A tokenization that does not spell the tail exactly (rare: SentencePiece's added space) is

@@ -3,7 +3,8 @@
 // each round would cost O(n) per round and change System 1's cached tokens behind it, so the
 // tokens before a stable boundary are kept: a word start (a piece that begins with a space) before
 // the last one in the re-tokenized tail; later text cannot merge across it in a word-splitting
-// tokenizer. What follows the boundary is re-tokenized each round.
+// tokenizer (text without spaces: a token kLongTail from the end). What follows the boundary is
+// re-tokenized each round.
 #pragma once
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@ class CrossReader {
   size_t large_prompt() const { return large_prompt_; }
 
  private:
+  static constexpr size_t kLongTail = 16;
   const VocabBridge& bridge_;
   std::vector<Token> small_prompt_;
   size_t large_prompt_ = 0;
