@@ -50,7 +50,7 @@ def test_vocab_of_shared_and_translated_pairs(tiny_small, tiny_large, tiny_incom
 
 
 def test_pair_applies_each_models_chat_template(tiny_small, tiny_factory):
-    custom = tiny_factory("tiny_custom_template", chat_template=tinymodels.CUSTOM_TEMPLATE, seed=5)
+    custom = tiny_factory("pair_custom_template", chat_template=tinymodels.CUSTOM_TEMPLATE, seed=5)
     messages = [{"role": "user", "content": "hi"}]
     with fsgen.Pair(tiny_small, custom, **TINY) as pair:
         both = pair.apply_chat_template(messages)
