@@ -18,6 +18,7 @@ class Driver final : public Emitter {
       : options_(options), context_(context), on_chunk_(on_chunk), sampler_(options.sampling),
         text_(options.stop), sequence_(prompt) {
     result_.stats.n_prompt_tokens = static_cast<int>(prompt.size());
+    result_.stats.vocab_translated = context.vocab_translated ? 1 : 0;
     result_.has_trace = options.trace;
   }
 

@@ -66,6 +66,7 @@ struct RunContext {
   int n_ctx = 0;                      // the smallest context among the models used
   int n_vocab = 0;                    // ids a method may write: the text model's vocabulary
   const CancelFlags* cancel = nullptr;
+  bool vocab_translated = false;      // a pair whose tokenizers differ (Stats::vocab_translated)
 };
 
 // The result of a call cancelled before it started (while it waited for the lock).

@@ -29,6 +29,8 @@ const std::pair<const char*, System2Kind> kSystem2[] = {
     {"large", System2Kind::Large}, {"contrastive", System2Kind::Contrastive}, {"proxy", System2Kind::Proxy}};
 const std::pair<const char*, ContrastiveVariant> kVariants[] = {{"standard", ContrastiveVariant::Standard},
                                                                 {"fsgen", ContrastiveVariant::Fsgen}};
+const std::pair<const char*, CrossVocab> kCrossVocab[] = {
+    {"auto", CrossVocab::Auto}, {"slem", CrossVocab::Slem}, {"tli", CrossVocab::Tli}};
 const std::pair<const char*, DraftSource> kDraftSources[] = {
     {"model", DraftSource::Model}, {"ngram", DraftSource::Ngram}, {"auto", DraftSource::Auto}};
 
@@ -60,5 +62,6 @@ Router parse_router(const std::string& n) { return parse_name(n, "router", kRout
 System2Kind parse_system2(const std::string& n) { return parse_name(n, "system2", kSystem2); }
 ContrastiveVariant parse_contrastive_variant(const std::string& n) { return parse_name(n, "variant", kVariants); }
 DraftSource parse_draft_source(const std::string& n) { return parse_name(n, "draft", kDraftSources); }
+CrossVocab parse_cross_vocab(const std::string& n) { return parse_name(n, "cross_vocab", kCrossVocab); }
 
 }  // namespace fsgen

@@ -12,6 +12,7 @@
 #include "rpc/remote_model.hpp"
 #include "session.hpp"
 #include "decoding/strategies.hpp"
+#include "vocab_bridge.hpp"
 #include "weights.hpp"
 
 namespace fsgen {
@@ -94,18 +95,28 @@ struct Pair::Impl {
   int draft_vocab = 0;    // shared by System 1 and the large model
   int large_vocab = 0;
   std::vector<Token> small_reads, small_base_reads;  // substitutes (above) for the large model's extra ids
+  // A translated pair: why the vocabularies are not one (check_vocab_compatible's message), and
+  // the bridge its drafts cross. Empty / null: shared.
+  std::string vocab_difference;
+  std::unique_ptr<VocabBridge> bridge;
 
-  Impl(Model s, Model l, std::optional<Model> sb, const ModelOptions& o)
+  Impl(Model s, Model l, std::optional<Model> sb, const ModelOptions& o, std::string difference)
       : small(std::move(s)), large(std::move(l)), small_base(std::move(sb)), options(o),
         planner(std::clamp(double(small.info().n_params) / std::max<double>(1.0, double(large.info().n_params)),
-                           0.05, 1.0)) {
+                           0.05, 1.0)),
+        vocab_difference(std::move(difference)) {
     large_vocab = large.info().n_vocab;
     draft_vocab = std::min(small.info().n_vocab, large_vocab);
     n_vocab = draft_vocab;
     if (small_base) n_vocab = std::min(n_vocab, small_base->info().n_vocab);
+    if (!vocab_difference.empty()) {
+      bridge = std::make_unique<VocabBridge>(small, large);
+      return;  // System 1 reads re-tokenized text, not the large model's ids
+    }
     small_reads = substitutes(small, large);
     if (small_base) small_base_reads = substitutes(*small_base, large);
   }
+  bool translated() const { return bridge != nullptr; }
 
   Session& session(std::unique_ptr<Session>& slot, const Model& model, const std::vector<Token>& reads = {}) {
     if (!slot) {
@@ -119,13 +130,19 @@ struct Pair::Impl {
 };
 
 Pair::Pair(Model small, Model large, std::optional<Model> small_base, const ModelOptions& context_options) {
-  check_vocab_compatible(small, large);
+  std::string difference;
+  try {
+    check_vocab_compatible(small, large);
+  } catch (const IncompatibleVocabError& e) {
+    difference = e.what();
+  }
   if (small_base) check_vocab_compatible(small, *small_base);
   ModelOptions options = context_options;
   if (options.n_threads == 0) options.n_threads = large.options().n_threads;
   std::optional<Model> base_view;
   if (small_base) base_view = model_view(*small_base);
-  impl_ = std::make_unique<Impl>(model_view(small), model_view(large), std::move(base_view), options);
+  impl_ = std::make_unique<Impl>(model_view(small), model_view(large), std::move(base_view), options,
+                                 std::move(difference));
 }
 
 Pair::~Pair() {
@@ -136,6 +153,25 @@ Pair::~Pair() {
 const Model& Pair::small() const { return impl_->small; }
 const Model& Pair::large() const { return impl_->large; }
 const std::optional<Model>& Pair::small_base() const { return impl_->small_base; }
+
+VocabMatch Pair::vocab() const {
+  VocabMatch match;
+  if (const VocabBridge* bridge = impl_->bridge.get()) {
+    match.translated = true;
+    match.overlap = bridge->overlap();
+    match.shared_tokens = bridge->shared_tokens();
+  } else {
+    match.shared_tokens = impl_->draft_vocab;
+    match.overlap = double(impl_->draft_vocab) / std::max(impl_->small.info().n_vocab, impl_->large_vocab);
+  }
+  return match;
+}
+
+std::pair<std::string, std::string> Pair::apply_chat_template(const std::vector<ChatMessage>& messages,
+                                                              bool add_assistant) const {
+  return {impl_->small.apply_chat_template(messages, add_assistant),
+          impl_->large.apply_chat_template(messages, add_assistant)};
+}
 
 void Pair::cancel() { impl_->cancel.store(true); }
 
@@ -152,7 +188,12 @@ CostCurve Pair::calibrate(bool drafter) {
   Session& large = p.session(p.large_session, p.large);
   Session* small = drafter ? &p.session(p.small_session, p.small, p.small_reads) : nullptr;
   const int max_rows = std::min(p.options.n_batch, kMaxOutputRows);
-  CostCurve curve = measure_costs(large, small, calibration_context(p.large), max_rows);
+  std::vector<Token> context = calibration_context(p.large);
+  // A translated pair's models read one timing sequence: ids both have (the cost does not depend on which).
+  if (p.translated()) {
+    for (Token& t : context) t %= std::min(p.small.info().n_vocab, p.large_vocab);
+  }
+  CostCurve curve = measure_costs(large, small, context, max_rows);
   p.planner.set_calibration(curve);
   return curve;
 }
@@ -202,6 +243,14 @@ void Pair::reload_large() {
 void Pair::check(const Prompt& prompt, const GenerateOptions& options) const {
   prompt.check();
   options.validate();
+  if (impl_->translated() && options.method != Method::Speculative && options.method != Method::Small &&
+      options.method != Method::Large) {
+    throw IncompatibleVocabError(std::string(to_string(options.method)) +
+                                 " combines the models token by token, which needs one vocabulary: " +
+                                 impl_->vocab_difference +
+                                 ". On this pair speculative, small and large work (speculative drafts across "
+                                 "the tokenizers)");
+  }
   if (plan_for(options).needs_small_base && !impl_->small_base) {
     throw InvalidArgumentError("proxy tuning needs the small model's base: Pair(small, large, small_base=...)");
   }
@@ -226,11 +275,22 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
                  const std::atomic<bool>* stop) {
   Impl& p = *impl_;
   const CallPlan plan = plan_for(options);
+  // A translated pair: System 1 writing alone writes after its own rendering of the prompt, and
+  // reads its own beside the large model's where it drafts.
+  const bool small_writes = p.translated() && options.method == Method::Small;
+  const bool small_drafts = p.translated() && options.method == Method::Speculative &&
+                            speculative_draft_source(options.speculative) != DraftSource::Ngram;
+  std::vector<Token> small_tokens;
   const LockedCall call(p.mutex, p.cancel, p.cancel_flags, stop, [&] {
     if (p.closed) throw InvalidArgumentError("this pair is closed");
-    return render_prompt(p.large, prompt);  // the large model's template
+    if (small_drafts) small_tokens = render_prompt(p.small, prompt);
+    return render_prompt(small_writes ? p.small : p.large, prompt);  // the large model's template decides
   });
-  if (!call.started()) return cancelled_before_start({}, options);
+  if (!call.started()) {
+    Result cancelled = cancelled_before_start({}, options);
+    cancelled.stats.vocab_translated = p.translated() ? 1 : 0;
+    return cancelled;
+  }
   const std::vector<Token>& tokens = call.tokens();
   auto small = [&]() -> Session& { return p.session(p.small_session, p.small, p.small_reads); };
   auto large = [&]() -> Session& { return p.session(p.large_session, p.large); };
@@ -266,6 +326,10 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
     setup.n_vocab = verify_vocab;
     setup.draft_vocab = std::min(p.draft_vocab, verify_vocab);
     setup.max_rows = p.options.n_batch;
+    if (p.translated()) {
+      setup.bridge = p.bridge.get();
+      setup.small_prompt = small_tokens;
+    }
     return setup;
   };
   RouterOptions always;
@@ -304,7 +368,7 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
       break;
     }
   }
-  RunContext context{text_model, p.options.n_ctx, text_model->info().n_vocab, &p.cancel_flags};
+  RunContext context{text_model, p.options.n_ctx, text_model->info().n_vocab, &p.cancel_flags, p.translated()};
   Result result = run_generation(*strategy, tokens, options, context, on_chunk);
   p.planner.fold(planner);
   p.small_planner.fold(small_planner);

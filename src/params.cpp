@@ -179,6 +179,16 @@ std::vector<ParamSpec> build_table() {
     t.push_back(p);
   }
   {
+    auto p = choice_param<CrossVocab>(
+        "cross_vocab", MG, std::string("auto"), {"auto", "slem", "tli"},
+        "a pair whose tokenizers differ: System 1's draft text re-tokenized by the large model (\"slem\"), or "
+        "its distribution over the tokens both vocabularies hold (\"tli\"); \"auto\": each round the one whose "
+        "drafts have been accepted more (slem first). Ignored where the vocabularies are the same",
+        parse_cross_vocab, [](GenerateOptions& o) -> CrossVocab& { return o.speculative.cross_vocab; });
+    p.scopes = {{{M::Speculative}, {}, {}, std::string("auto")}};
+    t.push_back(p);
+  }
+  {
     auto p = number_param("draft_p_min", ParamType::Float, MG, 0.0, Range{0, 1},
                           "end a draft where System 1's top-1 probability falls below this",
                           [](GenerateOptions& o) -> float& { return o.speculative.draft_p_min; });

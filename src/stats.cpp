@@ -21,6 +21,7 @@ const std::vector<StatField>& stat_fields() {
       {"acceptance_rate", nullptr, &Stats::acceptance_rate},
       {"mean_accepted_length", nullptr, &Stats::mean_accepted_length},
       {"guard_tokens", &Stats::guard_tokens},
+      {"vocab_translated", &Stats::vocab_translated},
   };
   return fields;
 }

@@ -65,6 +65,7 @@ tiny_q4 = _tiny_fixture("tiny_q4")
 tiny_flat = _tiny_fixture("tiny_flat")
 tiny_mixed = _tiny_fixture("tiny_mixed")
 tiny_small_base = _tiny_fixture("tiny_small_base")
+tiny_spm = _tiny_fixture("tiny_spm")
 
 
 @pytest.fixture(scope="session")

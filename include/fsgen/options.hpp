@@ -40,6 +40,10 @@ struct SpeculativeOptions {
   int draft_max = 0;         // 0: cost-aware adaptive; > 0: fixed draft length
   float draft_p_min = 0.0f;  // stop a draft when System 1's top-1 probability falls below this
   int adaptive_max = 16;     // longest draft the adaptive mode considers
+  // A pair whose tokenizers differ: how System 1's drafts cross into the large model's
+  // vocabulary (Auto: each round the one whose drafts have been accepted more). Ignored where the
+  // vocabularies are the same.
+  CrossVocab cross_vocab = CrossVocab::Auto;
 };
 
 struct ContrastiveOptions {

@@ -4,6 +4,9 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "fsgen/draft_planner.hpp"
 #include "fsgen/job.hpp"
@@ -13,9 +16,20 @@
 
 namespace fsgen {
 
+// How a pair's vocabularies relate. Shared: one vocabulary (check_vocab_compatible passes), every
+// method works. Translated: the tokenizers differ; speculative drafts cross between them, and only
+// speculative, small and large work. overlap and shared_tokens count the tokens both hold (the same
+// decoded bytes): shared / (|small| + |large| - shared).
+struct VocabMatch {
+  bool translated = false;
+  double overlap = 1.0;
+  int shared_tokens = 0;
+};
+
 class Pair {
  public:
-  // Checks that the vocabularies are compatible (IncompatibleVocabError otherwise).
+  // Any two models: a pair whose vocabularies differ is translated (vocab()). The small model's
+  // base (proxy tuning) must share System 1's vocabulary (IncompatibleVocabError otherwise).
   // Passing the same Model twice is fine: each role gets its own context on one set of weights.
   Pair(Model small, Model large, std::optional<Model> small_base = std::nullopt,
        const ModelOptions& context_options = {});
@@ -26,8 +40,14 @@ class Pair {
   const Model& small() const;
   const Model& large() const;
   const std::optional<Model>& small_base() const;
+  VocabMatch vocab() const;
+  // Each model's own chat template for the messages ("small", "large"): a translated pair's models
+  // read their own renderings; the large model's decides the output.
+  std::pair<std::string, std::string> apply_chat_template(const std::vector<ChatMessage>& messages,
+                                                          bool add_assistant = true) const;
 
-  // Prompts go through the large model's chat template (one shared tokenization).
+  // Prompts go through the large model's chat template (one shared tokenization; a translated
+  // pair's System 1 reads its own, and the small method writes after System 1's).
   // stop: an optional flag of this call's own; set it (any thread) to end this call with
   // finish_reason "cancelled" at its next decode step, even while it still waits for the lock.
   Result generate(const Prompt& prompt, const GenerateOptions& options, const ChunkCallback& on_chunk = {},

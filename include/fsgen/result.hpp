@@ -27,6 +27,7 @@ struct Stats {
   double acceptance_rate = 0;
   double mean_accepted_length = 0;  // accepted draft tokens per verify round
   int guard_tokens = 0;          // fs: tokens written while its guard handed over to speculative verification
+  int vocab_translated = 0;      // 1: a pair whose tokenizers differ (drafts crossed between them)
 };
 
 // Stats by name, in declaration order: the one list the bindings (Python's stats dict and its

@@ -29,6 +29,19 @@ void bind_pair(nb::module_& m) {
               bool stream) { return pair.start(make_prompt(text, messages), options, stream).release(); },
            "prompt"_a.none(), "messages"_a.none(), "options"_a, "stream"_a, nb::keep_alive<0, 1>(),
            nb::rv_policy::take_ownership)
+      .def_prop_ro("vocab", [](const fsgen::Pair& pair) {
+             const fsgen::VocabMatch v = pair.vocab();
+             nb::dict d;
+             d["kind"] = v.translated ? "translated" : "shared";
+             d["overlap"] = v.overlap;
+             d["shared_tokens"] = v.shared_tokens;
+             return d;
+           })
+      .def("apply_chat_template",
+           [](const fsgen::Pair& pair, const std::vector<std::pair<std::string, std::string>>& messages, bool add) {
+             return pair.apply_chat_template(chat_messages(messages), add);
+           },
+           "messages"_a, "add_assistant"_a = true)
       .def("cancel", &fsgen::Pair::cancel)
       .def("close", &fsgen::Pair::close, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("large_lost", &fsgen::Pair::large_lost)

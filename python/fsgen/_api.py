@@ -291,10 +291,15 @@ class Pair(_Runner):
         As :class:`Model` takes them (n_ctx, n_threads, n_gpu_layers, n_batch, verbose, flash_attn),
         for the models this Pair loads and for its contexts.
 
+    Any two models pair. Where their tokenizers differ the pair is *translated* (:attr:`vocab`):
+    speculative decoding drafts across the tokenizers (``cross_vocab``) and stays lossless; small
+    and large work; the methods that combine the models token by token raise
+    IncompatibleVocabError when called.
+
     Raises
     ------
     IncompatibleVocabError
-        The models do not share one vocabulary.
+        ``small_base`` does not share the small model's vocabulary.
     ModelLoadError, InvalidArgumentError
         As for :class:`Model`.
     """
@@ -341,6 +346,24 @@ class Pair(_Runner):
             for m in self._owned:
                 m.close()
             raise
+
+    @property
+    def vocab(self) -> dict:
+        """How the vocabularies relate: ``{"kind": "shared" | "translated", "overlap": float,
+        "shared_tokens": int}``. Translated: the tokenizers differ; overlap is the share of tokens
+        both hold (the same decoded bytes), shared / (small + large - shared)."""
+        return self._core.vocab
+
+    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *,
+                            add_assistant: bool = True) -> dict:
+        """Each model's own chat template for ``messages``: ``{"small": str, "large": str}``. With
+        ``messages=`` a translated pair's models read their own renderings; the large model's
+        decides the output. Raises TemplateError as :meth:`Model.apply_chat_template`."""
+        _, pairs = _arguments.prompt_args(None, messages)
+        if pairs is None:
+            raise InvalidArgumentError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
+        small, large = self._core.apply_chat_template(pairs, add_assistant)
+        return {"small": small, "large": large}
 
     @property
     def large_lost(self) -> bool:

@@ -8,6 +8,8 @@
 // The verifier chooses among all of its ids; System 1 drafts among those both models have, so
 // q = 0 on the verifier's extra ids (still exact: they are drawn from the residual), and where
 // one is written System 1 reads a substitute for it when it catches up (SubstitutingSession).
+// A pair whose tokenizers differ drafts through a bridge (drafts/slem.cpp, drafts/tli.cpp): the
+// draft arrives in the verifier's ids with its proposal probabilities, and is verified the same way.
 #include <algorithm>
 #include <cmath>
 
@@ -24,7 +26,17 @@ class Speculative final : public Strategy {
       : setup_(setup), options_(setup.options), planner_(*setup.planner) {
     if (setup_.source != DraftSource::Model) sources_.push_back(make_ngram_proposer());
     if (setup_.drafter != nullptr && setup_.source != DraftSource::Ngram) {
-      sources_.push_back(make_model_drafter(*setup_.drafter, options_, setup_.draft_vocab));
+      if (setup_.bridge == nullptr) {
+        sources_.push_back(make_model_drafter(*setup_.drafter, options_, setup_.draft_vocab));
+      } else {
+        auto slem = [&] { return make_slem_drafter(*setup_.drafter, *setup_.bridge, setup_.small_prompt, options_); };
+        auto tli = [&] { return make_tli_drafter(*setup_.drafter, *setup_.bridge, setup_.small_prompt, options_); };
+        switch (options_.cross_vocab) {
+          case CrossVocab::Slem: sources_.push_back(slem()); break;
+          case CrossVocab::Tli: sources_.push_back(tli()); break;
+          case CrossVocab::Auto: sources_.push_back(make_cross_vocab_auto(slem(), tli())); break;
+        }
+      }
     }
   }
 
@@ -140,6 +152,7 @@ class Speculative final : public Strategy {
     if (judged > 0) {
       out.record_draft(judged, agreed, origin);
       planner_.observe_round(origin, judged, agreed, drafter_->match());
+      drafter_->observe(judged, agreed);
     }
   }
 

@@ -8,6 +8,7 @@
 #include "fsgen/options.hpp"
 #include "generation.hpp"
 #include "session.hpp"
+#include "vocab_bridge.hpp"
 
 namespace fsgen {
 
@@ -41,6 +42,10 @@ struct SpeculativeSetup {
   int n_vocab = 0;      // ids the verifier chooses among
   int draft_vocab = 0;  // ids System 1 drafts among: those the verifier has too (<= n_vocab)
   int max_rows = 512;  // rows one verify batch can hold (n_batch): drafts are capped one below
+  // A translated pair (tokenizers differ): System 1 drafts through the bridge (SLEM or TLI, as
+  // options.cross_vocab says), reading its own rendering of the prompt. nullptr: one vocabulary.
+  const VocabBridge* bridge = nullptr;
+  std::vector<Token> small_prompt;
 };
 
 // fs's guard (fs_guard.hpp): the strategy it hands the writing to (speculative, for System 2 =

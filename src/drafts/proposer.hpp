@@ -17,6 +17,7 @@ namespace fsgen {
 
 class Emitter;  // generation.hpp
 class Session;  // session.hpp
+class VocabBridge;  // vocab_bridge.hpp
 
 // What a source knows of the round it offers a draft for.
 struct DraftRound {
@@ -51,6 +52,8 @@ class DraftProposer {
   virtual float probability(size_t row, Token t) const = 0;
   // What the planner learns acceptance by (the n-gram match length; 0 for System 1's drafts).
   virtual int match() const { return 0; }
+  // The verifier judged `judged` tokens of this source's draft and accepted `accepted`.
+  virtual void observe(int /*judged*/, int /*accepted*/) {}
 };
 
 // The continuation of the longest earlier occurrence of the text's suffix, in the prompt or the
@@ -60,5 +63,16 @@ std::unique_ptr<DraftProposer> make_ngram_proposer();
 // System 1's own tokens, greedy or sampled with the generation's sampler, among the first
 // n_vocab ids. It reads the sequence lazily: it is left behind while it does not draft.
 std::unique_ptr<DraftProposer> make_model_drafter(Session& small, const SpeculativeOptions& options, int n_vocab);
+
+// A translated pair (vocab_bridge.hpp): System 1 reads its own prompt and the output re-tokenized
+// in its vocabulary. SLEM: its draft text re-tokenized by the large model, a deterministic
+// proposal. TLI: its distribution over the tokens both vocabularies hold, renormalised.
+std::unique_ptr<DraftProposer> make_slem_drafter(Session& small, const VocabBridge& bridge,
+                                                 std::vector<Token> small_prompt, const SpeculativeOptions& options);
+std::unique_ptr<DraftProposer> make_tli_drafter(Session& small, const VocabBridge& bridge,
+                                                std::vector<Token> small_prompt, const SpeculativeOptions& options);
+// Each round SLEM or TLI, the one whose drafts the verifier has been accepting more of.
+std::unique_ptr<DraftProposer> make_cross_vocab_auto(std::unique_ptr<DraftProposer> slem,
+                                                     std::unique_ptr<DraftProposer> tli);
 
 }  // namespace fsgen

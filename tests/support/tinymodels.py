@@ -4,7 +4,10 @@ The weights are random but arranged so that tests are reliable:
 
 * The vocabulary is GPT-2 style byte-level BPE: 256 byte tokens (id == byte value), a few dozen
   merges of common English pairs, then ``<|endoftext|>`` (BOS), ``<|im_start|>``, ``<|im_end|>``
-  (EOS), like Qwen with ``add_bos_token`` false and a ChatML template.
+  (EOS), like Qwen with ``add_bos_token`` false and a ChatML template. ``vocab="spm"`` is
+  SentencePiece style instead (llama.cpp's "llama" tokenizer, like Llama 2): ``<unk>``, ``<s>``
+  (BOS, added), ``</s>`` (EOS), 256 byte-fallback tokens ``<0x00>``..., the printable ASCII
+  characters (space as ``▁``) and the same merges as scored pieces, with a prefix space.
 * The output layer carries a "successor chain": one random cycle through the printable tokens that
   every model built with the same vocabulary shares, whatever its seed or size. Greedy decoding
   therefore walks through the vocabulary instead of repeating one token, models of different
@@ -115,8 +118,38 @@ def build_vocab(vocab: str = "default", extra_tokens: int = 0):
     return tokens, [int(t) for t in types], list(merges), bos_id, eos_id
 
 
+SPM_SPECIALS = ["<unk>", "<s>", "</s>"]
+
+
+def build_spm_vocab():
+    """Returns (tokens, token_types, scores, bos_id, eos_id, units): a SentencePiece-style vocabulary
+    spelling the BPE vocabulary's pieces ("Ġ" -> "▁"), and the successor chain's units in it (the
+    BPE units' texts, in their order, so that both vocabularies' models write alike)."""
+    tokens = list(SPM_SPECIALS) + [f"<0x{b:02X}>" for b in range(256)]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [gguf.TokenType.BYTE] * 256
+    chars = [chr(b) for b in range(0x20, 0x7F)]
+    tokens += ["▁" if c == " " else c for c in chars]
+    merged = ["".join(m.split(" ")).replace("Ġ", "▁") for m in DEFAULT_MERGES]
+    tokens += merged
+    types += [gguf.TokenType.NORMAL] * (len(chars) + len(merged))
+    # SentencePiece merges the pair whose joined piece scores highest: the BPE ranks, in order.
+    scores = [0.0] * (3 + 256) + [-1000.0] * len(chars) + [-float(rank) for rank in range(len(merged))]
+    byte_id = {b: 3 + b for b in range(256)}
+    units = [[tokens.index("▁" if b == 0x20 else chr(b))] for b in range(0x20, 0x7F)] + [[byte_id[0x0A]]]
+    units += [[tokens.index(text)] for text in merged]
+    units += [[byte_id[b] for b in ch.encode()] for ch in MULTIBYTE_CHARS]
+    return tokens, [int(t) for t in types], scores, 1, 2, units
+
+
+def bpe_units(bos_id: int) -> list[list[int]]:
+    units = [[b] for b in list(range(0x20, 0x7F)) + [ord("\n")]]
+    units += [[i] for i in range(256, bos_id)]  # merges
+    units += [list(ch.encode()) for ch in MULTIBYTE_CHARS]  # byte tokens: id == byte value
+    return units
+
+
 def successor_table(tokens: list[str], bos_id: int, eos_id: int, eos_after: int | None = None,
-                    chain_skip: float = 0.0, extra_after: tuple[int, ...] = ()):
+                    chain_skip: float = 0.0, extra_after: tuple[int, ...] = (), units=None, specials=None):
     """successor[t] = the token that the output layer favours after token t (-1: none).
 
     The chain is one random cycle through "units": printable ASCII bytes, newline, the merges,
@@ -128,9 +161,8 @@ def successor_table(tokens: list[str], bos_id: int, eos_id: int, eos_after: int 
     whose favoured successor is an extra token (the i-th one after the i-th id), which leads back
     to where the chain went: a detour through tokens only this vocabulary has.
     """
-    units = [[b] for b in list(range(0x20, 0x7F)) + [ord("\n")]]
-    units += [[i] for i in range(256, bos_id)]  # merges
-    units += [list(ch.encode()) for ch in MULTIBYTE_CHARS]  # byte tokens: id == byte value
+    units = bpe_units(bos_id) if units is None else units
+    specials = list(range(bos_id, bos_id + len(SPECIAL_TOKENS))) if specials is None else specials
     rng = np.random.default_rng(CHAIN_SEED)
     order = [units[i] for i in rng.permutation(len(units))]
     skips = rng.random(len(order)) < chain_skip
@@ -141,7 +173,7 @@ def successor_table(tokens: list[str], bos_id: int, eos_id: int, eos_after: int 
         successor[unit[-1]] = starts[(i + 1 + skips[i]) % len(order)]
     # The special tokens lead into the chain (a chat prompt may end in one); the other bytes
     # favour nothing, since giving them successors would dilute the chain.
-    for i, special in enumerate(range(bos_id, bos_id + len(SPECIAL_TOKENS))):
+    for i, special in enumerate(specials):
         successor[special] = starts[i]
     if eos_after is not None:
         successor[eos_after] = eos_id
@@ -170,6 +202,9 @@ FIXTURE_MODELS = {
     "tiny_mixed": dict(logit_scale=MIXED_LOGIT_SCALE, seed=0),
     # The "base" of tiny_small for proxy tuning: same shape and vocabulary, other weights.
     "tiny_small_base": dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, seed=4),
+    # SentencePiece-style, writing what tiny_small writes (the same chain in text), with BOS/EOS
+    # <s>/</s> and no ChatML tokens: a translated pair with the others.
+    "tiny_spm": dict(vocab="spm", seed=6, chat_template=CUSTOM_TEMPLATE),
 }
 
 
@@ -180,7 +215,8 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
                rope_freq_base=10000.0, rms_eps=1e-5, eos_after=None, extra_after=(), **faults):
     """Writes a tiny llama GGUF to `path` and returns the path.
 
-    vocab: "default", or "incompatible" (same size and specials, some token texts differ).
+    vocab: "default", "incompatible" (same size and specials, some token texts differ) or "spm"
+        (SentencePiece style, see the module docstring; no extra_tokens).
     extra_tokens: N more normal tokens after the specials (a different size, still compatible).
     quant: "f32", "q8_0" or "q4_0" (the 2-D layer and output matrices; embeddings and norms
         stay f32).
@@ -209,7 +245,15 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
     file_type = {"f32": gguf.LlamaFileType.ALL_F32, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
                  "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[quant]
 
-    tokens, token_types, merges, bos_id, eos_id = build_vocab(vocab, extra_tokens)
+    spm = vocab == "spm"
+    if spm:
+        if extra_tokens:
+            raise ValueError("extra_tokens applies to the BPE vocabularies")
+        tokens, token_types, scores, bos_id, eos_id, units = build_spm_vocab()
+        specials = [bos_id, eos_id]
+    else:
+        tokens, token_types, merges, bos_id, eos_id = build_vocab(vocab, extra_tokens)
+        units = specials = None
     n_vocab = len(tokens)
     # Tensor layout of a valid model; n_head itself goes into the metadata unchanged so that an
     # invalid head count is a metadata fault, not a Python error here.
@@ -234,15 +278,24 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
     writer.add_layer_norm_rms_eps(rms_eps)
     writer.add_vocab_size(n_vocab)
 
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_types(token_types)
-    writer.add_token_merges(merges)
+    if spm:
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list(tokens)
+        writer.add_token_scores(scores)
+        writer.add_token_types(token_types)
+        writer.add_unk_token_id(0)
+        writer.add_add_bos_token(True)
+        writer.add_add_space_prefix(True)
+    else:
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre("default")
+        writer.add_token_list(tokens)
+        writer.add_token_types(token_types)
+        writer.add_token_merges(merges)
+        writer.add_add_bos_token(False)
     writer.add_bos_token_id(bos_id)
     writer.add_eos_token_id(eos_id)
     writer.add_pad_token_id(bos_id)
-    writer.add_add_bos_token(False)
     if chat_template is not None:
         writer.add_chat_template(chat_template)
 
@@ -288,7 +341,7 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
     if len(extra_after) > extra_tokens:
         raise ValueError(f"extra_after names {len(extra_after)} tokens but there are {extra_tokens} extra tokens")
     extra_after_ids = tuple(tokens.index(text) for text in extra_after)
-    successor = successor_table(tokens, bos_id, eos_id, eos_after_id, chain_skip, extra_after_ids)
+    successor = successor_table(tokens, bos_id, eos_id, eos_after_id, chain_skip, extra_after_ids, units, specials)
     chain = np.zeros((n_vocab, n_embd), dtype=np.float32)
     has_successor = successor >= 0
     np.add.at(chain, successor[has_successor], embeddings[has_successor])

@@ -235,6 +235,8 @@ def map_error(exc: BaseException, rpc_lost: bool = False) -> RequestError:
         return RequestError(str(exc), code="context_length_exceeded")
     if isinstance(exc, fsgen.TemplateError):
         return RequestError(str(exc), code="template_error")
+    if isinstance(exc, fsgen.IncompatibleVocabError):  # a method this pair's tokenizers do not allow
+        return RequestError(str(exc), code="incompatible_vocab", param="method")
     if isinstance(exc, fsgen.InvalidArgumentError):
         return RequestError(str(exc), code="invalid_value")
     if isinstance(exc, fsgen.FsgenError):

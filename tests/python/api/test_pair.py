@@ -11,19 +11,52 @@ from helpers import METHODS, TINY, check_result, collect
 DRAFT_NAMES = {0: None, 1: "model", 2: "ngram"}  # Chunk.draft by trace.draft_source
 
 
-def test_incompatible_vocab_names_the_first_differing_token(tiny_small, tiny_incompatible):
+def test_different_vocabularies_pair_as_translated(tiny_small, tiny_incompatible):
+    """Any two models pair; the methods that need one vocabulary name the first difference and the
+    methods that work."""
     a = tinymodels.read_metadata(tiny_small)["tokenizer.ggml.tokens"]
     b = tinymodels.read_metadata(tiny_incompatible)["tokenizer.ggml.tokens"]
     assert len(a) == len(b)
     first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
     for small, large, (x, y) in ((tiny_small, tiny_incompatible, (a[first], b[first])),
                                  (tiny_incompatible, tiny_small, (b[first], a[first]))):
-        with pytest.raises(fsgen.IncompatibleVocabError) as info:
-            fsgen.Pair(small, large, **TINY)
-        message = str(info.value)
-        assert f"token {first}" in message, message
-        assert x in message and y in message, message
-        assert isinstance(info.value, fsgen.FsgenError)
+        with fsgen.Pair(small, large, **TINY) as pair:
+            assert pair.vocab["kind"] == "translated"
+            for method in ("contrastive", "proxy", "fs", "oracle"):
+                with pytest.raises(fsgen.IncompatibleVocabError) as info:
+                    pair.generate("hello", method=method, max_tokens=4)
+                message = str(info.value)
+                assert f"token {first}" in message, message
+                assert x in message and y in message, message
+                assert "speculative, small and large" in message, message
+                assert isinstance(info.value, fsgen.FsgenError)
+            for system2 in ("contrastive", "proxy"):
+                with pytest.raises(fsgen.IncompatibleVocabError):
+                    pair.generate("hello", method="fs", system2=system2, max_tokens=4)
+            for method in ("speculative", "small", "large"):
+                assert pair.generate("hello", method=method, max_tokens=4).tokens
+
+
+def test_vocab_of_shared_and_translated_pairs(tiny_small, tiny_large, tiny_incompatible, tiny_extra_vocab):
+    with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
+        assert pair.vocab == {"kind": "shared", "overlap": 1.0, "shared_tokens": 299}
+    with fsgen.Pair(tiny_small, tiny_extra_vocab, **TINY) as pair:
+        assert pair.vocab["kind"] == "shared" and pair.vocab["shared_tokens"] == 299
+    with fsgen.Pair(tiny_small, tiny_incompatible, **TINY) as pair:
+        v = pair.vocab
+        # Six merges differ (" i" vs " p", ...); of the control tokens only end-of-generation maps.
+        assert v["kind"] == "translated" and v["shared_tokens"] == 299 - 6 - 2
+        assert v["overlap"] == pytest.approx(v["shared_tokens"] / (2 * 299 - v["shared_tokens"]))
+
+
+def test_pair_applies_each_models_chat_template(tiny_small, tiny_factory):
+    custom = tiny_factory("pair_custom_template", chat_template=tinymodels.CUSTOM_TEMPLATE, seed=5)
+    messages = [{"role": "user", "content": "hi"}]
+    with fsgen.Pair(tiny_small, custom, **TINY) as pair:
+        both = pair.apply_chat_template(messages)
+        assert both == {"small": pair.small.apply_chat_template(messages),
+                        "large": pair.large.apply_chat_template(messages)}
+        assert both["small"] != both["large"]
 
 
 def test_incompatible_small_base(tiny_small, tiny_large, tiny_incompatible):

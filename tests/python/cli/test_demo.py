@@ -43,3 +43,13 @@ def test_demo_runs_on_any_pair(tiny_small, tiny_large, tmp_path, monkeypatch):
     assert names[0] != "large only" and {"large only", "small only"} <= set(names)
     assert any(name.startswith("fs (entropy > 1)") for name in names)
     assert run_cli("demo", "--small", tiny_small).returncode == 2
+
+
+def test_demo_runs_on_a_pair_whose_tokenizers_differ(tiny_small, tiny_spm, tmp_path, monkeypatch):
+    monkeypatch.setenv("FSGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("FSGEN_CALIBRATE", "1")
+    done = run_cli("demo", "--small", tiny_small, "--large", tiny_spm, "--threads", 1, "--max-tokens", 8)
+    assert done.returncode == 0, done.stderr
+    names = [line[:30].strip() for line in done.stdout.splitlines() if line.endswith("%")]
+    assert names[0].startswith("speculative") and {"large only", "small only"} <= set(names)
+    assert not any(name.startswith("fs") for name in names)

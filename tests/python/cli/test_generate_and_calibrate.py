@@ -67,7 +67,12 @@ def test_not_a_model_is_a_clean_error(tmp_path, tiny_small):
 
 
 def test_incompatible_pair_is_a_clean_error(tiny_small, tiny_incompatible):
-    done = run_cli("generate", "--small", tiny_small, "--large", tiny_incompatible, "hi", "--max-tokens", 4)
+    """Different tokenizers: speculative decodes across them; fs (one vocabulary) is a clean error."""
+    done = run_cli("generate", "--small", tiny_small, "--large", tiny_incompatible, "hi", "--max-tokens", 4,
+                   "--method", "speculative")
+    assert done.returncode == 0, done.stderr
+    done = run_cli("generate", "--small", tiny_small, "--large", tiny_incompatible, "hi", "--max-tokens", 4,
+                   "--method", "fs")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "differ at token" in done.stderr
 

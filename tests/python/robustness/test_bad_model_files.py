@@ -402,16 +402,21 @@ def test_random_byte_damage_many_seeds(valid, tiny_large, tiny_q4, work):
 # ---- pairs whose vocabularies differ ----
 
 def test_vocab_incompatible_pair(tiny_small, tiny_incompatible):
-    with pytest.raises(fsgen.IncompatibleVocabError, match=r"differ at token \d+"):
-        fsgen.Pair(tiny_small, tiny_incompatible, n_ctx=128, n_threads=1)
-    with pytest.raises(fsgen.IncompatibleVocabError):
-        fsgen.Pair(tiny_incompatible, tiny_small, n_ctx=128, n_threads=1)
+    """Different tokenizers pair (translated); the methods that need one vocabulary refuse."""
+    for small, large in ((tiny_small, tiny_incompatible), (tiny_incompatible, tiny_small)):
+        with fsgen.Pair(small, large, n_ctx=128, n_threads=1) as pair:
+            assert pair.vocab["kind"] == "translated"
+            with pytest.raises(fsgen.IncompatibleVocabError, match=r"differ at token \d+"):
+                pair.generate("hello", method="fs", max_tokens=4)
 
 
 def test_vocab_of_very_different_size(tiny_small, tiny_factory):
     big = tiny_factory("tiny_vocab_plus_200", extra_tokens=200, seed=4)
-    with pytest.raises(fsgen.IncompatibleVocabError, match="vocabularies of 299 and 499 tokens"):
-        fsgen.Pair(tiny_small, big, n_ctx=128, n_threads=1)
+    with fsgen.Pair(tiny_small, big, n_ctx=128, n_threads=1) as pair:
+        assert pair.vocab["kind"] == "translated" and pair.vocab["shared_tokens"] == 299 - 2
+        with pytest.raises(fsgen.IncompatibleVocabError, match="vocabularies of 299 and 499 tokens"):
+            pair.generate("hello", method="contrastive", max_tokens=4)
+        assert pair.generate("hello", method="speculative", max_tokens=8).stats["vocab_translated"] == 1
 
 
 def test_proxy_triple_with_mismatched_base(tiny_small, tiny_large, tiny_incompatible):
@@ -425,9 +430,9 @@ def test_models_stay_usable_after_a_refused_pair(tiny_small, tiny_incompatible):
             fsgen.Model(tiny_incompatible, n_ctx=128, n_threads=1) as other:
         expected = small.generate("hello", max_tokens=6).tokens
         with pytest.raises(fsgen.IncompatibleVocabError):
-            fsgen.Pair(small, other)
-        with pytest.raises(fsgen.IncompatibleVocabError):
             fsgen.Pair(small, small, small_base=other)
+        with fsgen.Pair(small, other) as translated:
+            assert translated.vocab["kind"] == "translated"
         assert not small.closed and not other.closed
         assert small.generate("hello", max_tokens=6).tokens == expected
 

@@ -117,3 +117,11 @@ def test_no_cors_by_default(tiny_server):
     pre = httpx.options(tiny_server.url + CHAT, headers={"Origin": "http://app.example",
                                                          "Access-Control-Request-Method": "POST"}, timeout=10)
     assert "access-control-allow-origin" not in pre.headers
+
+
+def test_a_method_the_tokenizers_do_not_allow_is_a_400():
+    """fs on a pair whose tokenizers differ: the client's choice, not a server failure."""
+    import fsgen
+    from fsgen.server.state import map_error
+    error = map_error(fsgen.IncompatibleVocabError("fs combines the models token by token, which needs one vocabulary"))
+    assert (error.status, error.code, error.param) == (400, "incompatible_vocab", "method")

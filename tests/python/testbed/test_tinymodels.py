@@ -200,4 +200,19 @@ def test_eos_after_leads_to_end_of_turn(tmp_path):
 def test_every_fixture_model_builds(name, tiny_factory):
     meta = tinymodels.read_metadata(tiny_factory(name, **tinymodels.FIXTURE_MODELS[name]))
     assert meta["general.name"] == name
-    assert meta["tokenizer.ggml.eos_token_id"] == 298
+    spm = tinymodels.FIXTURE_MODELS[name].get("vocab") == "spm"
+    assert meta["tokenizer.ggml.eos_token_id"] == (2 if spm else 298)
+
+
+def test_spm_vocab_is_sentencepiece_style(tiny_spm):
+    """llama.cpp's "llama" tokenizer: BOS added, a prefix space, scored pieces, byte fallback."""
+    import fsgen
+    meta = tinymodels.read_metadata(tiny_spm)
+    assert meta["tokenizer.ggml.model"] == "llama"
+    with fsgen.Model(tiny_spm, n_ctx=64, n_threads=1) as model:
+        ids = model.tokenize("hello world")
+        assert ids[0] == 1 and [model.detokenize([i]) for i in ids[1:]] == [" ", "hello", " world"]
+        ids = model.tokenize("é\n", special=False)
+        assert model.detokenize(ids[1:2]) == " "  # the prefix space
+        assert all(3 <= i < 259 for i in ids[2:])  # byte tokens: no piece holds "é" or a newline
+        assert model.detokenize(ids[1:]) == " é\n"
