@@ -136,19 +136,22 @@ void Sampler::distribution(const float* logits, int n, Candidates& out) {
   if (!scratch_.empty()) {  // few candidates: sorted, cut as they come
     std::sort(scratch_.begin(), scratch_.end(), before);
     if (nucleus) scratch_.resize(cut_sorted(top));
-  } else if (!nucleus) {  // nothing to cut: one pass of softmax, left unsorted for the draw
+  } else if (nucleus) {
+    cut(top);
+    if (scratch_.empty() && keys_.size() <= kSortMax)
+      for (size_t i = 0; i < keys_.size(); ++i) scratch_.emplace_back(keys_[i], ids_[i]);
+    std::sort(scratch_.begin(), scratch_.end(), before);  // the nucleus is usually tens of tokens
+  }
+  if (scratch_.empty()) {  // many kept, or nothing cut: softmax in one pass, unsorted for the draw
     std::swap(out.ids, ids_);
     std::swap(out.key, keys_);
     return finish(top, out);
-  } else {
-    cut(top);  // the nucleus is usually tens of tokens
-    if (scratch_.size() <= kSortMax) std::sort(scratch_.begin(), scratch_.end(), before);
   }
   out.ids.resize(scratch_.size());
   out.key.resize(scratch_.size());
   for (size_t i = 0; i < scratch_.size(); ++i) std::tie(out.key[i], out.ids[i]) = scratch_[i];
   finish(top, out);
-  if (scratch_.size() <= kSortMax) out.key.clear();  // in rank order
+  out.key.clear();  // in rank order
 }
 
 // The k first in rank order (in no order; all finite when fewer), into scratch_, for a small k: one
@@ -210,9 +213,9 @@ size_t Sampler::cut_sorted(float top) {
   return scratch_.size();
 }
 
-// The same cut on unsorted candidates (keys_, ids_), kept into scratch_: whole buckets while they
-// surely stay (by their mass and distance from the top), the walk in rank order only through a
-// bucket where the cut may fall.
+// The same cut on unsorted candidates (keys_, ids_): whole buckets while they surely stay (by their
+// mass and distance from the top), the walk in rank order only through a bucket where the cut may
+// fall. The kept set ends in scratch_ when small, else in place in keys_ and ids_.
 void Sampler::cut(float top) {
   const size_t m = keys_.size();
   weights_.resize(m);
@@ -222,42 +225,12 @@ void Sampler::cut(float top) {
   Walk walk(z, options_);
   // Margins cover rounding: a bucket not surely on one side of a cut is walked.
   const double min_gap = walk.use_min ? -std::log(static_cast<double>(options_.min_p)) : INFINITY;
-  scratch_.clear();
-  int gathered = -1;  // scratch_ holds the buckets up to this one
-  // Appends buckets (gathered, last] to scratch_, bucket `last` apart into boundary_ when split.
-  if (whole_.size() < m) whole_.resize(m);
-  if (edge_.size() < m) edge_.resize(m);
-  auto gather = [&](int last, bool split) {
-    const auto whole = static_cast<unsigned>(split ? last - 1 - gathered : last - gathered);
-    const int* bins = bins_.data();
-    std::uint32_t *whole_at = whole_.data(), *edge_at = edge_.data();
-    size_t w = 0, v = 0, expected = 0;
-    for (int b = gathered + 1; b <= last; ++b) expected += static_cast<size_t>(count_[b]);
-    if (expected * 16 < m) {  // few: a branch seldom taken
-      for (size_t i = 0; i < m; ++i) {
-        if (bins[i] <= gathered || bins[i] > last) continue;
-        if (split && bins[i] == last) edge_at[v++] = static_cast<std::uint32_t>(i);
-        else whole_at[w++] = static_cast<std::uint32_t>(i);
-      }
-    } else {  // many (a wide nucleus): whether one goes in is a coin toss, so no branch
-      for (size_t i = 0; i < m; ++i) {
-        whole_at[w] = edge_at[v] = static_cast<std::uint32_t>(i);
-        w += static_cast<unsigned>(bins[i] - gathered - 1) < whole;  // bins past `gathered`, from 0
-        v += split & (bins[i] == last);
-      }
-    }
-    const size_t start = scratch_.size();
-    scratch_.resize(start + w);
-    for (size_t j = 0; j < w; ++j) scratch_[start + j] = {keys_[whole_[j]], ids_[whole_[j]]};
-    boundary_.resize(v);
-    for (size_t j = 0; j < v; ++j) boundary_[j] = {keys_[edge_[j]], ids_[edge_[j]]};
-    gathered = last;
-  };
+  const int* bins = bins_.data();
   size_t kept = 0;
   for (int b = 0; b < kBuckets; ++b) {
     if (count_[b] == 0) continue;
     const double near = b / static_cast<double>(kPerNat), far = (b + 1) / static_cast<double>(kPerNat);
-    if (walk.use_min && kept > 0 && near > min_gap + 1e-6) return gather(b - 1, false);
+    if (walk.use_min && kept > 0 && near > min_gap + 1e-6) return keep_buckets(b, 0);
     const bool pass_min = !walk.use_min || (b < kBuckets - 1 && far < min_gap - 1e-6);
     const double bucket_p = mass_[b] / z;
     if (pass_min && (!walk.use_p || walk.cumulative + bucket_p < walk.top_p - 1e-9)) {
@@ -265,16 +238,54 @@ void Sampler::cut(float top) {
       kept += static_cast<size_t>(count_[b]);
       continue;
     }
-    gather(b, true);
-    std::sort(boundary_.begin(), boundary_.end(), before);  // bucket b, ranks `kept` on
-    size_t keep = 0;
-    for (size_t j = 0; j < boundary_.size() && keep == 0; ++j) keep = walk.step(boundary_[j].first, top, kept + j);
-    const size_t taken = keep > 0 ? keep - kept : boundary_.size();
-    scratch_.insert(scratch_.end(), boundary_.begin(), boundary_.begin() + static_cast<std::ptrdiff_t>(taken));
-    if (keep > 0) return;
-    kept = scratch_.size();
+    // Bucket b into boundary_; where the kept set will be sorted (and so few: a branch seldom
+    // taken), the buckets before it into scratch_ in the same pass.
+    const bool few = kept + static_cast<size_t>(count_[b]) <= kSortMax;
+    boundary_.clear();
+    scratch_.clear();
+    for (size_t i = 0; few && i < m; ++i) {
+      if (bins[i] == b) boundary_.emplace_back(keys_[i], ids_[i]);
+      else if (bins[i] < b) scratch_.emplace_back(keys_[i], ids_[i]);
+    }
+    for (size_t i = 0; !few && i < m; ++i)
+      if (bins[i] == b) boundary_.emplace_back(keys_[i], ids_[i]);
+    std::sort(boundary_.begin(), boundary_.end(), before);  // ranks `kept` on
+    for (size_t j = 0; j < boundary_.size(); ++j) {
+      const size_t keep = walk.step(boundary_[j].first, top, kept + j);
+      if (keep == 0) continue;
+      if (!few) return keep_buckets(b, keep - kept);
+      scratch_.insert(scratch_.end(), boundary_.begin(), boundary_.begin() + static_cast<std::ptrdiff_t>(keep - kept));
+      return;
+    }
+    kept += boundary_.size();
+    scratch_.clear();
   }
-  gather(kBuckets - 1, false);
+}
+
+// Keeps the buckets before b and the first `partial` of bucket b (boundary_, in rank order).
+void Sampler::keep_buckets(int b, size_t partial) {
+  const size_t m = keys_.size();
+  const int* bins = bins_.data();
+  float* keys = keys_.data();
+  Token* ids = ids_.data();
+  size_t w = 0, expected = 0;
+  for (int c = 0; c < b; ++c) expected += static_cast<size_t>(count_[c]);
+  if (expected * 16 < m) {  // few: a branch seldom taken
+    for (size_t i = 0; i < m; ++i)
+      if (bins[i] < b) {
+        keys[w] = keys[i];
+        ids[w++] = ids[i];
+      }
+  } else {  // many (a wide nucleus): whether one stays is a coin toss, so no branch
+    for (size_t i = 0; i < m; ++i) {
+      keys[w] = keys[i];
+      ids[w] = ids[i];
+      w += bins[i] < b;
+    }
+  }
+  keys_.resize(w + partial);
+  ids_.resize(w + partial);
+  for (size_t j = 0; j < partial; ++j) std::tie(keys_[w + j], ids_[w + j]) = boundary_[j];
 }
 
 void Sampler::bin(const float* x, size_t m, float top) {
@@ -337,11 +348,11 @@ Token Sampler::draw_unsorted(const Candidates& c) {
     else r -= mass_[b];
   }
   if (!found) r = INFINITY;  // rounding carried r past the total: the last candidate, as a walk would
-  if (whole_.size() < m) whole_.resize(m);
+  if (picks_.size() < m) picks_.resize(m);
   size_t w = 0;
   for (size_t j = 0; j < m; ++j)
-    if (bins_[j] == chosen) whole_[w++] = static_cast<std::uint32_t>(j);  // one bucket: seldom
-  const auto picks = whole_.begin(), picks_end = whole_.begin() + static_cast<std::ptrdiff_t>(w);
+    if (bins_[j] == chosen) picks_[w++] = static_cast<std::uint32_t>(j);  // one bucket: seldom
+  const auto picks = picks_.begin(), picks_end = picks_.begin() + static_cast<std::ptrdiff_t>(w);
   std::sort(picks, picks_end, [&](std::uint32_t a, std::uint32_t b) {
     return before({c.key[a], c.ids[a]}, {c.key[b], c.ids[b]});
   });

@@ -58,6 +58,7 @@ class Sampler {
   void keep_top(float top, size_t k);
   size_t cut_sorted(float top);
   void cut(float top);
+  void keep_buckets(int bucket, size_t partial);
   void bin(const float* x, size_t m, float top);  // bins_[i]: x[i]'s bucket
   template <typename T>
   void histogram(const T* weight, size_t m);  // mass_ and count_ by bins_
@@ -72,7 +73,7 @@ class Sampler {
   std::vector<Token> ids_;
   std::vector<double> weights_, mass_;
   std::vector<int> bins_, count_;
-  std::vector<std::uint32_t> whole_, edge_;  // indices of candidates gathered (sized >= all)
+  std::vector<std::uint32_t> picks_;  // a draw's bucket (sized >= all candidates)
   Candidates candidates_;
 };
 
