@@ -21,10 +21,8 @@ class ModelDrafter final : public DraftProposer {
   void begin(const std::vector<Token>&) override {}
 
   int offer(const DraftRound& round, DraftPlanner& planner) override {
-    if (round.fixed > 0) return round.fixed;
     const int lag = static_cast<int>(round.sequence.size() - small_.cached_prefix(round.sequence));
-    return planner.choose(DraftSource::Model, std::min(options_.adaptive_max, round.limit), 0, lag,
-                          static_cast<int>(std::min<size_t>(round.room, 1 << 20)));
+    return system1_offer(round, planner, options_, lag);
   }
 
   double expected_rate(const DraftPlanner& planner, int length) const override {
@@ -85,6 +83,12 @@ class ModelDrafter final : public DraftProposer {
 };
 
 }  // namespace
+
+int system1_offer(const DraftRound& round, DraftPlanner& planner, const SpeculativeOptions& options, int lag) {
+  if (round.fixed > 0) return round.fixed;
+  return planner.choose(DraftSource::Model, std::min(options.adaptive_max, round.limit), 0, lag,
+                        static_cast<int>(std::min<size_t>(round.room, 1 << 20)));
+}
 
 std::unique_ptr<DraftProposer> make_model_drafter(Session& small, const SpeculativeOptions& options, int n_vocab) {
   return std::make_unique<ModelDrafter>(small, options, n_vocab);

@@ -62,6 +62,10 @@ std::unique_ptr<DraftProposer> make_ngram_proposer();
 
 // System 1's own tokens, greedy or sampled with the generation's sampler, among the first
 // n_vocab ids. It reads the sequence lazily: it is left behind while it does not draft.
+// System 1's offer, in whichever vocabulary it drafts: the user's fixed length, or the planner's
+// choice given the tokens System 1 must read first (lag) and the room left.
+int system1_offer(const DraftRound& round, DraftPlanner& planner, const SpeculativeOptions& options, int lag);
+
 std::unique_ptr<DraftProposer> make_model_drafter(Session& small, const SpeculativeOptions& options, int n_vocab);
 
 // A translated pair (vocab_bridge.hpp): System 1 reads its own prompt and the output re-tokenized

@@ -28,11 +28,8 @@ class TliDrafter final : public DraftProposer {
   }
 
   int offer(const DraftRound& round, DraftPlanner& planner) override {
-    if (round.fixed > 0) return round.fixed;
     const size_t n = round.sequence.size();
-    const int lag = static_cast<int>(n - std::min(n, drafted_at_));
-    return planner.choose(DraftSource::Model, std::min(options_.adaptive_max, round.limit), 0, lag,
-                          static_cast<int>(std::min<size_t>(round.room, 1 << 20)));
+    return system1_offer(round, planner, options_, static_cast<int>(n - std::min(n, drafted_at_)));
   }
 
   double expected_rate(const DraftPlanner& planner, int length) const override {
