@@ -61,11 +61,11 @@ class Speculative final : public Strategy {
     double best_rate = 0;
     if (limit > 0) {
       const DraftRound round{out.sequence(), limit, fixed, room};
-      std::vector<std::pair<DraftProposer*, int>> offers;
-      for (auto& source : sources_) offers.emplace_back(source.get(), source->offer(round, planner_));
-      for (const auto& [source, offered] : offers) {
+      offers_.clear();
+      for (auto& source : sources_) offers_.emplace_back(source.get(), source->offer(round, planner_));
+      for (const auto& [source, offered] : offers_) {
         if (offered <= 0) continue;
-        const double rate = offers.size() > 1 ? source->expected_rate(planner_, offered) : 0.0;
+        const double rate = offers_.size() > 1 ? source->expected_rate(planner_, offered) : 0.0;
         if (drafter_ == nullptr || rate > best_rate) {
           drafter_ = source;
           length = offered;
@@ -182,6 +182,7 @@ class Speculative final : public Strategy {
   SpeculativeOptions options_;
   DraftPlanner& planner_;
   std::vector<std::unique_ptr<DraftProposer>> sources_;  // n-gram first: it wins a tie
+  std::vector<std::pair<DraftProposer*, int>> offers_;    // this round's (kept: no allocation per round)
   DraftProposer* drafter_ = nullptr;                      // this round's source (nullptr: no draft)
   const Draft* draft_ = nullptr;
   std::vector<Token> seq_;
