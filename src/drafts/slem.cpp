@@ -7,36 +7,16 @@
 #include <algorithm>
 #include <cmath>
 
-#include "drafts/cross_reader.hpp"
-#include "drafts/proposer.hpp"
+#include "drafts/bridged_drafter.hpp"
 #include "generation.hpp"
 #include "session.hpp"
 
 namespace fsgen {
 namespace {
 
-class SlemDrafter final : public DraftProposer {
+class SlemDrafter final : public BridgedDrafter {
  public:
-  SlemDrafter(Session& small, const VocabBridge& bridge, std::vector<Token> small_prompt,
-              const SpeculativeOptions& options)
-      : small_(small), bridge_(bridge), reader_(bridge, std::move(small_prompt)), options_(options) {}
-
-  DraftSource source() const override { return DraftSource::Model; }
-
-  void begin(const std::vector<Token>& prompt) override {
-    reader_.begin(prompt.size());
-    drafted_at_ = 0;
-  }
-
-  int offer(const DraftRound& round, DraftPlanner& planner) override {
-    limit_ = round.limit;
-    const size_t n = round.sequence.size();
-    return system1_offer(round, planner, options_, static_cast<int>(n - std::min(n, drafted_at_)));
-  }
-
-  double expected_rate(const DraftPlanner& planner, int length) const override {
-    return planner.expected_rate(DraftSource::Model, length);
-  }
+  using BridgedDrafter::BridgedDrafter;
 
   const Draft& draft(Emitter& out, DraftPlanner& planner, int length) override {
     Sampler& sampler = out.sampler();
@@ -122,12 +102,6 @@ class SlemDrafter final : public DraftProposer {
   }
 
   static constexpr size_t kAnchorTokens = 4;
-  Session& small_;
-  const VocabBridge& bridge_;
-  CrossReader reader_;
-  SpeculativeOptions options_;
-  int limit_ = 0;
-  size_t drafted_at_ = 0;  // the sequence length when System 1 last drafted
   std::vector<Token> seq_;
   std::vector<size_t> small_ends_;  // where each of System 1's draft tokens ends in the draft text
   Draft draft_;

@@ -6,35 +6,16 @@
 #include <cmath>
 #include <unordered_map>
 
-#include "drafts/cross_reader.hpp"
-#include "drafts/proposer.hpp"
+#include "drafts/bridged_drafter.hpp"
 #include "generation.hpp"
 #include "session.hpp"
 
 namespace fsgen {
 namespace {
 
-class TliDrafter final : public DraftProposer {
+class TliDrafter final : public BridgedDrafter {
  public:
-  TliDrafter(Session& small, const VocabBridge& bridge, std::vector<Token> small_prompt,
-             const SpeculativeOptions& options)
-      : small_(small), bridge_(bridge), reader_(bridge, std::move(small_prompt)), options_(options) {}
-
-  DraftSource source() const override { return DraftSource::Model; }
-
-  void begin(const std::vector<Token>& prompt) override {
-    reader_.begin(prompt.size());
-    drafted_at_ = 0;
-  }
-
-  int offer(const DraftRound& round, DraftPlanner& planner) override {
-    const size_t n = round.sequence.size();
-    return system1_offer(round, planner, options_, static_cast<int>(n - std::min(n, drafted_at_)));
-  }
-
-  double expected_rate(const DraftPlanner& planner, int length) const override {
-    return planner.expected_rate(DraftSource::Model, length);
-  }
+  using BridgedDrafter::BridgedDrafter;
 
   const Draft& draft(Emitter& out, DraftPlanner& planner, int length) override {
     Sampler& sampler = out.sampler();
@@ -85,12 +66,7 @@ class TliDrafter final : public DraftProposer {
   }
 
  private:
-  Session& small_;
-  const VocabBridge& bridge_;
-  CrossReader reader_;
-  SpeculativeOptions options_;
   bool greedy_ = true;
-  size_t drafted_at_ = 0;
   std::vector<Token> seq_;
   std::vector<float> masked_;
   Draft draft_;
