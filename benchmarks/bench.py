@@ -25,6 +25,10 @@ is reported per set. Rows:
   and OpenAI's defaults (temperature 1, top_p 1; fsgen serve then samples with top_k 0, min_p 0),
   for large-only, speculative (auto and System 1's drafts) and fs at its defaults, each ratio
   against large-only sampled alike.
+- drafting across tokenizers (`--cross-only` runs just it; `--no-cross` skips it): the same large
+  model with System 1 of its own family against a cheaper one with another tokenizer (SmolLM2-135M
+  by default, `--cross-small`), speculative with SLEM, TLI and the planner's choice, greedy and
+  sampled, each System 1's draft step against a one-row verify printed first.
 tokens/s is the generation phase (prompt processing excluded); e2e includes it. Peak memory (RSS)
 of a loaded pair is measured in a child process and set next to the two files' sizes.
 """
@@ -215,6 +219,57 @@ def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int =
     return results
 
 
+# ---- drafting across tokenizers: a cheaper System 1 of another family ----
+
+CROSS_ROWS = {"speculative, same-family System 1 (adaptive)": ("same", "speculative", {"draft": "model"}),
+              "speculative, other tokenizer (auto)": ("cross", "speculative", {"draft": "model"}),
+              "speculative, other tokenizer (SLEM)": ("cross", "speculative", {"draft": "model", "cross_vocab": "slem"}),
+              "speculative, other tokenizer (TLI)": ("cross", "speculative", {"draft": "model", "cross_vocab": "tli"})}
+
+
+def step_ratio(pair) -> tuple[float, float]:
+    """System 1's draft step against a one-row verify of the large model, and 4 rows against one,
+    from the pair's calibration (measured here)."""
+    cal = pair.calibrate()["calibration"]
+    verify = cal["verify_seconds"]
+    return cal["draft_seconds"] / verify[1], verify.get(4, float("nan")) / verify[1]
+
+
+def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settings: list[str]) -> dict:
+    """System 1 of the same family (pair) against one with another tokenizer (cross, the same large
+    model) drafting for the large model: per prompt set and sampling, every row side by side with
+    large-only (repeats interleaved, the fastest run counts), acceptance per algorithm."""
+    same_step, same_curve = step_ratio(pair)
+    cross_step, cross_curve = step_ratio(cross)
+    print("\ndrafting across tokenizers: which System 1 pays here")
+    print(f"  {pathlib.Path(pair.small.path).name}: a draft step = {same_step:.2f} x a one-row verify "
+          f"(4 rows = {same_curve:.2f} x one row)")
+    print(f"  {pathlib.Path(cross.small.path).name}: a draft step = {cross_step:.2f} x a one-row verify "
+          f"(4 rows = {cross_curve:.2f} x one row); vocabularies: {cross.vocab}")
+    tables: dict[str, dict[str, list[dict]]] = {}
+    samplings = [("greedy", {})] + [(setting, SAMPLINGS[setting][1]) for setting in settings]
+    for setting, sampling in samplings:
+        for set_name, prompts in chat.items():
+            results = tables.setdefault(f"{set_name}, {setting}", {})
+            for i, (label, prompt) in enumerate(prompts):
+                print(f"across tokenizers ({setting}): {set_name} prompt {i + 1}/{len(prompts)} ({label})",
+                      file=sys.stderr, flush=True)
+                engines = [("large", lambda: run_fsgen(pair, prompt, max_tokens, "large", sampling))]
+                engines += [(name, lambda w=which, m=method, p=params:
+                             run_fsgen(pair if w == "same" else cross, prompt, max_tokens, m, {**p, **sampling}))
+                            for name, (which, method, params) in CROSS_ROWS.items()]
+                runs: dict[str, list[dict]] = {}
+                for repeat in range(repeats):
+                    shift = (i + repeat) % len(engines)
+                    for name, run in engines[shift:] + engines[:shift]:
+                        runs.setdefault(name, []).append(run())
+                for name, _ in engines:
+                    results.setdefault(name, []).append(best_of(runs[name]))
+            label = "greedy" if setting == "greedy" else SAMPLINGS[setting][0] + "; seed 1"
+            print_table(f"{set_name}, drafting across tokenizers ({label})", results)
+    return tables
+
+
 # ---- main ----
 
 def print_cost_curve(pair, reuse: bool) -> None:
@@ -241,14 +296,15 @@ def print_cost_curve(pair, reuse: bool) -> None:
 def print_table(title: str, results: dict[str, list[dict]]) -> None:
     base = results["large"]
     print(f"\n{title}")
-    header = f"{'method':<40}{'tok/s':>7}{'× large':>9}{'min ×':>7}{'e2e tok/s':>11}{'same as large':>15}  accept / S2"
+    width = max(40, 2 + max(len(name) for name in results))
+    header = f"{'method':<{width}}{'tok/s':>7}{'× large':>9}{'min ×':>7}{'e2e tok/s':>11}{'same as large':>15}  accept / S2"
     print(header)
     print("-" * len(header))
     for name, runs in results.items():
         ratios = [r["tps"] / b["tps"] for r, b in zip(runs, base) if b["tps"] > 0]
         same = [r["tokens"] == b["tokens"] for r, b in zip(runs, base) if "tokens" in r]
         shares = [r["share"] for r in runs if r["share"] is not None]
-        print(f"{name:<40}{statistics.median(r['tps'] for r in runs):>7.1f}{statistics.median(ratios):>8.2f}x"
+        print(f"{name:<{width}}{statistics.median(r['tps'] for r in runs):>7.1f}{statistics.median(ratios):>8.2f}x"
               f"{min(ratios):>6.2f}x{statistics.median(r['e2e'] for r in runs):>11.1f}"
               f"{(f'{sum(same)}/{len(same)}' if same else '—'):>15}"
               f"  {(f'{100 * statistics.median(shares):.0f}%' if shares else '—')}")
@@ -307,6 +363,11 @@ def main() -> int:
                     help="only the fs section: fixed threshold, guard and budget router (HumanEval and free-form)")
     ap.add_argument("--fs-humaneval", type=int, default=4, help="HumanEval prompts in the fs section")
     ap.add_argument("--reuse-curve", action="store_true", help="the cached cost curve, if any, instead of measuring")
+    ap.add_argument("--cross-small", help="System 1 with another tokenizer for the section drafting across "
+                    "tokenizers (a path or a name fsgen pull knows; default smollm2-135m)")
+    ap.add_argument("--cross-only", action="store_true",
+                    help="only the section drafting across tokenizers (same-family System 1 against --cross-small)")
+    ap.add_argument("--no-cross", action="store_true", help="skip the section drafting across tokenizers")
     ap.add_argument("--sampling", default=",".join(SAMPLINGS),
                     help="sampled settings to measure beside greedy: chat, openai (comma-separated; empty: none)")
     args = ap.parse_args()
@@ -324,10 +385,27 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps(fs_results, indent=1))
         return 0
-    print_cost_curve(pair, args.reuse_curve)
     sets = {"edit": edit_prompts(args.edit_prompts), "free": free_prompts(args.free_prompts)}
     chat = {name: [(label, pair.large.apply_chat_template([{"role": "user", "content": p}])) for label, p in ps]
             for name, ps in sets.items()}
+    settings = [s for s in SAMPLINGS if s in args.sampling.split(",")]
+
+    def run_cross_section() -> dict:
+        cross_small = args.cross_small or "smollm2-135m"
+        if not pathlib.Path(cross_small).exists():
+            cross_small = str(fsgen.pull(cross_small)[0])
+        cross = fsgen.Pair(cross_small, large, n_threads=args.threads, n_ctx=args.n_ctx, calibrate=True)
+        cross.generate(chat["edit"][0][1], method="speculative", max_tokens=16)  # page the weights in
+        return cross_section(pair, cross, chat, args.max_tokens, args.repeats, settings)
+
+    if args.cross_only:
+        pair.generate(chat["edit"][0][1], method="speculative", max_tokens=16)
+        cross = run_cross_section()
+        if args.json:
+            args.json.write_text(json.dumps({s: {k: [{kk: vv for kk, vv in r.items() if kk != "tokens"} for r in v]
+                                                 for k, v in t.items()} for s, t in cross.items()}, indent=1))
+        return 0
+    print_cost_curve(pair, args.reuse_curve)
 
     rows: dict[str, tuple] = {"large": ("large", {}), "n-gram, large model alone": ("large", {"draft": "ngram"}),
                               "speculative auto (default)": ("speculative", {}),
@@ -372,10 +450,11 @@ def main() -> int:
     print(f"small: {pathlib.Path(small).name}\nlarge: {pathlib.Path(large).name}")
     print_table(f"code edits built from HumanEval ({len(chat['edit'])} prompts)", tables["edit"])
     print_table(f"free-form prompts ({len(chat['free'])})", tables["free"])
-    sampled = sampled_section(pair, chat, args.max_tokens, args.repeats,
-                              [s for s in SAMPLINGS if s in args.sampling.split(",")])
+    sampled = sampled_section(pair, chat, args.max_tokens, args.repeats, settings)
     fs_budget_section(pair, args.fs_humaneval, args.max_tokens, args.fs_freeform,
                       [float(x) for x in args.fs_shares.split(",") if x], args.repeats)
+    if not args.no_cross:
+        sampled.update({f"across tokenizers: {k}": v for k, v in run_cross_section().items()})
     rss = peak_rss_of_pair(small, large, args.threads, args.n_ctx)
     files = os.path.getsize(small) + os.path.getsize(large)
     print(f"\npeak RSS of a loaded pair: {rss / 2**20:.0f} MiB; the two GGUF files: {files / 2**20:.0f} MiB "
