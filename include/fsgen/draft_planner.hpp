@@ -85,6 +85,12 @@ class DraftPlanner {
   double expected_rate(DraftOrigin origin, int length, int match = 0) const;
   // The length with the best expected tokens/s at a given per-token acceptance (0: none pays).
   int best_length(DraftOrigin origin, int max_length, double acceptance) const;
+  // What a token costs written the faster lossless way: the large model alone, or speculative
+  // with System 1's drafts of the best length at per-token acceptance `acceptance` (<= 0: the
+  // costs are unknown). fs's guard weighs fs against it.
+  double lossless_token_cost(double acceptance, int max_length = 8) const;
+  // The least a token could cost speculative: free drafts (n-gram), all accepted (<= 0: unknown).
+  double free_draft_token_cost(int max_length = 15) const;
 
   // The top-1 probability below which System 1 should end a draft of `length` tokens: a further
   // token must be likelier to be accepted than what it costs (a draft step and its verify row)

@@ -233,6 +233,30 @@ int DraftPlanner::best_length(DraftOrigin origin, int max_length, double accepta
   return best;
 }
 
+double DraftPlanner::lossless_token_cost(double acceptance, int max_length) const {
+  const double single = verify_cost(1), draft = draft_cost(DraftOrigin::Model);
+  if (single <= 0) return -1;
+  if (draft <= 0) return single;
+  const double a = std::clamp(acceptance, 0.0, 0.999);
+  double best = single, expected = 1.0, power = 1.0;
+  for (int k = 1; k <= max_length; ++k) {
+    expected += (power *= a);
+    const double verify = verify_cost(k + 1);
+    if (verify > 0) best = std::min(best, (k * draft + verify) / expected);
+  }
+  return best;
+}
+
+double DraftPlanner::free_draft_token_cost(int max_length) const {
+  double best = verify_cost(1);
+  if (best <= 0) return -1;
+  for (int k = 1; k <= max_length; ++k) {
+    const double verify = verify_cost(k + 1);
+    if (verify > 0) best = std::min(best, verify / (k + 1));
+  }
+  return best;
+}
+
 int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag, int horizon) {
   probing_ = false;
   if (max_length <= 0 || verify_cost(1) <= 0) return 0;  // first measure a plain step

@@ -60,19 +60,22 @@ void test_planner_prices_from_its_table() {
   check(kSweetSpot.id() != kLinear.id() && kSweetSpot.id().size() == 8, "ids tell tables apart");
 }
 
-// fs with System 2 consulted on every fourth token: a read of 4 tokens and 4 System 1 steps
-// against 4 large-only tokens. Where 4 rows cost 1.4 one-row verifies fs pays; where they cost 3,
-// it does not, and the guard hands over at its first judgement.
-int handed_over_at(const CostTable& t) {
+// fs with System 2 consulted on every `every`-th token: a read of that many tokens and as many
+// System 1 steps against the reference's cost for them: large-only's, or the faster lossless way
+// (speculative at per-token acceptance `acceptance`) where acceptance > 0. Where 4 rows cost 1.4
+// one-row verifies fs beats large-only; where they cost 3 it does not, and the guard hands over at
+// its first judgement. Returns the token it handed over at (0: none).
+int handed_over_at(const CostTable& t, int every = 4, double acceptance = 0) {
   DraftPlanner p = DraftPlanner::for_generation(t);
+  const double reference = acceptance > 0 ? p.lossless_token_cost(acceptance) : p.verify_cost(1);
   fsgen::FsGuard guard;
   int unread = 0;
   for (int token = 1; token <= 64; ++token) {
-    const bool consult = token % 4 == 0;
+    const bool consult = token % every == 0;
     const double cost = p.system1_cost(1) + (consult ? p.system2_cost(unread + 1) : 0.0);
     unread = consult ? 0 : unread + 1;
     const double debt = unread > 1 ? p.system2_cost(unread) - p.system2_cost(1) : 0.0;
-    guard.observe_fs_token(consult, cost, p.verify_cost(1), debt);
+    guard.observe_fs_token(consult, cost, reference, debt);
     if (guard.handing_over()) return token;
   }
   return 0;
@@ -81,6 +84,55 @@ int handed_over_at(const CostTable& t) {
 void test_guard_decides_from_the_table() {
   check(handed_over_at(kSweetSpot) == 0, "sweet-spot table: fs pays, no hand-over");
   check(handed_over_at(kLinear) == fsgen::FsGuard::kMinTokens, "linear table: hand over at the first judgement");
+}
+
+// The reference is the faster lossless way: speculative where System 1's drafts pay, large-only
+// where they cannot (a linear curve). fs that beats large-only but not speculative hands over; fs
+// with a System 1 cheap enough keeps writing.
+void test_guard_weighs_fs_against_speculative() {
+  DraftPlanner linear = DraftPlanner::for_generation(kLinear);
+  check(linear.lossless_token_cost(0.95) == linear.verify_cost(1), "linear table: large-only is the faster way");
+  DraftPlanner sweet = DraftPlanner::for_generation(kSweetSpot);
+  check(sweet.lossless_token_cost(0.95) < 0.7 * kSingle, "sweet-spot table: speculative at 0.95 beats large-only");
+  check(sweet.lossless_token_cost(0.2) > sweet.lossless_token_cost(0.95), "lower acceptance, dearer speculative");
+  check(handed_over_at(kSweetSpot, 4, 0.95) == fsgen::FsGuard::kMinTokens,
+        "fs faster than large-only, slower than speculative: hand over");
+  check(handed_over_at(kSweetSpot, 4, 0.3) == 0, "speculative at low acceptance: fs keeps writing");
+  const CostTable cheap_system1 = table(1.4, 0.1);
+  check(handed_over_at(cheap_system1, 8, 0.95) == 0, "a cheap System 1 beats speculative: fs keeps writing");
+}
+
+// fs that beats large-only is probed against the hand-over once (n-gram drafts the table cannot
+// price ahead): where the hand-over ran faster, fs hands over again at its next judgement; where
+// it ran slower, fs keeps writing.
+void test_guard_probes_the_handover() {
+  const double large = 0.1, fs_token = 0.08, ceiling = 0.03;
+  for (const double handover_token : {0.05, 0.12}) {
+    fsgen::FsGuard guard;
+    int fs_tokens = 0, first_handover = -1, handovers = 0;
+    bool was_handing_over = false;
+    for (int token = 0; token < 600; ++token) {
+      if (guard.handing_over()) {
+        if (!was_handing_over) ++handovers;
+        was_handing_over = true;
+        guard.observe_handover(1, handover_token, large);
+      } else {
+        was_handing_over = false;
+        guard.observe_fs_token(false, fs_token, large, 0, ceiling);
+        ++fs_tokens;
+        if (guard.handing_over() && first_handover < 0) first_handover = fs_tokens;
+      }
+    }
+    check(first_handover == fsgen::FsGuard::kProbeAfter, "fs faster than large-only: the hand-over is probed");
+    if (handover_token < fs_token) {
+      check(fs_tokens < 150, "the hand-over ran faster: it writes most (fs wrote " + std::to_string(fs_tokens) + ")");
+    } else {
+      check(handovers == 1 && fs_tokens > 500, "the hand-over ran slower: fs writes on after the probe");
+    }
+  }
+  fsgen::FsGuard beyond;  // fs already at the ceiling: nothing to learn
+  for (int token = 0; token < 200; ++token) beyond.observe_fs_token(false, 0.02, large, 0, 0.03);
+  check(!beyond.handing_over(), "fs as cheap as a handed-over token could be: no probe");
 }
 
 // A bad stretch is forgotten: after a hand-over at large-only's cost fs is tried again within a
@@ -148,6 +200,8 @@ int main(int argc, char** argv) {
   }
   test_planner_prices_from_its_table();
   test_guard_decides_from_the_table();
+  test_guard_weighs_fs_against_speculative();
+  test_guard_probes_the_handover();
   test_guard_forgets();
   try {
     test_random_decode_delays_change_nothing(argv[1], argv[2]);
