@@ -23,6 +23,9 @@
 // UTF-8: a piece may end inside a character. System 1 is not interrupted before its pending text
 // ends on a whole character, and after System 2 wrote part of one, System 2 writes on (System 1
 // reads whole characters only).
+//
+// The guard (fs) hands the writing over as in fast_slow.cpp, to speculative decoding across the
+// tokenizers, once the pending text is written out; System 1 then reads what it wrote.
 #include <llama.h>
 
 #include <algorithm>
@@ -32,59 +35,13 @@
 #include "decoding/budget_router.hpp"
 #include "decoding/fs_guard.hpp"
 #include "decoding/router.hpp"
+#include "decoding/system1_text.hpp"
 #include "decoding/strategies.hpp"
 #include "distribution.hpp"
 #include "fsgen/error.hpp"
 
 namespace fsgen {
 namespace {
-
-// System 1's tokens for the output text: its own where it wrote, others' text tokenized as read.
-class System1Text {
- public:
-  System1Text(const VocabBridge& bridge, std::vector<Token> prompt) : bridge_(bridge), prompt_(std::move(prompt)) {}
-
-  void begin() {
-    seq_ = prompt_;
-    ends_.clear();
-    text_.clear();
-  }
-  size_t size() const { return text_.size(); }
-  void write(Token t) {
-    text_ += bridge_.small_piece(t);
-    seq_.push_back(t);
-    ends_.push_back(text_.size());
-  }
-  void append(const std::string& bytes) { text_ += bytes; }  // another's: tokenized at the next read
-  void truncate(size_t at) {
-    text_.resize(at);
-    while (!ends_.empty() && ends_.back() > at) ends_.pop_back(), seq_.pop_back();
-  }
-  // The prompt and the text's tokens, but for an unfinished character of another's text.
-  const std::vector<Token>& read() {
-    const size_t covered = ends_.empty() ? 0 : ends_.back();
-    const std::string tail = text_.substr(covered);
-    const size_t whole = complete_utf8_prefix(tail);
-    if (whole == 0) return seq_;
-    size_t end = covered;
-    for (Token t : bridge_.spell(bridge_.small(), tail.substr(0, whole))) {
-      end = std::min(end + bridge_.small_piece(t).size(), covered + whole);
-      seq_.push_back(t);
-      ends_.push_back(end);
-    }
-    if (!ends_.empty()) ends_.back() = covered + whole;  // a spelling with a space more still covers it
-    return seq_;
-  }
-  // Every byte is in tokens (read() covered it).
-  bool whole() const { return (ends_.empty() ? 0 : ends_.back()) == text_.size(); }
-
- private:
-  const VocabBridge& bridge_;
-  std::vector<Token> prompt_;
-  std::vector<Token> seq_;
-  std::vector<size_t> ends_;  // where each output token ends in text_
-  std::string text_;
-};
 
 class CrossFastSlow final : public Strategy {
  public:
@@ -192,10 +149,11 @@ class CrossFastSlow final : public Strategy {
     for (; synced_ < seq.size(); ++synced_) system1_.append(bridge_.large_piece(seq[synced_]));
   }
 
-  bool emit(Emitter& out, Token token, const Uncertainty& u, Source source = Source::System1) {
+  // One of System 1's tokens (in the large model's ids).
+  bool emit(Emitter& out, Token token, const Uncertainty& u) {
     TokenRecord record;
     record.token = token;
-    record.source = source;
+    record.source = Source::System1;
     record.entropy = u.entropy;
     record.top1 = u.top1;
     record.margin = u.margin;
