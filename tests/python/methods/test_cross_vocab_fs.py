@@ -108,6 +108,8 @@ def test_routers_follow_system1s_uncertainty(copy_pair, translated_pairs):
                         assert math.isnan(entropy) or entropy > threshold
                     elif first_byte and first_byte[0] < 0x80:
                         assert entropy <= threshold
+            every = pair.generate(prompt, method="fs", threshold=0, guard=False, max_tokens=40, trace=True)
+            assert every.stats["system2_calls"] == len(every.tokens) and every.trace.system2_called.all()
             # (The guard would hand over here: System 1 costs what System 2 does on the copy.)
             never = pair.generate(prompt, method="fs", threshold=1e9, guard=False, max_tokens=40)
             assert never.stats["system2_calls"] == 0
