@@ -153,7 +153,8 @@ def test_guard_and_sampling_repeat(translated_pairs):
     """fs at its defaults (the guard on, handing over to speculative decoding across the
     tokenizers) and sampled fs give the same text twice."""
     for pair in translated_pairs:
-        for params in (dict(), dict(router="always"), dict(temperature=0.8, seed=3, threshold=0.3)):
+        for params in (dict(), dict(router="always"), dict(temperature=0.8, seed=3, threshold=0.3),
+                       dict(temperature=0.8, seed=4, threshold=0.3, guard=False)):
             a = pair.generate("hello world", method="fs", max_tokens=60, **params)
             b = pair.generate("hello world", method="fs", max_tokens=60, **params)
             assert (a.tokens, a.text) == (b.tokens, b.text), params
