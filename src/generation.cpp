@@ -10,6 +10,7 @@ namespace fsgen {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr int kMaxIdleSteps = 1024;  // a method holding text back emits long before this
 
 class Driver final : public Emitter {
  public:
@@ -88,6 +89,7 @@ class Driver final : public Emitter {
       } else {
         strategy.prefill(sequence_);
         generation_start = Clock::now();
+        int idle = 0;  // steps in a row that emitted nothing
         while (!finished_) {
           if (cancelled()) {
             finish(FinishReason::Cancelled);
@@ -95,8 +97,9 @@ class Driver final : public Emitter {
           }
           const size_t before = result_.tokens.size();
           strategy.step(*this);
-          if (!finished_ && result_.tokens.size() == before) {
-            throw GenerationError("internal error: a decoding step produced no token");
+          idle = result_.tokens.size() == before ? idle + 1 : 0;
+          if (!finished_ && idle > kMaxIdleSteps) {
+            throw GenerationError("internal error: decoding steps produced no token");
           }
         }
       }

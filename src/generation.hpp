@@ -55,7 +55,8 @@ class Strategy {
   // Decode the prompt in the models this method needs from its first step (timed as prompt
   // processing); models needed only later catch up lazily.
   virtual void prefill(const std::vector<Token>& prompt) = 0;
-  // Emit at least one token, unless emit() says to stop.
+  // Emit tokens, or hold text back (a translated pair's fs settles its text first): a step may
+  // emit nothing, but a method emits (or stops) within a bounded number of steps.
   virtual void step(Emitter& out) = 0;
   // What the last step cost, priced by the generation's cost table (0 where not priced).
   virtual double last_step_cost() const { return 0; }

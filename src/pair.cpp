@@ -50,6 +50,19 @@ void check_vocab_compatible(const Model& a, const Model& b) {
 
 namespace {
 
+// What a translated pair runs: the methods that meet in text (speculative drafts, fs and oracle
+// consulting the large model alone) and either model alone.
+bool translated_pair_runs(const GenerateOptions& options) {
+  switch (options.method) {
+    case Method::Speculative:
+    case Method::Small:
+    case Method::Large: return true;
+    case Method::FastSlow:
+    case Method::Oracle: return options.system2 == System2Kind::Large;
+    default: return false;
+  }
+}
+
 // What `reader` (System 1, or its base) reads in place of each id that `writer` (the large
 // model) has beyond reader's vocabulary: the first token of that id's text in reader's
 // vocabulary, or token 0 where the text gives none (an unused entry, which a sound model does
@@ -89,8 +102,8 @@ struct Pair::Impl {
   DraftPlanner small_planner;  // the small model verifying its own n-gram drafts
   // Vocabularies may differ by a few entries (check_vocab_compatible). Where the large model
   // decides alone (large, speculative verification) it chooses among all of its ids; System 1
-  // drafts among the ids both have. Where models are combined or consulted token by token (fs,
-  // oracle, contrastive, proxy) tokens come from the ids all of them share.
+  // drafts among the ids both have. Where models of a shared pair are combined or consulted token
+  // by token (fs, oracle, contrastive, proxy) tokens come from the ids all of them share.
   int n_vocab = 0;        // shared by all models of the pair
   int draft_vocab = 0;    // shared by System 1 and the large model
   int large_vocab = 0;
@@ -243,13 +256,15 @@ void Pair::reload_large() {
 void Pair::check(const Prompt& prompt, const GenerateOptions& options) const {
   prompt.check();
   options.validate();
-  if (impl_->translated() && options.method != Method::Speculative && options.method != Method::Small &&
-      options.method != Method::Large) {
-    throw IncompatibleVocabError(std::string(to_string(options.method)) +
-                                 " combines the models token by token, which needs one vocabulary: " +
+  if (impl_->translated() && !translated_pair_runs(options)) {
+    const bool fs_like = options.method == Method::FastSlow || options.method == Method::Oracle;
+    const std::string what = fs_like ? std::string(to_string(options.method)) + " with system2=\"" +
+                                           to_string(options.system2) + "\""
+                                     : std::string(to_string(options.method));
+    throw IncompatibleVocabError(what + " combines the models' scores token by token, which needs one vocabulary: " +
                                  impl_->vocab_difference +
-                                 ". On this pair speculative, small and large work (speculative drafts across "
-                                 "the tokenizers)");
+                                 ". On this pair speculative, fs and oracle with system2=\"large\", small and "
+                                 "large work (they meet in text across the tokenizers)");
   }
   if (plan_for(options).needs_small_base && !impl_->small_base) {
     throw InvalidArgumentError("proxy tuning needs the small model's base: Pair(small, large, small_base=...)");
@@ -280,10 +295,12 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
   const bool small_writes = p.translated() && options.method == Method::Small;
   const bool small_drafts = p.translated() && options.method == Method::Speculative &&
                             speculative_draft_source(options.speculative) != DraftSource::Ngram;
+  // fs and oracle: System 1 writes after its own rendering, as does the guard's hand-over.
+  const bool small_consults = p.translated() && (options.method == Method::FastSlow || options.method == Method::Oracle);
   std::vector<Token> small_tokens;
   const LockedCall call(p.mutex, p.cancel, p.cancel_flags, stop, [&] {
     if (p.closed) throw InvalidArgumentError("this pair is closed");
-    if (small_drafts) small_tokens = render_prompt(p.small, prompt);
+    if (small_drafts || small_consults) small_tokens = render_prompt(p.small, prompt);
     return render_prompt(small_writes ? p.small : p.large, prompt);  // the large model's template decides
   });
   if (!call.started()) {
@@ -356,6 +373,16 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
       break;
     case Method::FastSlow:
     case Method::Oracle: {
+      if (p.translated()) {  // System 2 is the large model (check): they meet in text
+        FsHandover guard;
+        if (plan.guarded) {
+          handover = make_speculative_strategy(speculative_setup(p.large_vocab));
+          guard = {handover.get(), &large(), &planner};
+        }
+        strategy = make_cross_fast_slow_strategy(small(), large(), *p.bridge, small_tokens, options.router,
+                                                 options.method == Method::Oracle, guard);
+        break;
+      }
       system2 = make_system2(options.system2);
       // fs's guard hands over to speculative verification, which writes the large model's text.
       FsHandover guard;

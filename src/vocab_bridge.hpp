@@ -5,7 +5,9 @@
 // drafts/tli.cpp); the large model verifies every token, so how well this maps changes the
 // acceptance, never the output.
 #pragma once
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fsgen/model.hpp"
@@ -33,6 +35,14 @@ class VocabBridge {
   // every tokenization).
   std::vector<Token> fragment(const Model& model, const std::string& text) const;
   std::string bytes(const Model& model, const Token* ids, size_t n) const;
+  // As fragment, for any bytes: what is no valid UTF-8 is spelled with the model's byte tokens
+  // (byte-level BPE writes such bytes, a character cut by a stray byte). Exact where the model
+  // has the byte tokens it needs; otherwise the closest there is.
+  std::vector<Token> spell(const Model& model, const std::string& text) const;
+
+  // The large model's text tokens whose piece starts with `prefix` (not control tokens), as a
+  // range of a list sorted by piece: built on first use, then a binary search.
+  std::pair<const Token*, const Token*> large_tokens_with_prefix(const std::string& prefix) const;
 
  private:
   const std::string& piece_of(const Model& model, Token t) const;
@@ -41,8 +51,11 @@ class VocabBridge {
   const Model& large_;
   std::vector<std::string> small_pieces_, large_pieces_;
   std::vector<Token> to_large_;
+  std::vector<Token> small_byte_, large_byte_;  // per byte value: the token spelling it alone (-1: none)
   int shared_ = 0;
   double overlap_ = 0;
+  mutable std::once_flag sorted_once_;
+  mutable std::vector<Token> large_by_piece_;
 };
 
 // The longest prefix of `bytes` that ends on a whole UTF-8 character.

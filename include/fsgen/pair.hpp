@@ -17,8 +17,9 @@
 namespace fsgen {
 
 // How a pair's vocabularies relate. Shared: one vocabulary (check_vocab_compatible passes), every
-// method works. Translated: the tokenizers differ; speculative drafts cross between them, and only
-// speculative, small and large work. overlap and shared_tokens count the tokens both hold (the same
+// method works. Translated: the tokenizers differ; speculative drafts cross between them, fs and
+// oracle (System 2 = the large model) meet in text, small and large work; contrastive and proxy
+// (which combine the models' scores token by token) do not. overlap and shared_tokens count the tokens both hold (the same
 // decoded bytes): shared / (|small| + |large| - shared).
 struct VocabMatch {
   bool translated = false;

@@ -292,9 +292,10 @@ class Pair(_Runner):
         for the models this Pair loads and for its contexts.
 
     Any two models pair. Where their tokenizers differ the pair is *translated* (:attr:`vocab`):
-    speculative decoding drafts across the tokenizers (``cross_vocab``) and stays lossless; small
-    and large work; the methods that combine the models token by token raise
-    IncompatibleVocabError when called.
+    speculative decoding drafts across the tokenizers (``cross_vocab``) and stays lossless; fs and
+    oracle with ``system2="large"`` meet in text (output in the large model's tokens); small and
+    large work; the methods that combine the models' scores token by token (contrastive, proxy,
+    ``system2="contrastive" | "proxy"``) raise IncompatibleVocabError when called.
 
     Raises
     ------

@@ -62,6 +62,13 @@ struct FsHandover {
 std::unique_ptr<Strategy> make_fast_slow_strategy(Session& small, System2& system2, const RouterOptions& router,
                                                   bool oracle, int n_vocab, const FsHandover& handover = {});
 
+// fs with System 2 = the large model, or oracle, on a translated pair (cross_fast_slow.cpp): the
+// output in the large model's tokens, System 1 reading its own rendering of the prompt and the
+// text in its own vocabulary.
+std::unique_ptr<Strategy> make_cross_fast_slow_strategy(Session& small, Session& large, const VocabBridge& bridge,
+                                                        std::vector<Token> small_prompt, const RouterOptions& router,
+                                                        bool oracle, const FsHandover& handover = {});
+
 std::unique_ptr<Strategy> make_speculative_strategy(const SpeculativeSetup& setup);
 
 // The draft source the options ask for when a pair decodes speculatively (None: System 1's

@@ -212,7 +212,8 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
                logit_scale=DEFAULT_LOGIT_SCALE, chain_strength=2.0, chain_skip=0.0,
                layer_scale=1.0, vocab="default", extra_tokens=0, quant="f32",
                chat_template=CHATML_TEMPLATE, name=None, context_length=2048,
-               rope_freq_base=10000.0, rms_eps=1e-5, eos_after=None, extra_after=(), **faults):
+               rope_freq_base=10000.0, rms_eps=1e-5, eos_after=None, extra_after=(), permute_ids=None,
+               **faults):
     """Writes a tiny llama GGUF to `path` and returns the path.
 
     vocab: "default", "incompatible" (same size and specials, some token texts differ) or "spm"
@@ -234,6 +235,9 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
         and then by its usual successor: text that only a model with these extra tokens writes.
     n_head: written as given; 0, or a value that does not divide n_embd, gives an invalid model
         (the tensors keep the shape of a valid layout).
+    permute_ids: a seed: the same model (the weights drawn as without it) with its token ids
+        shuffled, the vocabulary, embeddings and output rows alike: it reads and writes the same
+        text as the unshuffled model, under other ids (a translated pair with it).
     faults: see FAULTS.
     """
     unknown = set(faults) - set(FAULTS)
@@ -255,6 +259,10 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
         tokens, token_types, merges, bos_id, eos_id = build_vocab(vocab, extra_tokens)
         units = specials = None
     n_vocab = len(tokens)
+    # order[new id] = old id: everything indexed by token is written in the new order.
+    order = (np.random.default_rng(permute_ids).permutation(n_vocab) if permute_ids is not None
+             else np.arange(n_vocab))
+    new_id = np.argsort(order)
     # Tensor layout of a valid model; n_head itself goes into the metadata unchanged so that an
     # invalid head count is a metadata fault, not a Python error here.
     valid_heads = n_head > 0 and n_embd % n_head == 0 and n_head % max(n_head_kv, 1) == 0
@@ -280,22 +288,23 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
 
     if spm:
         writer.add_tokenizer_model("llama")
-        writer.add_token_list(tokens)
-        writer.add_token_scores(scores)
-        writer.add_token_types(token_types)
-        writer.add_unk_token_id(0)
+        writer.add_token_list([tokens[i] for i in order])
+        writer.add_token_scores([scores[i] for i in order])
+        writer.add_token_types([token_types[i] for i in order])
         writer.add_add_bos_token(True)
         writer.add_add_space_prefix(True)
     else:
         writer.add_tokenizer_model("gpt2")
         writer.add_tokenizer_pre("default")
-        writer.add_token_list(tokens)
-        writer.add_token_types(token_types)
+        writer.add_token_list([tokens[i] for i in order])
+        writer.add_token_types([token_types[i] for i in order])
         writer.add_token_merges(merges)
         writer.add_add_bos_token(False)
-    writer.add_bos_token_id(bos_id)
-    writer.add_eos_token_id(eos_id)
-    writer.add_pad_token_id(bos_id)
+    writer.add_bos_token_id(int(new_id[bos_id]))
+    writer.add_eos_token_id(int(new_id[eos_id]))
+    writer.add_pad_token_id(int(new_id[bos_id]))
+    if spm:
+        writer.add_unk_token_id(int(new_id[0]))
     if chat_template is not None:
         writer.add_chat_template(chat_template)
 
@@ -318,7 +327,7 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
 
     # numpy shapes are (rows, columns) = ggml's ne reversed: a matrix maps columns -> rows.
     embeddings = normal(n_vocab, n_embd)
-    add("token_embd.weight", embeddings)
+    add("token_embd.weight", embeddings[order])
     ones = np.ones(n_embd, dtype=np.float32)
     for i in range(n_layer):
         # Std 1/sqrt(fan_in) keeps each layer's contribution comparable to, but not dominating,
@@ -352,7 +361,7 @@ def make_model(path, *, n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, s
     output *= np.float32(logit_scale / np.sqrt(n_embd))
     if fault["nan_weights"]:
         output[:, 0] = np.nan
-    add("output.weight", output, True)
+    add("output.weight", output[order], True)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

@@ -86,9 +86,8 @@ def run(args) -> int:
         calibration = pair.calibrate(cached=True)["calibration"] if pair.calibration_enabled else {}
         label, params, why = choose(calibration)
         translated = pair.vocab["kind"] == "translated"
-        if translated and params.get("method") == "fs":  # fs needs one vocabulary
-            label, params = "speculative (auto drafts)", {"method": "speculative"}
-            why += "; the tokenizers differ, so System 1 drafts across them instead (fs needs one vocabulary)"
+        if translated:
+            why += "; the two models do not share a tokenizer: they meet in text"
         if params.get("method") == "fs":
             params, label = fs[1], fs[0]
         print(f"\nPrompt: {PROMPT}\n{legend(use_colour(sys.stdout))}\n{label}: {why}.\n", file=sys.stderr)
@@ -96,7 +95,7 @@ def run(args) -> int:
         if headline is None:
             return 130
         rows = [(label, headline)]
-        others = [fs] if params.get("method") != "fs" and not translated else []
+        others = [fs] if params.get("method") != "fs" else []
         others += [("large only", {"method": "large"}), ("small only", {"method": "small"})]
         for name, call in others:
             print(f"[running {name} on the same prompt for comparison ...]", file=sys.stderr)

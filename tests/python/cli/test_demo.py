@@ -51,5 +51,6 @@ def test_demo_runs_on_a_pair_whose_tokenizers_differ(tiny_small, tiny_spm, tmp_p
     done = run_cli("demo", "--small", tiny_small, "--large", tiny_spm, "--threads", 1, "--max-tokens", 8)
     assert done.returncode == 0, done.stderr
     names = [line[:30].strip() for line in done.stdout.splitlines() if line.endswith("%")]
-    assert names[0].startswith("speculative") and {"large only", "small only"} <= set(names)
-    assert not any(name.startswith("fs") for name in names)
+    assert names[0] != "large only" and {"large only", "small only"} <= set(names)
+    assert any(name.startswith("fs (entropy") for name in names), done.stdout  # fs runs across the tokenizers
+    assert "do not share a tokenizer" in done.stderr

@@ -67,12 +67,14 @@ def test_not_a_model_is_a_clean_error(tmp_path, tiny_small):
 
 
 def test_incompatible_pair_is_a_clean_error(tiny_small, tiny_incompatible):
-    """Different tokenizers: speculative decodes across them; fs (one vocabulary) is a clean error."""
+    """Different tokenizers: speculative and fs decode across them; contrastive (one vocabulary) is
+    a clean error."""
+    for method in ("speculative", "fs"):
+        done = run_cli("generate", "--small", tiny_small, "--large", tiny_incompatible, "hi", "--max-tokens", 4,
+                       "--method", method)
+        assert done.returncode == 0, done.stderr
     done = run_cli("generate", "--small", tiny_small, "--large", tiny_incompatible, "hi", "--max-tokens", 4,
-                   "--method", "speculative")
-    assert done.returncode == 0, done.stderr
-    done = run_cli("generate", "--small", tiny_small, "--large", tiny_incompatible, "hi", "--max-tokens", 4,
-                   "--method", "fs")
+                   "--method", "contrastive")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "differ at token" in done.stderr
 

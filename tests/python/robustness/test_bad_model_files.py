@@ -407,7 +407,7 @@ def test_vocab_incompatible_pair(tiny_small, tiny_incompatible):
         with fsgen.Pair(small, large, n_ctx=128, n_threads=1) as pair:
             assert pair.vocab["kind"] == "translated"
             with pytest.raises(fsgen.IncompatibleVocabError, match=r"differ at token \d+"):
-                pair.generate("hello", method="fs", max_tokens=4)
+                pair.generate("hello", method="contrastive", max_tokens=4)
 
 
 def test_vocab_of_very_different_size(tiny_small, tiny_factory):
