@@ -76,6 +76,7 @@ class CrossFastSlow final : public Strategy {
     const size_t before = out.sequence().size();
     const bool guarded = handover_ != nullptr;
     const double large_token = guarded ? planner_->verify_cost(1) : 0.0;
+    const double reference = guarded ? planner_->lossless_token_cost(agreement_.rate()) : 0.0;
     // The hand-over writes after the whole text: System 1 finishes its character first.
     if (guarded && guard_.handing_over() && complete_utf8_prefix(pending_) == pending_.size()) {
       if (!commit(out, true)) return;
@@ -111,6 +112,7 @@ class CrossFastSlow final : public Strategy {
     if (consult) {
       going = consult_system2(out, u, guarded ? &cost : nullptr);
     } else {
+      if (guarded) agreement_.observe(false, true, u.top1);
       const Token token = out.sampler().choose(small_logits, small_vocab_);
       if (bridge_.small().is_eog(token)) {
         if (commit(out, true)) going = emit(out, llama_vocab_eos(bridge_.large().vocab()), u);
@@ -123,7 +125,9 @@ class CrossFastSlow final : public Strategy {
       }
     }
     held_ = out.sequence().size() > before ? 0 : held_ + 1;
-    if (guarded && going) guard_.observe_fs_token(consult, cost, large_token, system2_debt(out.sequence()));
+    if (guarded && going) {
+      guard_.observe_fs_token(consult, cost, reference, system2_debt(out.sequence()), planner_->free_draft_token_cost());
+    }
   }
 
  private:
@@ -256,6 +260,7 @@ class CrossFastSlow final : public Strategy {
       const std::string& own = bridge_.small_piece(u.argmax);
       const size_t n = std::min(own.size(), written.size());
       record.mismatch = ends || system1_ends ? ends != system1_ends : own.compare(0, n, written, 0, n) != 0;
+      if (cost != nullptr) agreement_.observe(true, !record.mismatch, u.top1);
     }
     system1_.append(piece);  // System 1's text was cut back to where the piece starts
     const bool going = out.emit(record);
@@ -274,6 +279,7 @@ class CrossFastSlow final : public Strategy {
   int small_vocab_, large_vocab_;
   std::optional<BudgetRouter> budget_;
   FsGuard guard_;
+  DraftAgreement agreement_;
   std::string pending_;                // System 1's text not emitted yet
   std::vector<Uncertainty> pending_u_;  // per pending byte: System 1's uncertainty at the step that wrote it
   size_t synced_ = 0;                  // output tokens whose bytes System 1's text holds

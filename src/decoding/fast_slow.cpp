@@ -38,7 +38,7 @@ class FastSlow final : public Strategy {
     // the faster lossless way to write a token: the large model alone or speculative drafts.
     const bool guarded = handover_ != nullptr;
     const double large_token = guarded ? planner_->verify_cost(1) : 0.0;
-    const double reference = guarded ? planner_->lossless_token_cost(draft_acceptance()) : 0.0;
+    const double reference = guarded ? planner_->lossless_token_cost(agreement_.rate()) : 0.0;
     if (guarded && guard_.handing_over()) {
       const size_t before = out.sequence().size();
       handover_->step(out);
@@ -74,12 +74,7 @@ class FastSlow final : public Strategy {
     } else {
       record.token = out.sampler().choose(small_logits, n_vocab_);
     }
-    if (guarded) {
-      // A consulted token says whether System 2 agreed with System 1's choice; an unconsulted one
-      // was likely agreed with as System 1 was sure of it.
-      agreed_ += consult ? (record.token == u.argmax ? 1.0 : 0.0) : u.top1;
-      ++judged_;
-    }
+    if (guarded) agreement_.observe(consult, record.token == u.argmax, u.top1);
     out.emit(record);
     if (guarded) {
       guard_.observe_fs_token(consult, cost, reference, system2_debt(out.sequence()),
@@ -88,11 +83,6 @@ class FastSlow final : public Strategy {
   }
 
  private:
-  // How often System 2 would accept a draft token of System 1's, by this generation's own tokens
-  // (from a weak prior): what speculative's cost per token depends on.
-  double draft_acceptance() const { return (agreed_ + kPriorAgreed) / (judged_ + kPriorTokens); }
-  static constexpr double kPriorTokens = 4, kPriorAgreed = 0.7 * kPriorTokens;
-
   // Tokens a model decodes to give its logits after seq: what its cache does not share with seq,
   // and at least the last token (a cache holding more, a draft past it, rolls back to it).
   static int unread(const Session& session, const std::vector<Token>& seq) {
@@ -118,8 +108,7 @@ class FastSlow final : public Strategy {
   DraftPlanner* planner_;
   std::optional<BudgetRouter> budget_;
   FsGuard guard_;
-  double agreed_ = 0;  // tokens System 2 agreed (or likely agreed) with, of judged_
-  int judged_ = 0;
+  DraftAgreement agreement_;
 };
 
 }  // namespace

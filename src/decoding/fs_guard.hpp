@@ -31,6 +31,24 @@
 
 namespace fsgen {
 
+// How often System 2 would accept a draft token of System 1's, by a generation's own fs tokens (from
+// a weak prior): a consulted token says whether System 2 agreed with System 1's choice; an
+// unconsulted one was likely agreed with as System 1 was sure of it (its top-1 probability).
+// Speculative's cost per token, the guard's reference, depends on it.
+class DraftAgreement {
+ public:
+  void observe(bool consulted, bool agreed, float top1) {
+    agreed_ += consulted ? (agreed ? 1.0 : 0.0) : (top1 == top1 ? top1 : 0.0);  // NaN: unknown
+    ++judged_;
+  }
+  double rate() const { return (agreed_ + kPriorAgreed) / (judged_ + kPriorTokens); }
+
+ private:
+  static constexpr double kPriorTokens = 4, kPriorAgreed = 0.7 * kPriorTokens;
+  double agreed_ = 0;
+  int judged_ = 0;
+};
+
 class FsGuard {
  public:
   // True while the writing is handed over.
