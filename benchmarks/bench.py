@@ -79,7 +79,35 @@ def run_fsgen(pair, prompt: str, max_tokens: int, method: str, params: dict) -> 
     s = r.stats
     share = s["acceptance_rate"] if s["drafted"] else s["system2_fraction"]
     return {"tps": s["tokens_per_second"], "e2e": s["n_tokens"] / s["seconds"], "n": s["n_tokens"],
-            "tokens": r.tokens, "share": share}
+            "tokens": r.tokens, "share": share, "time": {k: s[k] for k in BREAKDOWN} | {
+                "generation_seconds": s["generation_seconds"]}}
+
+
+# Where a generation's time went (Result.stats): System 1's decodes, the large model's, sampling.
+BREAKDOWN = ("system1_seconds", "system1_decodes", "system1_tokens", "system2_seconds", "system2_decodes",
+             "system2_tokens", "sampling_seconds")
+
+
+def print_breakdown(results: dict[str, list[dict]]) -> None:
+    """Per prompt and fsgen row, where the generation phase went, in ms per output token: System 1's
+    decodes (and how many), the large model's (how many, mean rows each), sampling, the rest."""
+    base = results["large"]
+    print("where the time went (ms per output token; S1/S2: decodes, S2 rows per decode):")
+    for name, runs in results.items():
+        if not runs or "time" not in runs[0]:
+            continue
+        cells = []
+        for i, (r, b) in enumerate(zip(runs, base)):
+            t, n = r["time"], max(1, r["n"])
+            rest = t["generation_seconds"] - t["system1_seconds"] - t["system2_seconds"] - t["sampling_seconds"]
+            rows = t["system2_tokens"] / t["system2_decodes"] if t["system2_decodes"] else 0
+            cells.append(f"p{i + 1} {r['tps'] / b['tps']:.2f}x: S1 {1e3 * t['system1_seconds'] / n:.1f} "
+                         f"({t['system1_decodes']}) S2 {1e3 * t['system2_seconds'] / n:.1f} "
+                         f"({t['system2_decodes']}, {rows:.1f}) samp {1e3 * t['sampling_seconds'] / n:.2f} "
+                         f"rest {1e3 * rest / n:.2f}")
+        print(f"  {name}")
+        for cell in cells:
+            print(f"    {cell}")
 
 
 _LLAMA_CPP_WORKER = r"""
@@ -308,6 +336,7 @@ def print_table(title: str, results: dict[str, list[dict]]) -> None:
               f"{min(ratios):>6.2f}x{statistics.median(r['e2e'] for r in runs):>11.1f}"
               f"{(f'{sum(same)}/{len(same)}' if same else '—'):>15}"
               f"  {(f'{100 * statistics.median(shares):.0f}%' if shares else '—')}")
+    print_breakdown(results)
 
 
 def best_of(runs: list[dict]) -> dict:

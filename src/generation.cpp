@@ -83,12 +83,14 @@ class Driver final : public Emitter {
   Result run(Strategy& strategy) {
     const auto start = Clock::now();
     auto generation_start = start;
+    at_generation_start_ = {totals(context_.system1), totals(context_.system2), sampler_.seconds()};
     try {
       if (options_.max_tokens == 0 || room() == 0) {
         finish(FinishReason::Length);
       } else {
         strategy.prefill(sequence_);
         generation_start = Clock::now();
+        at_generation_start_ = {totals(context_.system1), totals(context_.system2), sampler_.seconds()};
         int idle = 0;  // steps in a row that emitted nothing
         while (!finished_) {
           if (cancelled()) {
@@ -136,7 +138,23 @@ class Driver final : public Emitter {
     if (on_chunk_ && !on_chunk_(chunk)) finish(FinishReason::Cancelled);
   }
 
+  static Session::DecodeTotals totals(const Session* session) { return session ? session->totals() : Session::DecodeTotals{}; }
+
+  // The generation phase's decodes and sampling, from the totals when it started.
+  void count_breakdown() {
+    auto& s = result_.stats;
+    const Session::DecodeTotals one = totals(context_.system1), two = totals(context_.system2);
+    s.system1_seconds = one.seconds - at_generation_start_.system1.seconds;
+    s.system1_decodes = one.decodes - at_generation_start_.system1.decodes;
+    s.system1_tokens = one.tokens - at_generation_start_.system1.tokens;
+    s.system2_seconds = two.seconds - at_generation_start_.system2.seconds;
+    s.system2_decodes = two.decodes - at_generation_start_.system2.decodes;
+    s.system2_tokens = two.tokens - at_generation_start_.system2.tokens;
+    s.sampling_seconds = sampler_.seconds() - at_generation_start_.sampling;
+  }
+
   void finalize_stats(double prompt_seconds, double generation_seconds) {
+    count_breakdown();
     auto& s = result_.stats;
     s.n_tokens = static_cast<int>(result_.tokens.size());
     s.prompt_seconds = prompt_seconds;
@@ -160,6 +178,10 @@ class Driver final : public Emitter {
   bool finished_ = false;
   int system2_tokens_ = 0;
   int rounds_ = 0;
+  struct {
+    Session::DecodeTotals system1, system2;
+    double sampling = 0;
+  } at_generation_start_;
 };
 
 }  // namespace

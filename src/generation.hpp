@@ -19,6 +19,7 @@
 namespace fsgen {
 
 struct CancelFlags;  // session.hpp
+class Session;       // session.hpp
 
 struct TokenRecord {
   Token token = 0;
@@ -68,6 +69,9 @@ struct RunContext {
   int n_vocab = 0;                    // ids a method may write: the text model's vocabulary
   const CancelFlags* cancel = nullptr;
   bool vocab_translated = false;      // a pair whose tokenizers differ (Stats::vocab_translated)
+  // The sessions whose decodes the result's time breakdown counts (nullptr: none).
+  const Session* system1 = nullptr;
+  const Session* system2 = nullptr;
 };
 
 // The result of a call cancelled before it started (while it waited for the lock).

@@ -270,8 +270,9 @@ Result Model::run(const Prompt& prompt, const GenerateOptions& options, const Ch
   auto strategy = make_one_model_strategy(impl_->own_session(), Source::System1, options.speculative, planner,
                                           impl_->options.n_batch);
   // llama.cpp pads the context to a multiple of 256: honour the n_ctx asked for, as Pair does.
+  // One model writing alone: its decodes count as System 2's, as large-only's do in a pair.
   RunContext context{this, std::min(impl_->options.n_ctx, impl_->session->n_ctx()), impl_->session->n_vocab(),
-                     &impl_->cancel_flags};
+                     &impl_->cancel_flags, false, nullptr, impl_->session.get()};
   Result result = run_generation(*strategy, tokens, options, context, on_chunk);
   impl_->planner.fold(planner);
   result.cost_table = table.id();

@@ -1,6 +1,7 @@
 #include "sampling.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <tuple>
@@ -92,7 +93,21 @@ struct Walk {
 
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {}
 
+namespace {
+// Adds the time until it goes out of scope to `total`.
+class Timed {
+ public:
+  explicit Timed(double& total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+  ~Timed() { total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point start_;
+};
+}  // namespace
+
 void Sampler::distribution(const float* logits, int n, Candidates& out) {
+  const Timed timed(seconds_);
   out.ids.clear();
   out.p.clear();
   out.key.clear();
@@ -323,6 +338,7 @@ void Sampler::finish(float top, Candidates& out) {
 }
 
 Token Sampler::draw(const Candidates& c) {
+  const Timed timed(seconds_);
   if (!c.key.empty()) return draw_unsorted(c);
   double r = uniform();
   for (size_t i = 0; i < c.ids.size(); ++i) {
@@ -364,7 +380,10 @@ Token Sampler::draw_unsorted(const Candidates& c) {
 }
 
 Token Sampler::choose(const float* logits, int n) {
-  if (greedy()) return argmax(logits, n);
+  if (greedy()) {
+    const Timed timed(seconds_);
+    return argmax(logits, n);
+  }
   distribution(logits, n, candidates_);
   return draw(candidates_);
 }

@@ -52,6 +52,9 @@ class Sampler {
   double uniform() { return uniform_(rng_); }
   // Greedy argmax, or distribution + draw.
   Token choose(const float* logits, int n);
+  // Seconds spent choosing tokens (argmaxes, distributions, draws): a timing for the result's
+  // breakdown, never for a decision.
+  double seconds() const { return seconds_; }
 
  private:
   void select_top_k(const float* logits, int n, int k);
@@ -75,6 +78,7 @@ class Sampler {
   std::vector<int> bins_, count_;
   std::vector<std::uint32_t> picks_;  // a draw's bucket (sized >= all candidates)
   Candidates candidates_;
+  double seconds_ = 0;
 };
 
 }  // namespace fsgen

@@ -116,6 +116,7 @@ void LocalSession::eval(const Token* seq, size_t n, size_t n_rows) {
   decode_range(seq, tail_start, n, first_output);
   last_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   last_decoded_ = static_cast<int>(n - begin);
+  count_decode();
 
   out_first_ = first_output;
   row_base_ = tail_start;
@@ -179,6 +180,7 @@ void SubstitutingSession::eval(const Token* seq, size_t n, size_t n_rows) {
   rows_ = n_rows;
   last_seconds_ = inner_->last_decode_seconds();
   last_decoded_ = inner_->last_decoded_tokens();
+  count_decode();
 }
 
 std::unique_ptr<Session> make_session(std::shared_ptr<const Weights> weights, const ModelOptions& options,

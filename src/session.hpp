@@ -71,8 +71,23 @@ class Session {
   // and how many tokens it decoded.
   double last_decode_seconds() const { return last_seconds_; }
   int last_decoded_tokens() const { return last_decoded_; }
+  // Decodes over the session's life: timings for a result's breakdown, never for a decision.
+  struct DecodeTotals {
+    double seconds = 0;
+    int decodes = 0;
+    int tokens = 0;
+  };
+  const DecodeTotals& totals() const { return totals_; }
 
  protected:
+  // Adds the last eval's decode to the totals (after last_seconds_ and last_decoded_ are set).
+  void count_decode() {
+    if (last_decoded_ <= 0) return;
+    totals_.seconds += last_seconds_;
+    ++totals_.decodes;
+    totals_.tokens += last_decoded_;
+  }
+  DecodeTotals totals_;
   int n_vocab_ = 0;
   int n_ctx_ = 0;
   size_t rows_ = 0;  // rows the last eval returned

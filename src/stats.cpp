@@ -22,6 +22,13 @@ const std::vector<StatField>& stat_fields() {
       {"mean_accepted_length", nullptr, &Stats::mean_accepted_length},
       {"guard_tokens", &Stats::guard_tokens},
       {"vocab_translated", &Stats::vocab_translated},
+      {"system1_seconds", nullptr, &Stats::system1_seconds},
+      {"system1_decodes", &Stats::system1_decodes},
+      {"system1_tokens", &Stats::system1_tokens},
+      {"system2_seconds", nullptr, &Stats::system2_seconds},
+      {"system2_decodes", &Stats::system2_decodes},
+      {"system2_tokens", &Stats::system2_tokens},
+      {"sampling_seconds", nullptr, &Stats::sampling_seconds},
   };
   return fields;
 }

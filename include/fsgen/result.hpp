@@ -28,6 +28,16 @@ struct Stats {
   double mean_accepted_length = 0;  // accepted draft tokens per verify round
   int guard_tokens = 0;          // fs: tokens written while its guard handed over to speculative verification
   int vocab_translated = 0;      // 1: a pair whose tokenizers differ (drafts crossed between them)
+  // Where the generation phase's time went (timings, never read by a decision): System 1's
+  // decodes (steps, drafts, catch-ups), System 2's (the large model: reads and verifies; tokens
+  // over decodes is its mean batch), and choosing tokens from logits.
+  double system1_seconds = 0;
+  int system1_decodes = 0;
+  int system1_tokens = 0;
+  double system2_seconds = 0;
+  int system2_decodes = 0;
+  int system2_tokens = 0;
+  double sampling_seconds = 0;
 };
 
 // Stats by name, in declaration order: the one list the bindings (Python's stats dict and its

@@ -58,6 +58,7 @@ void RemoteSession::eval(const Token* seq, size_t n, size_t n_rows) {
   if (last_decoded_ > 0) {
     last_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+  count_decode();
 }
 
 const float* RemoteSession::logits(size_t row) const { return remote_.rows(id_) + row * size_t(n_vocab_); }

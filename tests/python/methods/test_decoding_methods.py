@@ -384,3 +384,30 @@ def test_smollm2_self_pair_speculative(smollm2):
                 logits = ref.feed(token)
     finally:
         ref.close()
+
+
+@pytest.mark.parametrize("method, params, system1, system2", [
+    ("large", {}, False, True),
+    ("small", {}, True, False),
+    ("speculative", {"draft": "model", "draft_max": 3}, True, True),
+    ("fs", {"router": "never"}, True, False),
+    ("fs", {"router": "always", "guard": False}, True, True),
+    ("oracle", {}, True, True),
+])
+def test_time_breakdown_counts_the_models_that_ran(pair, method, params, system1, system2):
+    s = pair.generate(PROMPTS[0], method=method, max_tokens=12, **params).stats
+    assert (s["system1_decodes"] > 0) == system1 and (s["system2_decodes"] > 0) == system2
+    for who in ("system1", "system2"):
+        assert s[f"{who}_tokens"] >= s[f"{who}_decodes"] >= 0
+        assert (s[f"{who}_seconds"] > 0) == (s[f"{who}_decodes"] > 0)
+    if method == "large":
+        assert s["system2_tokens"] == s["n_tokens"] - 1  # the first token came from the prompt's pass
+    assert (s["sampling_seconds"] > 0) == (method != "speculative")  # greedy verification takes argmaxes itself
+    assert s["system1_seconds"] + s["system2_seconds"] + s["sampling_seconds"] <= s["generation_seconds"]
+
+
+def test_time_breakdown_of_sampled_speculative(pair):
+    s = pair.generate(PROMPTS[0], method="speculative", draft="model", draft_max=3, max_tokens=16,
+                      temperature=0.8, seed=3).stats
+    assert s["system2_tokens"] > s["system2_decodes"] > 0  # verify batches hold several rows
+    assert 0 < s["sampling_seconds"] < s["generation_seconds"]
