@@ -8,6 +8,7 @@ own speed elsewhere). fs keeps its row, with the share of tokens System 2 wrote.
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -28,8 +29,10 @@ ASSUMED_ACCEPTANCE = 0.7
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="pull the demo pair and show the collaboration that pays on this machine")
-    p.add_argument("--small", default=None, help="System 1 (default: the demo pair's 0.5B)")
-    p.add_argument("--large", default=None, help="System 2 (default: the demo pair's 1.5B)")
+    p.add_argument("--small", default=None,
+                   help="System 1, a path or a known name, pulled if need be (default: the demo pair's 0.5B; "
+                        "smollm2-135m: a pair whose tokenizers differ)")
+    p.add_argument("--large", default=None, help="System 2, as --small (default: the demo pair's 1.5B)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-tokens", type=int, default=160)
     p.add_argument("--threshold", type=float, default=None, help="fs: entropy router threshold (nats)")
@@ -67,18 +70,39 @@ def choose(calibration: dict) -> tuple[str, dict, str]:
             "(n-grams) where it repeats and runs at the large model's speed elsewhere")
 
 
-def run(args) -> int:
+def models(small: Optional[str], large: Optional[str]) -> tuple[str, str]:
+    """The demo's two model files: each given one as a path, or as a known name pulled if need be
+    (``fsgen pull``: at once when cached); either left out is the demo pair's own.
+
+    Parameters
+    ----------
+    small, large : str or None
+        System 1 and System 2: a GGUF path, a known model name, or None.
+
+    Returns
+    -------
+    tuple of str
+        The paths of System 1's and System 2's files.
+    """
     from .. import hub
+
+    default = dict(zip(("small", "large"), hub.GROUPS["demo"]))
+    paths = []
+    for role, arg in (("small", small), ("large", large)):
+        arg = default[role] if arg is None else arg
+        if arg in hub.REGISTRY and not os.path.exists(arg):
+            paths.append(str(hub.pull(arg)[0]))
+        else:
+            paths.append(str(arg))
+    return paths[0], paths[1]
+
+
+def run(args) -> int:
     from .._api import Pair
 
-    if (args.small is None) != (args.large is None):
-        print("fsgen demo: give both --small and --large, or neither (the demo pair)", file=sys.stderr)
-        return 2
-    if args.small is None:
+    if args.small is None and args.large is None:
         print("fsgen demo: Qwen2.5-Coder 0.5B (System 1, fast) + 1.5B (System 2, slow)", file=sys.stderr)
-        small_path, large_path = hub.pull("demo")
-    else:
-        small_path, large_path = args.small, args.large
+    small_path, large_path = models(args.small, args.large)
     messages = [{"role": "user", "content": PROMPT}]
     threshold = DEMO_THRESHOLD if args.threshold is None else args.threshold
     fs = (f"fs (entropy > {threshold:g})", {"method": "fs", "router": "entropy", "threshold": threshold})

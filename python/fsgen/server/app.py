@@ -100,7 +100,8 @@ async def models(request: Request) -> Response:
     except RequestError as exc:
         return error_response(exc)
     info = {"methods": state.methods, "default_method": state.default_method(),
-            "request_fields": list(state.request_fields), "ready": state.ready}
+            "request_fields": list(state.request_fields), "ready": state.ready,
+            "vocab": state.vocab()}
     return JSONResponse({"object": "list", "data": [
         {"id": state.model_id, "object": "model", "created": 0, "owned_by": "fsgen", "fsgen": info}]})
 

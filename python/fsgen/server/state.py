@@ -154,6 +154,12 @@ class ServerState:
             log.warning("fsgen serve: the model on RPC servers reloaded after a loss")
         return runner
 
+    def vocab(self) -> Optional[dict]:
+        """How the pair's vocabularies relate (Pair.vocab: kind "shared" or "translated", overlap,
+        shared_tokens); None for one model, or while the models load."""
+        runner = self.runner
+        return dict(runner.vocab) if isinstance(runner, fsgen.Pair) else None
+
     def default_method(self) -> str:
         if not self.pair:
             return SINGLE_MODEL_METHOD

@@ -58,9 +58,21 @@ def frequency_table(groups, **ci) -> list:
                          # replies that ended on end-of-generation: FS-GEN counts that step
                          "n_eog": sum(r.get("finish_reason") == "eog" for r in recs),
                          "ratio": pair_ratio(recs[0]), "n_prompts": len(recs),
+                         "mismatch_definition": M.mismatch_definition(recs[0]),
                          "events": int(sum(ev)), "denominator": int(sum(den)),
                          "frequency": f, "ci_low": lo, "ci_high": hi})
     return rows
+
+
+def skipped_table(records) -> list:
+    """Configs a pair could not run (one row per pair and config, with the core's reason)."""
+    rows = {}
+    for r in records:
+        if "skipped" in r:
+            row = rows.setdefault((r["pair"], r["config"]), {"pair": r["pair"], "config": r["config"],
+                                                             "n_prompts": 0, "reason": r["skipped"]})
+            row["n_prompts"] += 1
+    return list(rows.values())
 
 
 def oracle_groups(groups) -> dict:
@@ -206,6 +218,7 @@ def analyze(out="study-out", records=None, *, meta=None, targets=TARGETS, n_boot
                          "problem": p} for r in records for p in M.consistency(r)]
     t["errors"] = [{"pair": r["pair"], "config": r["config"], "prompt_id": r["prompt_id"],
                     "error": r["error"]} for r in records if "error" in r]
+    t["skipped"] = skipped_table(records)
     figs = figures(t, og, out)
     report.write(out, t, figs, meta or {}, records)
     return t

@@ -31,7 +31,17 @@ MEASURES = {"oracle": ("mismatch",), "fs": ("system2",), "speculative": ("reject
 
 
 def ok(rec) -> bool:
-    return "error" not in rec and bool(rec.get("trace"))
+    return "error" not in rec and "skipped" not in rec and bool(rec.get("trace"))
+
+
+def mismatch_definition(rec) -> str:
+    """How a record's mismatches were counted: "token" (a shared vocabulary: System 2's token id
+    against System 1's greedy one) or "text" (a translated pair: System 2's next token against
+    System 1's text at the same position, as bytes up to the shorter). Records made before pairs
+    could be translated hold no definition: those pairs shared a vocabulary."""
+    if rec.get("mismatch_definition"):
+        return rec["mismatch_definition"]
+    return "text" if (rec.get("vocab") or {}).get("kind") == "translated" else "token"
 
 
 def col(rec, name, dtype=float):

@@ -6,13 +6,24 @@ One line per generated sequence, keyed by (pair, config, prompt_id)::
      "method": "fs", "params": {"router": "entropy", "threshold": 0.5},
      "small": model, "large": model, "small_base": model | null,
      "n_params_small": int, "n_params_large": int,
+     "vocab": {"kind": "shared" | "translated", "overlap": float, "shared_tokens": int},
+     "mismatch_definition": "token" | "text",
      "text": str, "finish_reason": str, "stats": {...Result.stats...},
      "score": float | null, "score_status": str, "score_detail": str, "scorer": int,
      "max_tokens": int,
      "trace": {"token": [...], "source": [...], "entropy": [...], "top1": [...], "margin": [...],
                "system2_called": [...], "mismatch": [...], "text_offset": [...], "piece": [...]},
      "drafts": {"length": [...], "accepted": [...]},
-     "error": str (only when generation failed; such a record has no text/trace), "time": ISO 8601}
+     "error": str (only when generation failed; such a record has no text/trace),
+     "skipped": str (only when the pair cannot run the config: why; no text/trace),
+     "time": ISO 8601}
+
+``vocab`` is the pair's vocabulary relation (Pair.vocab) and ``mismatch_definition`` how its
+mismatches are counted: "token" (one vocabulary: System 2's token against System 1's greedy one)
+or "text" (a translated pair: System 2's next token against System 1's greedy text at the same
+position, as bytes up to the shorter of the two). Records made before they were recorded lack
+both (those pairs shared a vocabulary). A translated pair cannot run contrastive or proxy: each
+such config is recorded as ``skipped`` once per prompt, so a resumed study does not retry it.
 
 A model is identified by ``{"file": file name, "size": bytes, "sha256": hex digest}``, never by
 its path on the machine that ran the study. ``scorer`` is the version of the HumanEval scorer

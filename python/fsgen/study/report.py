@@ -7,7 +7,7 @@ import math
 import time
 from pathlib import Path
 
-from .metrics import FEATURES, KINDS
+from .metrics import FEATURES, KINDS, mismatch_definition
 from .records import model_label
 
 FSGEN_RANGES = ("FS-GEN's published frequencies (Qwen1.5 pairs 0.5B–72B, 500 samples per task): "
@@ -38,10 +38,19 @@ otherwise):
 - **Position.** FS-GEN plots each position decile's share of all mismatches; fsgen's figure shows
   the mismatch rate within each decile. The table in section 2 gives both.
 """
+MISMATCH_DEFINITIONS = {
+    "token": "token: System 2's token differs from System 1's greedy token (one vocabulary)",
+    "text": "text: the tokenizers differ, so System 2's next token is compared with System 1's "
+            "greedy text at the same position, as bytes up to the shorter of the two",
+}
 DEFINITIONS = """\
 - **mismatch** (oracle, contrastive, proxy; all run in oracle mode, System 2 consulted at every
   step): the emitted token differs from System 1's greedy token on the same prefix; frequency =
-  mismatches / generated tokens.
+  mismatches / generated tokens. That is the *token* definition, for pairs that share a
+  vocabulary. A *translated* pair (different tokenizers; contrastive and proxy cannot run on it)
+  uses the *text* definition: System 2's next token (in its own vocabulary) against System 1's
+  greedy text at the same position, compared as bytes up to the shorter of the two; generated
+  tokens are the large model's. The pairs table says which definition each pair used.
 - **system2** (fs): tokens where the router consulted System 2 / generated tokens.
 - **rejection** (speculative): drafted tokens not accepted / drafted tokens (1 − acceptance).
 - **correction** (speculative): drafts cut short by System 2 / generated tokens (comparable to the
@@ -139,6 +148,32 @@ def _eog_bounds(freq) -> str:
             + "; ".join(cells) + ".")
 
 
+def _vocab(v) -> str:
+    """A pair's vocabulary relation (Pair.vocab) as text; records made before it was recorded: –."""
+    if not v:
+        return "–"
+    if v.get("kind") == "translated":
+        return f"translated ({_fmt(v.get('overlap'), 'pct')} of tokens in both)"
+    return str(v.get("kind", "–"))
+
+
+def _definitions(pairs) -> str:
+    """Which mismatch definition each pair used, when the study mixes them or uses "text"."""
+    used = {p["pair"]: p.get("mismatch_definition") or "token" for p in pairs}
+    if set(used.values()) <= {"token"}:
+        return ""
+    mixed = " Section 4's fits pool pairs of both definitions." if len(set(used.values())) > 1 else ""
+    return "Mismatch definition by pair: " + "; ".join(
+        f"`{pair}`: {MISMATCH_DEFINITIONS.get(d, d)}" for pair, d in used.items()) + "." + mixed
+
+
+def _skipped(rows) -> str:
+    if not rows:
+        return ""
+    return "Not run (the pair cannot): " + "; ".join(
+        f"`{r['config']}` on `{r['pair']}` ({r['reason']})" for r in rows) + "."
+
+
 def _fig(figs, name, alt):
     return f"![{alt}]({name})\n" if name in figs else ""
 
@@ -159,7 +194,9 @@ def render(t, figs, meta) -> str:
                                 ("large", lambda p: _model(p["large"])),
                                 ("params small", lambda p: _fmt(p.get("n_params_small"), "int")),
                                 ("params large", lambda p: _fmt(p.get("n_params_large"), "int")),
-                                ("ratio r", lambda p: _fmt(p.get("ratio")))]))
+                                ("ratio r", lambda p: _fmt(p.get("ratio"))),
+                                ("vocabulary", lambda p: _vocab(p.get("vocab"))),
+                                ("mismatch", lambda p: p.get("mismatch_definition") or "token")]))
     md.append("\n## 1. Collaboration frequency\n")
     md.append(table(t["frequency"], [("pair", lambda r: r["pair"]), ("config", lambda r: r["config"]),
                                      ("measure", lambda r: r["measure"]),
@@ -167,6 +204,8 @@ def render(t, figs, meta) -> str:
                                      ("events / denominator",
                                       lambda r: f"{r['events']:,} / {r['denominator']:,}"),
                                      ("frequency [95% CI]", _ci)]))
+    md.append(_definitions(pairs))
+    md.append(_skipped(t.get("skipped", [])))
     md.append(f"\n{FSGEN_RANGES}\n")
     md.append(_variants(t["frequency"]))
     md.append(FSGEN_COUNTS)
@@ -294,6 +333,7 @@ def write(out, tables, figs, meta, records=None):
                     "pair": r["pair"], "small": r.get("small"), "large": r.get("large"),
                     "n_params_small": r.get("n_params_small"),
                     "n_params_large": r.get("n_params_large"),
+                    "vocab": r.get("vocab"), "mismatch_definition": mismatch_definition(r),
                     "ratio": (r["n_params_large"] / r["n_params_small"]
                               if r.get("n_params_small") and r.get("n_params_large") else None)})
             meta["pairs"] = list(seen.values())

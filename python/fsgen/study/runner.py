@@ -16,6 +16,10 @@ from .tasks import Task, load_task
 
 # Generation failures recorded as a result (not retried on resume); anything else propagates.
 RECORDED_ERRORS = ("ContextOverflowError", "GenerationError")
+# How a pair's oracle mismatches are counted, by how its vocabularies relate (Pair.vocab["kind"]):
+# token ids where they are shared; where the tokenizers differ the core compares System 2's new
+# token with System 1's text at the same position, as bytes up to the shorter of the two.
+MISMATCH_DEFINITIONS = {"shared": "token", "translated": "text"}
 
 
 def resolve(arg) -> str:
@@ -45,6 +49,35 @@ def _generate(pair, item, cfg, max_tokens):
     inp = {"messages": item.messages} if item.messages is not None else {"prompt": item.prompt}
     return pair.generate(**inp, method=cfg["method"], trace=True, max_tokens=max_tokens,
                          temperature=0.0, **cfg["params"])
+
+
+def vocab_context(pair) -> dict:
+    """The vocabulary relation of a loaded pair and the mismatch definition it implies, as every
+    record of the pair holds them: ``{"vocab": {"kind", "overlap", "shared_tokens"},
+    "mismatch_definition": "token" | "text"}``."""
+    vocab = getattr(pair, "vocab", None)
+    if not isinstance(vocab, dict):  # a stand-in pair without the attribute: one vocabulary
+        return {"vocab": None, "mismatch_definition": "token"}
+    vocab = {k: vocab[k] for k in ("kind", "overlap", "shared_tokens") if k in vocab}
+    return {"vocab": vocab, "mismatch_definition": MISMATCH_DEFINITIONS.get(vocab.get("kind"), "token")}
+
+
+def unsupported(pair, cfg):
+    """Why the pair cannot run a config (the core's IncompatibleVocabError: contrastive and proxy
+    combine the models' scores token by token, which a translated pair cannot), or None. Asked of
+    the core's own argument check, so the study needs no list of its own."""
+    import fsgen
+
+    validate = getattr(pair, "validate", None)
+    if validate is None:
+        return None
+    try:
+        validate(prompt="x", method=cfg["method"], **cfg["params"])
+    except fsgen.IncompatibleVocabError as e:
+        # The message's first clause: what cannot run and why; the rest names the model files,
+        # which records never hold.
+        return str(e).split(":", 1)[0].strip() or "IncompatibleVocabError"
+    return None
 
 
 def _pieces(pair, result) -> list:
@@ -123,10 +156,20 @@ def run(pairs, task, *, small_base=None, limit=None, methods=None, out="study-ou
                        "large": model_identity(large),
                        "small_base": model_identity(base) if base else None,
                        "n_params_small": n_params(pair.small),
-                       "n_params_large": n_params(pair.large)}
+                       "n_params_large": n_params(pair.large), **vocab_context(pair)}
+                # Configs the pair cannot run are recorded once per prompt as skipped (not
+                # retried on resume, listed in the report), not as failed generations.
+                skip = {c["config"]: unsupported(pair, c) for c in cfgs}
                 for item in items:
                     for cfg in cfgs:
                         if (pid, cfg["config"], item.id) in store:
+                            continue
+                        if skip[cfg["config"]]:
+                            store.append({**ctx, "config": cfg["config"], "prompt_id": item.id,
+                                          "method": cfg["method"], "params": cfg["params"],
+                                          "max_tokens": max_tokens, "skipped": skip[cfg["config"]],
+                                          "time": _now()})
+                            bar.update(1)
                             continue
                         bar.set_postfix_str(f"{cfg['config']} {item.id}", refresh=False)
                         store.append(_record(pair, ctx, item, cfg, max_tokens))

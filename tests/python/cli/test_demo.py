@@ -42,7 +42,20 @@ def test_demo_runs_on_any_pair(tiny_small, tiny_large, tmp_path, monkeypatch):
     names = [line[:30].strip() for line in table if line.endswith("%")]
     assert names[0] != "large only" and {"large only", "small only"} <= set(names)
     assert any(name.startswith("fs (entropy > 1)") for name in names)
-    assert run_cli("demo", "--small", tiny_small).returncode == 2
+
+
+def test_one_model_given_pairs_it_with_the_demo_pairs_other(tiny_small, monkeypatch):
+    """`fsgen demo --small smollm2-135m`: the named model and the demo pair's large one, each pulled
+    (at once when cached); a path is taken as it is."""
+    from fsgen import hub
+    from fsgen.cli.demo import models
+    pulled = []
+    monkeypatch.setattr(hub, "pull", lambda name, **kw: pulled.append(name) or [f"/cache/{name}.gguf"])
+    small, large = hub.GROUPS["demo"]
+    assert models("smollm2-135m", None) == ("/cache/smollm2-135m.gguf", f"/cache/{large}.gguf")
+    assert models(None, None) == (f"/cache/{small}.gguf", f"/cache/{large}.gguf")
+    assert models(str(tiny_small), None) == (str(tiny_small), f"/cache/{large}.gguf")
+    assert pulled == ["smollm2-135m", large, small, large, large]
 
 
 def test_demo_runs_on_a_pair_whose_tokenizers_differ(tiny_small, tiny_spm, tmp_path, monkeypatch):

@@ -146,6 +146,7 @@ def test_models_health_metrics(tiny_server, client):
     info = models[0].model_extra["fsgen"]
     assert set(info["methods"]) >= {"small", "large", "speculative", "contrastive", "proxy", "fs", "oracle"}
     assert info["default_method"] == "speculative"
+    assert info["vocab"]["kind"] == "shared" and info["vocab"]["overlap"] == 1.0
     assert httpx.get(tiny_server.url + "/health", timeout=10).json() == {"status": "ok"}
     text = httpx.get(tiny_server.url + "/metrics", timeout=10).text
     for name in ("fsgen_requests_total", "fsgen_tokens_generated_total", "fsgen_system2_share",

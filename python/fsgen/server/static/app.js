@@ -42,7 +42,10 @@ async function loadModels() {
     if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
     const m = body.data[0];
     $("model").textContent = m.id;
-    $("model").title = m.id;
+    // The id stays the text (requests send it back); a translated pair says so in the tooltip.
+    const vocab = m.fsgen.vocab;
+    $("model").title = m.id + (vocab && vocab.kind === "translated"
+      ? " (the two models do not share a tokenizer: they meet in text)" : "");
     $("method").replaceChildren(...m.fsgen.methods.map((name) => new Option(name, name, false,
       name === m.fsgen.default_method)));
   } catch (e) {
