@@ -117,6 +117,7 @@ class DraftPlanner {
   };
   static constexpr int kFirstProbeInterval = 16;
   static constexpr int kMaxProbeInterval = 512;
+  static constexpr int kMaxProbeLength = 2;
   static constexpr int kNgramBuckets = 5;
 
   Acceptance& acceptance_of(DraftOrigin origin, int match);

@@ -270,7 +270,9 @@ int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag,
   // text, costs with the machine's load and the context; never switch drafting off for good.
   if (probe.idle < probe.interval) ++probe.idle;
   if (probe.idle < probe.interval) return 0;
-  const int hopeful = best_length(origin, max_length, 1.0);  // the length that could pay
+  // A short probe: one or two judged tokens teach the acceptance as well as a long draft, and a
+  // long one rejected at its first token costs its whole batch (on a CPU nearly a step per row).
+  const int hopeful = best_length(origin, std::min(max_length, kMaxProbeLength), 1.0);  // could pay
   const int length = hopeful > 0 ? hopeful : 1;
   if (horizon >= 0) {
     // A probe costs System 1's catch-up on everything written since it last drafted (on a CPU
