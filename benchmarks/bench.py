@@ -252,7 +252,14 @@ def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int =
 CROSS_ROWS = {"speculative, same-family System 1 (adaptive)": ("same", "speculative", {"draft": "model"}),
               "speculative, other tokenizer (auto)": ("cross", "speculative", {"draft": "model"}),
               "speculative, other tokenizer (SLEM)": ("cross", "speculative", {"draft": "model", "cross_vocab": "slem"}),
-              "speculative, other tokenizer (TLI)": ("cross", "speculative", {"draft": "model", "cross_vocab": "tli"})}
+              "speculative, other tokenizer (TLI)": ("cross", "speculative", {"draft": "model", "cross_vocab": "tli"}),
+              # Fixed lengths: every round drafts, so the acceptance of each algorithm shows even where
+              # the planner would not draft.
+              "speculative, same-family System 1 (draft 3)": ("same", "speculative", {"draft": "model", "draft_max": 3}),
+              "speculative, other tokenizer (SLEM, draft 3)": ("cross", "speculative",
+                                                               {"draft": "model", "cross_vocab": "slem", "draft_max": 3}),
+              "speculative, other tokenizer (TLI, draft 3)": ("cross", "speculative",
+                                                              {"draft": "model", "cross_vocab": "tli", "draft_max": 3})}
 
 
 def step_ratio(pair) -> tuple[float, float]:
