@@ -58,7 +58,7 @@ typedef enum fsgen_status {
   FSGEN_END = 1,      /* fsgen_stream_next: the stream is finished (no piece) */
   FSGEN_TIMEOUT = 2,  /* fsgen_stream_next: no piece came within the timeout */
   FSGEN_ERR_MODEL_LOAD = -1,          /* missing, unreadable, not GGUF, truncated, refused file */
-  FSGEN_ERR_INCOMPATIBLE_VOCAB = -2,  /* the models of a pair do not share one vocabulary */
+  FSGEN_ERR_INCOMPATIBLE_VOCAB = -2,  /* a method needs one vocabulary and the pair's tokenizers differ */
   FSGEN_ERR_TEMPLATE = -3,            /* no chat template, or it cannot render the messages */
   FSGEN_ERR_CONTEXT_OVERFLOW = -4,    /* the prompt does not fit in the context */
   FSGEN_ERR_GENERATION = -5,          /* decoding failed or produced non-finite logits */
