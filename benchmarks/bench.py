@@ -293,13 +293,7 @@ def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settin
                 engines += [(name, lambda w=which, m=method, p=params:
                              run_fsgen(pair if w == "same" else cross, prompt, max_tokens, m, {**p, **sampling}))
                             for name, (which, method, params) in CROSS_ROWS.items()]
-                runs: dict[str, list[dict]] = {}
-                for repeat in range(repeats):
-                    shift = (i + repeat) % len(engines)
-                    for name, run in engines[shift:] + engines[:shift]:
-                        runs.setdefault(name, []).append(run())
-                for name, _ in engines:
-                    results.setdefault(name, []).append(best_of(runs[name]))
+                run_side_by_side(engines, i, repeats, results)
             label = "greedy" if setting == "greedy" else SAMPLINGS[setting][0] + "; seed 1"
             print_table(f"{set_name}, drafting across tokenizers ({label})", results)
     return tables
@@ -350,6 +344,20 @@ def best_of(runs: list[dict]) -> dict:
     return max(runs, key=lambda r: r["tps"])
 
 
+def run_side_by_side(engines: list, first: int, repeats: int, results: dict[str, list[dict]]) -> None:
+    """Runs every (name, run) engine `repeats` times and appends each one's fastest run to results.
+    Each prompt and repeat starts from another engine (`first` + repeat): the order's effect (a few
+    percent on a shared host) spreads over all of them instead of favouring the first. Repeats are
+    interleaved, so a slow spell of the host hits every engine alike."""
+    runs: dict[str, list[dict]] = {}
+    for repeat in range(repeats):
+        shift = (first + repeat) % len(engines)
+        for name, run in engines[shift:] + engines[:shift]:
+            runs.setdefault(name, []).append(run())
+    for name, _ in engines:
+        results.setdefault(name, []).append(best_of(runs[name]))
+
+
 def sampled_section(pair, chat: dict, max_tokens: int, repeats: int, settings: list[str]) -> dict:
     """The sampled tables: per setting and prompt set, the sampled rows, interleaved as above."""
     tables: dict[str, dict[str, list[dict]]] = {}
@@ -362,13 +370,7 @@ def sampled_section(pair, chat: dict, max_tokens: int, repeats: int, settings: l
                       flush=True)
                 engines = [(name, lambda m=method, p=params: run_fsgen(pair, prompt, max_tokens, m, {**p, **sampling}))
                            for name, (method, params) in SAMPLED_ROWS.items()]
-                runs: dict[str, list[dict]] = {}
-                for repeat in range(repeats):
-                    shift = (i + repeat) % len(engines)
-                    for name, run in engines[shift:] + engines[:shift]:
-                        runs.setdefault(name, []).append(run())
-                for name, _ in engines:
-                    results.setdefault(name, []).append(best_of(runs[name]))
+                run_side_by_side(engines, i, repeats, results)
             print_table(f"{set_name}, sampled ({label_of_setting}; seed 1)", results)
     return tables
 
@@ -469,16 +471,7 @@ def main() -> int:
                         for name, reference in references.items()]
             engines += [(name, lambda e=exe, a=tool_args: llama_cpp_tools.run(e, a(prompt)))
                         for name, (exe, tool_args) in tools.items()]
-            # Each prompt and repeat starts from another engine: the order's effect (a few percent
-            # on a shared host) spreads over all of them instead of favouring the first. Repeats
-            # are interleaved, so a slow spell of the host hits every engine alike.
-            runs: dict[str, list[dict]] = {}
-            for repeat in range(args.repeats):
-                shift = (i + repeat) % len(engines)
-                for name, run in engines[shift:] + engines[:shift]:
-                    runs.setdefault(name, []).append(run())
-            for name, _ in engines:
-                results.setdefault(name, []).append(best_of(runs[name]))
+            run_side_by_side(engines, i, args.repeats, results)
 
     print(f"\nfsgen {fsgen.__version__} benchmark — {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, {args.threads} threads, ≤{args.max_tokens} new tokens, greedy, "
