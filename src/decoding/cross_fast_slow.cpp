@@ -97,7 +97,7 @@ class CrossFastSlow final : public Strategy {
     const float* small_logits = nullptr;
     double cost = 0;
     if (reads) {
-      if (guarded) cost = planner_->system1_cost(unread(small_, read));
+      if (guarded) cost = planner_->system1_cost(unread_tokens(small_, read));
       small_.eval(read);
       small_logits = small_.last_logits();
       u = measure_uncertainty(small_logits, small_vocab_);
@@ -126,7 +126,8 @@ class CrossFastSlow final : public Strategy {
     }
     held_ = out.sequence().size() > before ? 0 : held_ + 1;
     if (guarded && going) {
-      guard_.observe_fs_token(consult, cost, reference, system2_debt(out.sequence()), planner_->free_draft_token_cost());
+      guard_.observe_fs_token(consult, cost, reference, system2_debt(*planner_, large_, out.sequence()),
+                              planner_->free_draft_token_cost());
     }
   }
 
@@ -135,17 +136,6 @@ class CrossFastSlow final : public Strategy {
   static constexpr int kMaxHeld = 64;      // steps without output before System 2 is consulted
 
   bool fits(const std::vector<Token>& read) const { return read.size() + 1 < static_cast<size_t>(small_.n_ctx()); }
-
-  static int unread(const Session& session, const std::vector<Token>& seq) {
-    return static_cast<int>(std::max<size_t>(1, seq.size() - session.cached_prefix(seq)));
-  }
-
-  // As fast_slow.cpp: what System 2's next read costs beyond one token.
-  double system2_debt(const std::vector<Token>& seq) const {
-    const int behind = static_cast<int>(seq.size() - large_.cached_prefix(seq));
-    if (behind <= 1) return 0;
-    return std::max(0.0, planner_->system2_cost(behind) - planner_->system2_cost(1));
-  }
 
   // Text others wrote since this strategy last emitted (the hand-over's).
   void catch_up(const Emitter& out) {
@@ -235,7 +225,7 @@ class CrossFastSlow final : public Strategy {
       pending_u_.clear();
     }
     const std::vector<Token>& seq = out.sequence();
-    if (cost != nullptr) *cost += planner_->system2_cost(unread(large_, seq));
+    if (cost != nullptr) *cost += planner_->system2_cost(unread_tokens(large_, seq));
     large_.eval(seq);
     if (cost != nullptr && large_.last_decoded_tokens() == 1) planner_->observe_verify(1, large_.last_decode_seconds());
     out.count_system2_call();

@@ -51,7 +51,7 @@ class FastSlow final : public Strategy {
       return;
     }
     const std::vector<Token>& seq = out.sequence();
-    double cost = guarded ? planner_->system1_cost(unread(small_, seq)) : 0.0;
+    double cost = guarded ? planner_->system1_cost(unread_tokens(small_, seq)) : 0.0;
     small_.eval(seq);
     const float* small_logits = small_.last_logits();
     const Uncertainty u = measure_uncertainty(small_logits, n_vocab_);
@@ -61,7 +61,7 @@ class FastSlow final : public Strategy {
     record.margin = u.margin;
     const bool consult = oracle_ || (budget_ ? budget_->consults(u.entropy) : router_consults(router_, u));
     if (consult) {
-      if (guarded) cost += planner_->system2_cost(unread(*large_, seq));
+      if (guarded) cost += planner_->system2_cost(unread_tokens(*large_, seq));
       const float* scores = system2_.scores(seq, small_logits);
       // A call right after another decodes one token of the large model: a timing for the next
       // generation's cost table (this one's is frozen).
@@ -77,27 +77,12 @@ class FastSlow final : public Strategy {
     if (guarded) agreement_.observe(consult, record.token == u.argmax, u.top1);
     out.emit(record);
     if (guarded) {
-      guard_.observe_fs_token(consult, cost, reference, system2_debt(out.sequence()),
+      guard_.observe_fs_token(consult, cost, reference, system2_debt(*planner_, *large_, out.sequence()),
                               planner_->free_draft_token_cost());
     }
   }
 
  private:
-  // Tokens a model decodes to give its logits after seq: what its cache does not share with seq,
-  // and at least the last token (a cache holding more, a draft past it, rolls back to it).
-  static int unread(const Session& session, const std::vector<Token>& seq) {
-    return static_cast<int>(std::max<size_t>(1, seq.size() - session.cached_prefix(seq)));
-  }
-
-  // What System 2's next read will cost beyond one token: it reads every token System 1 wrote
-  // unconsulted in one batch, and whoever writes next (fs or the hand-over) pays it. What it has
-  // read is the prefix its cache shares with the text (it also holds rejected drafts).
-  double system2_debt(const std::vector<Token>& seq) const {
-    const int pending = static_cast<int>(seq.size() - large_->cached_prefix(seq));
-    if (pending <= 1) return 0;
-    return std::max(0.0, planner_->system2_cost(pending) - planner_->system2_cost(1));
-  }
-
   Session& small_;
   System2& system2_;
   RouterOptions router_;

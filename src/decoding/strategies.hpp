@@ -1,6 +1,7 @@
 // Factories for the decoding methods. Each lives in its own file; System 2's variants (the
 // large model, contrastive, proxy) are interchangeable parts of the fast-and-slow loop.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -56,6 +57,21 @@ struct FsHandover {
   Session* large = nullptr;
   DraftPlanner* planner = nullptr;
 };
+
+// What both fs strategies' guard accounts read.
+// Tokens a model decodes to give its logits after seq: what its cache does not share with seq,
+// and at least the last token (a cache holding more, a draft past it, rolls back to it).
+inline int unread_tokens(const Session& session, const std::vector<Token>& seq) {
+  return static_cast<int>(std::max<size_t>(1, seq.size() - session.cached_prefix(seq)));
+}
+// What System 2's next read will cost beyond one token: it reads every token System 1 wrote
+// unconsulted in one batch, and whoever writes next (fs or the hand-over) pays it. What it has
+// read is the prefix its cache shares with the text (it also holds rejected drafts).
+inline double system2_debt(const DraftPlanner& planner, const Session& large, const std::vector<Token>& seq) {
+  const int pending = static_cast<int>(seq.size() - large.cached_prefix(seq));
+  if (pending <= 1) return 0;
+  return std::max(0.0, planner.system2_cost(pending) - planner.system2_cost(1));
+}
 
 // System 1 writes; System 2 is consulted when the router says so (always: contrastive/proxy as
 // methods; oracle: always, emitting System 2's token and recording mismatches).
