@@ -11,7 +11,7 @@ ratios are taken prompt by prompt against large-only fsgen, then the median (and
 is reported per set. Rows:
 - fsgen: large, n-gram drafts with the large model alone, speculative auto (n-gram or System 1's
   draft each round: the default), speculative with System 1's drafts (adaptive and fixed lengths),
-  fs at a few entropy thresholds;
+  fs at a fixed entropy threshold (`--fs-thresholds` for more);
 - llama-cpp-python, large only and with LlamaPromptLookupDecoding (its n-gram drafts), running
   the same libllama (LLAMA_CPP_LIB_PATH);
 - llama.cpp's own tools built from the same pinned source (benchmarks/llama_cpp_tools.py; built
@@ -19,16 +19,21 @@ is reported per set. Rows:
   model (skip with --no-spec-simple), and its n-gram drafts `ngram-simple` / `ngram-mod` and
   `llama-lookup` (skip with --no-llama-ngram);
 - then a section of its own for fs on HumanEval and free-form prompts: FS-GEN's fixed threshold
-  without the guard, fs at its defaults (guard on), and the budget router at 2.5/5/10/20% (System 2's
+  without the guard, fs at its defaults (guard on), and the budget router at 5/20% (System 2's
   share achieved, tokens/s against large-only per prompt); `--fs-budget-only` runs just that.
 - the same prompts sampled, seeded (`--sampling`): chat apps' settings (temperature 0.7, top_p 0.9)
   and OpenAI's defaults (temperature 1, top_p 1; fsgen serve then samples with top_k 0, min_p 0),
-  for large-only, speculative (auto and System 1's drafts) and fs at its defaults, each ratio
-  against large-only sampled alike.
+  for large-only, speculative (auto) and fs at its defaults, each ratio against large-only
+  sampled alike.
 - drafting across tokenizers (`--cross-only` runs just it; `--no-cross` skips it): the same large
   model with System 1 of its own family against a cheaper one with another tokenizer (SmolLM2-135M
-  by default, `--cross-small`), speculative with SLEM, TLI and the planner's choice, greedy and
-  sampled, each System 1's draft step against a one-row verify printed first.
+  by default, `--cross-small`), speculative with SLEM, TLI and the planner's choice, greedy
+  and OpenAI's defaults (`--cross-sampling`), on two prompts per set (`--cross-prompts`), each
+  System 1's draft step against a one-row verify printed first.
+- `--targets`: only large-only, speculative and fs at their defaults on every prompt (code edits,
+  free-form, the fs section's free-form), greedy and sampled, with the prompts below 0.95×
+  large-only listed; with `--repeats 3` each figure is the median of three interleaved runs.
+The default run (every section, one run per prompt) takes about 20 minutes on 2 cores.
 tokens/s is the generation phase (prompt processing excluded); e2e includes it. Peak memory (RSS)
 of a loaded pair is measured in a child process and set next to the two files' sizes.
 """
@@ -69,8 +74,9 @@ SAMPLINGS = {
     "chat": ("T 0.7, top_p 0.9", dict(temperature=0.7, top_p=0.9, top_k=0, min_p=0.0, seed=1)),
     "openai": ("OpenAI's defaults: T 1, top_p 1", dict(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, seed=1)),
 }
+# The issue's targets: what a user gets at the defaults, against the large model alone.
+TARGET_ROWS = {"large": ("large", {}), "speculative auto (default)": ("speculative", {}), "fs (defaults)": ("fs", {})}
 SAMPLED_ROWS = {"large": ("large", {}), "speculative auto (default)": ("speculative", {}),
-                "speculative System 1 (adaptive)": ("speculative", {"draft": "model"}),
                 "fs (defaults)": ("fs", {})}
 
 
@@ -176,7 +182,7 @@ FS_FREEFORM_PROMPTS = [
     "Write a Haskell function that parses arithmetic expressions with a monadic parser, and explain it.",
     "Write a Fortran 77 subroutine that solves a tridiagonal system, with comments.",
 ]
-FS_SHARES = (0.025, 0.05, 0.1, 0.2)
+FS_SHARES = (0.05, 0.2)
 
 
 def humaneval_prompts(n: int) -> list[str]:
@@ -201,7 +207,7 @@ def fs_budget_rows(shares=FS_SHARES) -> dict:
 def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int = len(FS_FREEFORM_PROMPTS),
                       shares=FS_SHARES, repeats: int = 1) -> dict:
     """Runs fs_budget_rows on HumanEval and free-form prompts, each prompt's rows side by side
-    (repeats interleaved, the fastest run of each row counts), and prints per row: System 2's
+    (repeats interleaved, the median run of each row counts), and prints per row: System 2's
     share achieved (median; worst distance from the target for the budget rows), tokens/s against
     large-only per prompt (median and worst), and how often the guard fired. Returns the raw
     measurements."""
@@ -221,7 +227,7 @@ def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int =
                         {"tps": r.stats["tokens_per_second"], "share": r.stats["system2_fraction"],
                          "n": r.stats["n_tokens"], "guard_tokens": r.stats["guard_tokens"]})
             for name in rows:
-                results.setdefault(set_name, {}).setdefault(name, []).append(best_of(runs[name]))
+                results.setdefault(set_name, {}).setdefault(name, []).append(median_of(runs[name]))
             done = {k: v[-1] for k, v in results[set_name].items()}
             print("  " + "; ".join(f"{k}: {v['tps'] / done['large']['tps']:.2f}x S2 {100 * v['share']:.0f}%"
                                    for k, v in done.items() if k != "large"), file=sys.stderr)
@@ -270,10 +276,11 @@ def step_ratio(pair) -> tuple[float, float]:
     return cal["draft_seconds"] / verify[1], verify.get(4, float("nan")) / verify[1]
 
 
-def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settings: list[str]) -> dict:
+def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settings: list[str],
+                  prompts_per_set: int) -> dict:
     """System 1 of the same family (pair) against one with another tokenizer (cross, the same large
     model) drafting for the large model: per prompt set and sampling, every row side by side with
-    large-only (repeats interleaved, the fastest run counts), acceptance per algorithm."""
+    large-only (repeats interleaved, the median run counts), acceptance per algorithm."""
     same_step, same_curve = step_ratio(pair)
     cross_step, cross_curve = step_ratio(cross)
     print("\ndrafting across tokenizers: which System 1 pays here")
@@ -283,6 +290,7 @@ def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settin
           f"(4 rows = {cross_curve:.2f} x one row); vocabularies: {cross.vocab}")
     tables: dict[str, dict[str, list[dict]]] = {}
     samplings = [("greedy", {})] + [(setting, SAMPLINGS[setting][1]) for setting in settings]
+    chat = {name: prompts[:prompts_per_set] for name, prompts in chat.items()}
     for setting, sampling in samplings:
         for set_name, prompts in chat.items():
             results = tables.setdefault(f"{set_name}, {setting}", {})
@@ -340,12 +348,14 @@ def print_table(title: str, results: dict[str, list[dict]]) -> None:
     print_breakdown(results)
 
 
-def best_of(runs: list[dict]) -> dict:
-    return max(runs, key=lambda r: r["tps"])
+def median_of(runs: list[dict]) -> dict:
+    """The run with the median speed (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r["tps"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def run_side_by_side(engines: list, first: int, repeats: int, results: dict[str, list[dict]]) -> None:
-    """Runs every (name, run) engine `repeats` times and appends each one's fastest run to results.
+    """Runs every (name, run) engine `repeats` times and appends each one's median run to results.
     Each prompt and repeat starts from another engine (`first` + repeat): the order's effect (a few
     percent on a shared host) spreads over all of them instead of favouring the first. Repeats are
     interleaved, so a slow spell of the host hits every engine alike."""
@@ -355,24 +365,45 @@ def run_side_by_side(engines: list, first: int, repeats: int, results: dict[str,
         for name, run in engines[shift:] + engines[:shift]:
             runs.setdefault(name, []).append(run())
     for name, _ in engines:
-        results.setdefault(name, []).append(best_of(runs[name]))
+        results.setdefault(name, []).append(median_of(runs[name]))
 
 
-def sampled_section(pair, chat: dict, max_tokens: int, repeats: int, settings: list[str]) -> dict:
-    """The sampled tables: per setting and prompt set, the sampled rows, interleaved as above."""
+def sampled_section(pair, chat: dict, max_tokens: int, repeats: int, settings: list[str],
+                    rows: dict = SAMPLED_ROWS) -> dict:
+    """The sampled tables: per setting ("greedy" too) and prompt set, the rows, interleaved as above."""
     tables: dict[str, dict[str, list[dict]]] = {}
     for setting in settings:
-        label_of_setting, sampling = SAMPLINGS[setting]
+        label_of_setting, sampling = ("greedy", {}) if setting == "greedy" else SAMPLINGS[setting]
         for set_name, prompts in chat.items():
             results = tables.setdefault(f"{set_name}, {setting}", {})
             for i, (label, prompt) in enumerate(prompts):
                 print(f"sampled ({setting}): {set_name} prompt {i + 1}/{len(prompts)} ({label})", file=sys.stderr,
                       flush=True)
                 engines = [(name, lambda m=method, p=params: run_fsgen(pair, prompt, max_tokens, m, {**p, **sampling}))
-                           for name, (method, params) in SAMPLED_ROWS.items()]
+                           for name, (method, params) in rows.items()]
                 run_side_by_side(engines, i, repeats, results)
-            print_table(f"{set_name}, sampled ({label_of_setting}; seed 1)", results)
+            print_table(f"{set_name}, greedy" if setting == "greedy" else
+                        f"{set_name}, sampled ({label_of_setting}; seed 1)", results)
     return tables
+
+
+def print_targets(tables: dict[str, dict[str, list[dict]]], target: float = 0.95) -> None:
+    """Per row and setting: the worst prompt against large-only over every prompt set, and the
+    prompts below the target."""
+    print(f"\ntargets: every prompt ≥ {target:.2f}× large-only (per prompt, the median run)")
+    worst: dict[tuple[str, str], list] = {}
+    for table, results in tables.items():
+        setting = table.split(", ", 1)[1]
+        for name, runs in results.items():
+            if name == "large":
+                continue
+            for i, (r, b) in enumerate(zip(runs, results["large"])):
+                worst.setdefault((name, setting), []).append((r["tps"] / b["tps"], f"{table.split(',')[0]} p{i + 1}"))
+    for (name, setting), ratios in worst.items():
+        low = sorted(x for x in ratios if x[0] < target)
+        print(f"  {name:<28} {setting:<8} median {statistics.median(x[0] for x in ratios):.2f}x, worst "
+              f"{min(ratios)[0]:.2f}x ({min(ratios)[1]}); below {target:.2f}x: "
+              + (", ".join(f"{where} {ratio:.2f}x" for ratio, where in low) or "none"))
 
 
 def main() -> int:
@@ -382,11 +413,11 @@ def main() -> int:
     ap.add_argument("--edit-prompts", type=int, default=5)
     ap.add_argument("--free-prompts", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1,
-                    help="runs per prompt and row, interleaved between rows; the fastest one counts")
+                    help="runs per prompt and row, interleaved between rows; the median one counts")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-ctx", type=int, default=2048)
-    ap.add_argument("--fs-thresholds", default="0.5,1.0,2.0", help="entropy thresholds (nats) for fs rows")
+    ap.add_argument("--fs-thresholds", default="1.0", help="entropy thresholds (nats) for fs rows")
     ap.add_argument("--draft", default="3", help="fixed draft lengths for speculative (System 1) rows")
     ap.add_argument("--spec-simple-draft", type=int, default=4)
     ap.add_argument("--no-spec-simple", action="store_true")
@@ -399,13 +430,19 @@ def main() -> int:
                     help="System 2 shares for the budget rows of the fs section")
     ap.add_argument("--fs-budget-only", action="store_true",
                     help="only the fs section: fixed threshold, guard and budget router (HumanEval and free-form)")
-    ap.add_argument("--fs-humaneval", type=int, default=4, help="HumanEval prompts in the fs section")
+    ap.add_argument("--fs-humaneval", type=int, default=2, help="HumanEval prompts in the fs section")
     ap.add_argument("--reuse-curve", action="store_true", help="the cached cost curve, if any, instead of measuring")
     ap.add_argument("--cross-small", help="System 1 with another tokenizer for the section drafting across "
                     "tokenizers (a path or a name fsgen pull knows; default smollm2-135m)")
     ap.add_argument("--cross-only", action="store_true",
                     help="only the section drafting across tokenizers (same-family System 1 against --cross-small)")
     ap.add_argument("--no-cross", action="store_true", help="skip the section drafting across tokenizers")
+    ap.add_argument("--cross-prompts", type=int, default=2, help="prompts per set in the section across tokenizers")
+    ap.add_argument("--cross-sampling", default="openai",
+                    help="sampled settings (of --sampling) in the section across tokenizers, beside greedy")
+    ap.add_argument("--targets", action="store_true",
+                    help="only the targets: large-only, speculative and fs at their defaults on every prompt (code "
+                    "edits, free-form, the fs section's free-form), greedy and sampled; use with --repeats 3")
     ap.add_argument("--sampling", default=",".join(SAMPLINGS),
                     help="sampled settings to measure beside greedy: chat, openai (comma-separated; empty: none)")
     args = ap.parse_args()
@@ -434,8 +471,21 @@ def main() -> int:
             cross_small = str(fsgen.pull(cross_small)[0])
         cross = fsgen.Pair(cross_small, large, n_threads=args.threads, n_ctx=args.n_ctx, calibrate=True)
         cross.generate(chat["edit"][0][1], method="speculative", max_tokens=16)  # page the weights in
-        return cross_section(pair, cross, chat, args.max_tokens, args.repeats, settings)
+        return cross_section(pair, cross, chat, args.max_tokens, args.repeats,
+                             [s for s in settings if s in args.cross_sampling.split(",")], args.cross_prompts)
 
+    if args.targets:
+        texts = [("fs free-form", t) for t in FS_FREEFORM_PROMPTS[:args.fs_freeform]]
+        chat["fs free-form"] = [(label, pair.large.apply_chat_template([{"role": "user", "content": t}]))
+                                for label, t in texts]
+        pair.generate(chat["edit"][0][1], method="speculative", max_tokens=16)  # page the weights in
+        print_cost_curve(pair, args.reuse_curve)
+        results = sampled_section(pair, chat, args.max_tokens, args.repeats, ["greedy", *settings], TARGET_ROWS)
+        print_targets(results)
+        if args.json:
+            args.json.write_text(json.dumps({s: {k: [{kk: vv for kk, vv in r.items() if kk != "tokens"} for r in v]
+                                                 for k, v in t.items()} for s, t in results.items()}, indent=1))
+        return 0
     if args.cross_only:
         pair.generate(chat["edit"][0][1], method="speculative", max_tokens=16)
         cross = run_cross_section()
@@ -475,7 +525,7 @@ def main() -> int:
 
     print(f"\nfsgen {fsgen.__version__} benchmark — {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, {args.threads} threads, ≤{args.max_tokens} new tokens, greedy, "
-          f"best of {args.repeats} per prompt")
+          f"median of {args.repeats} per prompt")
     print(f"small: {pathlib.Path(small).name}\nlarge: {pathlib.Path(large).name}")
     print_table(f"code edits built from HumanEval ({len(chat['edit'])} prompts)", tables["edit"])
     print_table(f"free-form prompts ({len(chat['free'])})", tables["free"])

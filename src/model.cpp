@@ -266,7 +266,7 @@ Result Model::run(const Prompt& prompt, const GenerateOptions& options, const Ch
   const std::vector<Token>& tokens = call.tokens();
   // This generation prices from a snapshot of the table; its timings reach the model's afterwards.
   const CostTable table = impl_->planner.table();
-  DraftPlanner planner = DraftPlanner::for_generation(table);
+  DraftPlanner planner = DraftPlanner::for_generation(table, options.sampling);
   auto strategy = make_one_model_strategy(impl_->own_session(), Source::System1, options.speculative, planner,
                                           impl_->options.n_batch);
   // llama.cpp pads the context to a multiple of 256: honour the n_ctx asked for, as Pair does.

@@ -315,8 +315,8 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
   // Every decision of this generation prices from these snapshots; its timings reach the pair's
   // tables afterwards.
   const CostTable table = p.planner.table();
-  DraftPlanner planner = DraftPlanner::for_generation(table);
-  DraftPlanner small_planner = DraftPlanner::for_generation(p.small_planner.table());
+  DraftPlanner planner = DraftPlanner::for_generation(table, options.sampling);
+  DraftPlanner small_planner = DraftPlanner::for_generation(p.small_planner.table(), options.sampling);
 
   std::unique_ptr<System2> system2;
   std::unique_ptr<Strategy> handover;  // before strategy: the fs strategy points at it

@@ -15,9 +15,13 @@ struct CostTable {
   // "measured" (calibrated on this machine; timings refine it between generations), "builtin"
   // (builtin(): fixed) or "pinned" (given by the user: fixed).
   std::string kind = "builtin";
+  // One sampled row: the sampler's distribution over the large model's vocabulary at OpenAI's
+  // defaults (temperature 1, no truncation), which sampled generations pay per draft step and per
+  // row System 2 judges (<= 0 unknown: priced as free).
+  double sampling = -1;
 
   // 8 hex characters of a hash of the costs (not the kind): a pinned copy of a measured table
-  // keeps its id.
+  // keeps its id; an unknown sampling cost leaves it as it was before that cost was measured.
   std::string id() const;
   // Whether timings may update it between generations.
   bool frozen() const { return kind != "measured"; }

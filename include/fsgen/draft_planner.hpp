@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "fsgen/cost_table.hpp"
+#include "fsgen/options.hpp"
 #include "fsgen/types.hpp"
 
 namespace fsgen {
@@ -32,6 +33,7 @@ using DraftOrigin = DraftSource;
 struct CostCurve {
   std::vector<double> verify;
   double draft = -1;
+  double sampling = -1;  // one sampled row (CostTable::sampling)
 };
 
 class DraftPlanner {
@@ -41,8 +43,13 @@ class DraftPlanner {
   explicit DraftPlanner(double small_to_large_cost = 0.35);
 
   // A generation's planner: prices from `table` alone (timings are kept for fold(), never read),
-  // acceptance from the fixed priors.
-  static DraftPlanner for_generation(const CostTable& table);
+  // acceptance from the fixed priors. A sampled generation (sampling.temperature > 0) prices each
+  // sampled row at the table's sampling cost and starts System 1's drafts from the acceptance
+  // prior of its temperature (sampled_acceptance_prior).
+  static DraftPlanner for_generation(const CostTable& table, const SamplingOptions& sampling = {});
+  // The prior per-token acceptance of System 1's drafts at this sampling (greedy: 0.7; lower
+  // above temperature 1).
+  static double sampled_acceptance_prior(const SamplingOptions& sampling);
   // The table the next generation starts from: a measured table as observations have refined it;
   // a pinned one as given; else the built-in table (CostTable::builtin, from the prior).
   CostTable table() const;
@@ -78,9 +85,14 @@ class DraftPlanner {
   // Estimated cost of System 1 catching up on `tokens` in one batch.
   double catch_up_cost(int tokens) const;
   // What one System 1 decode of `tokens` new tokens costs (a step, or a catch-up batch), and one
-  // of the large model (priced by rows): the modelled costs fs's guard weighs.
+  // of the large model (priced by rows), each with the one row it samples in a sampled
+  // generation: the modelled costs fs's guard weighs.
   double system1_cost(int tokens) const;
-  double system2_cost(int tokens) const { return tokens > 0 ? std::max(0.0, verify_cost(tokens)) : 0.0; }
+  double system2_cost(int tokens) const {
+    return tokens > 0 ? std::max(0.0, verify_cost(tokens)) + sampling_ : 0.0;
+  }
+  // The sampler's cost of one row in this generation (0: greedy, or the table does not know it).
+  double sampling_cost() const { return sampling_; }
   // Expected tokens per second of a round with this draft (length 0: verify one row).
   double expected_rate(DraftOrigin origin, int length, int match = 0) const;
   // The length with the best expected tokens/s at a given per-token acceptance (0: none pays).
@@ -125,7 +137,12 @@ class DraftPlanner {
   Probe& probe_of(DraftOrigin origin) { return origin == DraftOrigin::Ngram ? probe_ngram_ : probe_model_; }
   static int bucket(int match);
 
+  // A round of `length` drafts from `origin` and its verify: the decodes and, sampled, the
+  // sampler's rows (each draft step, and the `judged` rows System 2 samples).
+  double round_cost(DraftOrigin origin, int length, double judged) const;
+
   double cost_ratio_prior_;
+  double sampling_ = 0;  // seconds per sampled row in this generation (0: greedy)
   std::string kind_ = "builtin";  // of the table: "builtin" until calibrated or given one
   bool frozen_ = false;           // a generation's planner: prices from calibration_ alone
   std::vector<std::pair<int, double>> verify_log_;  // a frozen planner's timings, for fold()

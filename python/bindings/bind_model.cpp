@@ -2,6 +2,7 @@
 // generation started as a Job.
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
@@ -56,13 +57,14 @@ void bind_model(nb::module_& m) {
       .def("calibrate", [](fsgen::Model& m) {
              nb::gil_scoped_release release;
              const fsgen::CostCurve c = m.calibrate();
-             return std::make_pair(c.verify, c.draft);
+             return std::make_tuple(c.verify, c.draft, c.sampling);
            })
       .def("cost_table", &fsgen::Model::cost_table, nb::call_guard<nb::gil_scoped_release>())
       .def("set_cost_table", &fsgen::Model::set_cost_table, "table"_a, nb::call_guard<nb::gil_scoped_release>())
-      .def("set_calibration", [](fsgen::Model& m, const std::vector<double>& verify, double draft) {
-             m.set_calibration(fsgen::CostCurve{verify, draft});
-           }, "verify"_a, "draft"_a)
+      .def("set_calibration", [](fsgen::Model& m, const std::vector<double>& verify, double draft,
+                                            double sampling) {
+             m.set_calibration(fsgen::CostCurve{verify, draft, sampling});
+           }, "verify"_a, "draft"_a, "sampling"_a = -1.0)
       .def("close", &fsgen::Model::close, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("closed", &fsgen::Model::closed)
       .def("rpc_stats", [](const fsgen::Model& model) -> std::optional<nb::dict> {

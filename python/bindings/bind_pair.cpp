@@ -1,6 +1,7 @@
 // fsgen._core.Pair: System 1 and System 2 over loaded Models, generation started as a Job.
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -50,13 +51,14 @@ void bind_pair(nb::module_& m) {
       .def("calibrate", [](fsgen::Pair& p, bool drafter) {
              nb::gil_scoped_release release;
              const fsgen::CostCurve c = p.calibrate(drafter);
-             return std::make_pair(c.verify, c.draft);
+             return std::make_tuple(c.verify, c.draft, c.sampling);
            }, "drafter"_a = true)
       .def("cost_table", &fsgen::Pair::cost_table, nb::call_guard<nb::gil_scoped_release>())
       .def("set_cost_table", &fsgen::Pair::set_cost_table, "table"_a, nb::call_guard<nb::gil_scoped_release>())
-      .def("set_calibration", [](fsgen::Pair& p, const std::vector<double>& verify, double draft) {
-             p.set_calibration(fsgen::CostCurve{verify, draft});
-           }, "verify"_a, "draft"_a);
+      .def("set_calibration", [](fsgen::Pair& p, const std::vector<double>& verify, double draft,
+                                           double sampling) {
+             p.set_calibration(fsgen::CostCurve{verify, draft, sampling});
+           }, "verify"_a, "draft"_a, "sampling"_a = -1.0);
 }
 
 }  // namespace fsgen_bindings

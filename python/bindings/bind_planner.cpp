@@ -14,14 +14,14 @@ using namespace nb::literals;
 void bind_planner(nb::module_& m) {
   nb::class_<fsgen::CostTable>(m, "CostTable")
       .def("__init__",
-           [](fsgen::CostTable* t, const std::vector<double>& verify, double draft, const std::string& kind) {
-             new (t) fsgen::CostTable{verify, draft, kind};
-           },
-           "verify"_a, "draft"_a, "kind"_a = "pinned")
+           [](fsgen::CostTable* t, const std::vector<double>& verify, double draft, const std::string& kind,
+              double sampling) { new (t) fsgen::CostTable{verify, draft, kind, sampling}; },
+           "verify"_a, "draft"_a, "kind"_a = "pinned", "sampling"_a = -1.0)
       .def_static("builtin", &fsgen::CostTable::builtin, "small_to_large"_a)
       .def_ro("verify", &fsgen::CostTable::verify)
       .def_ro("draft", &fsgen::CostTable::draft)
       .def_ro("kind", &fsgen::CostTable::kind)
+      .def_ro("sampling", &fsgen::CostTable::sampling)
       .def_prop_ro("id", &fsgen::CostTable::id);
 
   auto origin = [](int o) { return static_cast<fsgen::DraftSource>(o); };
@@ -53,10 +53,10 @@ void bind_planner(nb::module_& m) {
       .def("verify_cost", &fsgen::DraftPlanner::verify_cost, "rows"_a)
       .def("draft_cost", [origin](const fsgen::DraftPlanner& p, int o) { return p.draft_cost(origin(o)); }, "origin"_a)
       .def("set_calibration",
-           [](fsgen::DraftPlanner& p, const std::vector<double>& verify, double draft) {
-             p.set_calibration(fsgen::CostCurve{verify, draft});
+           [](fsgen::DraftPlanner& p, const std::vector<double>& verify, double draft, double sampling) {
+             p.set_calibration(fsgen::CostCurve{verify, draft, sampling});
            },
-           "verify"_a, "draft"_a)
+           "verify"_a, "draft"_a, "sampling"_a = -1.0)
       .def_prop_ro("calibration", [](const fsgen::DraftPlanner& p) {
         return std::make_pair(p.calibration().verify, p.calibration().draft);
       })
@@ -64,7 +64,18 @@ void bind_planner(nb::module_& m) {
         const fsgen::CostCurve c = p.measured();
         return std::make_pair(c.verify, c.draft);
       })
-      .def_static("for_generation", &fsgen::DraftPlanner::for_generation, "table"_a)
+      .def_static("for_generation",
+                  [](const fsgen::CostTable& table, float temperature, float top_p) {
+                    fsgen::SamplingOptions sampling;
+                    sampling.temperature = temperature;
+                    sampling.top_k = 0;
+                    sampling.top_p = top_p;
+                    sampling.min_p = 0.0f;
+                    return fsgen::DraftPlanner::for_generation(table, sampling);
+                  },
+                  "table"_a, "temperature"_a = 0.0f, "top_p"_a = 1.0f)
+      .def_prop_ro("sampling_cost", &fsgen::DraftPlanner::sampling_cost)
+      .def("lossless_token_cost", &fsgen::DraftPlanner::lossless_token_cost, "acceptance"_a, "max_length"_a = 8)
       .def_prop_ro("table", &fsgen::DraftPlanner::table)
       .def("set_table", &fsgen::DraftPlanner::set_table, "table"_a)
       .def("fold", &fsgen::DraftPlanner::fold, "generation"_a)

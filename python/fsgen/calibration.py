@@ -18,15 +18,17 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 TableSource = Union[bool, None, str, os.PathLike, dict]
 
-CACHE_VERSION = 2  # 2: fastest of 3 samples per size (was the median of 2)
+CACHE_VERSION = 3  # 3: with the sampler's cost of a row
 
 
 def table_dict(table: Any) -> dict:
-    """A ``_core.CostTable`` as plain values: ``id``, ``kind``, ``verify_seconds`` (rows -> seconds)
-    and ``draft_seconds`` (one System 1 step, or None)."""
+    """A ``_core.CostTable`` as plain values: ``id``, ``kind``, ``verify_seconds`` (rows -> seconds),
+    ``draft_seconds`` (one System 1 step, or None) and ``sampling_seconds`` (the sampler's cost of
+    one row of a sampled generation, or None)."""
     return {"id": table.id, "kind": table.kind,
             "verify_seconds": {r: s for r, s in enumerate(table.verify) if r >= 1 and s > 0},
-            "draft_seconds": table.draft if table.draft > 0 else None}
+            "draft_seconds": table.draft if table.draft > 0 else None,
+            "sampling_seconds": table.sampling if table.sampling > 0 else None}
 
 
 def read_table(source: Union[str, os.PathLike, dict]) -> Any:
@@ -47,12 +49,13 @@ def read_table(source: Union[str, os.PathLike, dict]) -> Any:
             raise InvalidArgumentError(f"cannot read a cost table from {source}: {e}") from None
     try:
         verify = {int(r): float(s) for r, s in data["verify_seconds"].items()}
-        draft = data.get("draft_seconds")
+        draft, sampling = data.get("draft_seconds"), data.get("sampling_seconds")
         rows = max(verify) if verify else 0
         if rows < 1 or verify.get(1, 0) <= 0:
             raise ValueError("no one-row verify cost")
         curve = [verify.get(r, -1.0) for r in range(rows + 1)]
-        return _core.CostTable(curve, float(draft) if draft else -1.0, "pinned")
+        return _core.CostTable(curve, float(draft) if draft else -1.0, "pinned",
+                               float(sampling) if sampling else -1.0)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InvalidArgumentError(f"not a cost table (verify_seconds by rows, draft_seconds): {e}") from None
 
@@ -97,20 +100,23 @@ def cache_key(files: Sequence[str], options: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def load(key: str) -> Optional[tuple[list[float], float]]:
+Curve = tuple[list[float], float, float]  # verify seconds by rows, a System 1 step, a sampled row
+
+
+def load(key: str) -> Optional[Curve]:
     try:
         data = json.loads((_cache_root() / f"{key}.json").read_text())
-        return [float(x) for x in data["verify"]], float(data["draft"])
+        return [float(x) for x in data["verify"]], float(data["draft"]), float(data["sampling"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def save(key: str, verify: Sequence[float], draft: float) -> None:
+def save(key: str, verify: Sequence[float], draft: float, sampling: float) -> None:
     root = _cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"verify": list(verify), "draft": draft}))
+        tmp.write_text(json.dumps({"verify": list(verify), "draft": draft, "sampling": sampling}))
         os.replace(tmp, root / f"{key}.json")
     except OSError:
         pass  # a read-only cache only costs a calibration next time
@@ -129,13 +135,16 @@ class Calibrator:
         self.drafter = drafter
         self.done = False
         self.measurements = 0  # calibrations measured (not loaded from the cache)
+        # Measure again before a call when the costs drifted. A server turns it off: a measurement
+        # there would run inside a request; the measured table follows each generation's timings.
+        self.remeasure_on_drift = True
 
     def attach(self, core: Any) -> None:
         """Give a new core its pinned table, if any."""
         if self.pinned is not None:
             core.set_cost_table(self.pinned)
 
-    def _measure(self, core) -> tuple[list[float], float]:
+    def _measure(self, core) -> Curve:
         self.measurements += 1
         if on_measure is not None:
             names = " and ".join(os.path.basename(f) for f in self.files)
@@ -145,13 +154,11 @@ class Calibrator:
 
     def pending(self, core: Any) -> bool:
         """Whether prepare() would measure or load a cost curve now."""
-        return self.enabled and (not self.done or core.planner().drifted)
+        return self.enabled and (not self.done or (self.remeasure_on_drift and core.planner().drifted))
 
     def prepare(self, core: Any) -> None:
         """Before a generation that drafts: make sure the planner has a current cost curve."""
-        if not self.enabled:
-            return
-        if self.done and not core.planner().drifted:
+        if not self.pending(core):
             return
         key = cache_key(self.files, self.options)
         cached = None if self.done else load(key)  # drifted: measure again
@@ -161,16 +168,15 @@ class Calibrator:
             save(key, *self._measure(core))
         self.done = True
 
-    def run(self, core: Any, cached: bool = False) -> tuple[list[float], float]:
+    def run(self, core: Any, cached: bool = False) -> Curve:
         """Measure now (or, with ``cached``, load what the cache holds), store and return (verify
-        by rows, draft step)."""
+        by rows, draft step, sampled row)."""
         key = cache_key(self.files, self.options)
-        stored = load(key) if cached else None
-        if stored is not None:
-            core.set_calibration(*stored)
-            verify, draft = stored
+        curve = load(key) if cached else None
+        if curve is not None:
+            core.set_calibration(*curve)
         else:
-            verify, draft = self._measure(core)
-            save(key, verify, draft)
+            curve = self._measure(core)
+            save(key, *curve)
         self.done = True
-        return verify, draft
+        return curve

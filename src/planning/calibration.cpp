@@ -1,9 +1,12 @@
 #include "planning/calibration.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 #include <string>
 #include <thread>
+
+#include "sampling.hpp"
 
 namespace fsgen {
 namespace {
@@ -24,6 +27,26 @@ double time_batch(Session& session, std::vector<Token>& seq, size_t context_size
 }
 
 constexpr int kDraftSteps = 3;
+
+// One sampled row at OpenAI's defaults (temperature 1, no truncation: a pass over the whole
+// vocabulary) on the verifier's last logits, and a draw from it; the fastest of a few.
+double time_sampling(Session& verifier, int repeats) {
+  SamplingOptions options;
+  options.temperature = 1.0f;
+  options.top_k = 0;
+  options.top_p = 1.0f;
+  options.min_p = 0.0f;
+  Sampler sampler(options);
+  Candidates candidates;
+  std::vector<double> samples;
+  for (int i = 0; i <= repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    sampler.distribution(verifier.last_logits(), verifier.n_vocab(), candidates);
+    sampler.draw(candidates);
+    if (i > 0) samples.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return fastest(samples);
+}
 
 // Times each size `repeats` times in turn after one warm-up round; a size's cost is its fastest.
 CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>& context, const std::vector<int>& rows,
@@ -60,6 +83,7 @@ CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>&
   curve.draft = drafter != nullptr ? fastest(draft_samples) : -1;
   seq.resize(context.size());
   verifier.eval(seq);
+  curve.sampling = time_sampling(verifier, repeats);
   if (drafter != nullptr) drafter->eval(seq);
   return curve;
 }

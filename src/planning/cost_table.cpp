@@ -21,6 +21,10 @@ std::string CostTable::id() const {
   }
   std::snprintf(buf, sizeof buf, "d:%.17g", draft > 0 ? draft : -1.0);
   mix(buf);
+  if (sampling > 0) {
+    std::snprintf(buf, sizeof buf, "s:%.17g", sampling);
+    mix(buf);
+  }
   std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>((h >> 32) ^ (h & 0xffffffffu)));
   return buf;
 }

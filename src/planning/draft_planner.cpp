@@ -27,18 +27,34 @@ DraftPlanner::DraftPlanner(double small_to_large_cost) : cost_ratio_prior_(small
   for (int b = 0; b < kNgramBuckets; ++b) ngram_[b].prior = priors[b];
 }
 
-DraftPlanner DraftPlanner::for_generation(const CostTable& table) {
+DraftPlanner DraftPlanner::for_generation(const CostTable& table, const SamplingOptions& sampling) {
   DraftPlanner p;
-  p.calibration_ = CostCurve{table.verify, table.draft};
+  p.calibration_ = CostCurve{table.verify, table.draft, table.sampling};
   p.kind_ = table.kind;
   p.frozen_ = true;
+  if (!sampling.greedy()) {
+    p.sampling_ = std::max(0.0, table.sampling);
+    p.model_.prior = sampled_acceptance_prior(sampling);
+  }
   return p;
+}
+
+double DraftPlanner::sampled_acceptance_prior(const SamplingOptions& sampling) {
+  constexpr double kGreedy = 0.7;
+  // A sampled draft token is accepted with min(1, p/q): the overlap of the two models'
+  // distributions at the temperature both sample at. Measured on the demo pair (3-token drafts,
+  // 6 prompts, two seeds; accepted / drafted, mean): greedy 0.87, temperature 0.7 / top_p 0.9
+  // 0.89, temperature 1 0.86, temperature 1.2 0.85: flattening both models keeps their overlap up
+  // to temperature 1, and lowers it slowly beyond.
+  if (sampling.greedy() || sampling.temperature <= 1.0f) return kGreedy;
+  const double above = std::min(static_cast<double>(sampling.temperature), 3.0) - 1.0;
+  return kGreedy * (1.0 - 0.25 * above);
 }
 
 CostTable DraftPlanner::table() const {
   if (kind_ != "measured") {
     if (calibration_.verify.empty()) return CostTable::builtin(cost_ratio_prior_);
-    return CostTable{calibration_.verify, calibration_.draft, kind_};
+    return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling};
   }
   CostTable t;
   t.kind = kind_;
@@ -46,11 +62,12 @@ CostTable DraftPlanner::table() const {
   t.verify.assign(rows + 1, -1.0);
   for (int r = 1; r <= rows; ++r) t.verify[r] = verify_cost(r);
   t.draft = draft_cost(DraftOrigin::Model);
+  t.sampling = calibration_.sampling;
   return t;
 }
 
 void DraftPlanner::set_table(const CostTable& table) {
-  set_calibration(CostCurve{table.verify, table.draft});
+  set_calibration(CostCurve{table.verify, table.draft, table.sampling});
   kind_ = table.kind;
 }
 
@@ -202,14 +219,20 @@ double DraftPlanner::draft_cost(DraftOrigin origin) const {
   return single > 0 ? cost_ratio_prior_ * single : -1;
 }
 
-double DraftPlanner::expected_rate(DraftOrigin origin, int length, int match) const {
+double DraftPlanner::round_cost(DraftOrigin origin, int length, double judged) const {
   const double verify = verify_cost(length + 1);
   if (verify <= 0) return -1;
-  if (length == 0) return 1.0 / verify;
+  const double step = origin == DraftOrigin::Ngram ? 0.0 : std::max(0.0, draft_cost(origin)) + sampling_;
+  return length * step + verify + judged * sampling_;
+}
+
+double DraftPlanner::expected_rate(DraftOrigin origin, int length, int match) const {
   const double a = std::min(acceptance(origin, match), 0.999);
   double expected = 1.0, power = 1.0;  // tokens per round: 1 + a + ... + a^length
   for (int i = 0; i < length; ++i) expected += (power *= a);
-  return expected / (length * std::max(0.0, draft_cost(origin)) + verify);
+  // System 2 samples a row per token it writes (the accepted drafts' and its own).
+  const double cost = round_cost(origin, length, expected);
+  return cost > 0 ? expected / cost : -1;
 }
 
 int DraftPlanner::best_length(DraftOrigin origin, int max_length, double acceptance) const {
@@ -218,13 +241,13 @@ int DraftPlanner::best_length(DraftOrigin origin, int max_length, double accepta
   if (single <= 0 || draft < 0) return 0;
   const double a = std::min(acceptance, 0.999);
   int best = 0;
-  double best_rate = 1.0 / single;  // tokens per second without a draft
+  double best_rate = 1.0 / (single + sampling_);  // tokens per second without a draft
   double expected = 1.0, power = 1.0;
   for (int k = 1; k <= max_length; ++k) {
     expected += (power *= a);
-    const double verify = verify_cost(k + 1);
-    if (verify <= 0) continue;
-    const double rate = expected / (k * draft + verify);
+    const double cost = round_cost(origin, k, expected);
+    if (cost <= 0) continue;
+    const double rate = expected / cost;
     if (rate > best_rate) {
       best_rate = rate;
       best = k;
@@ -236,13 +259,13 @@ int DraftPlanner::best_length(DraftOrigin origin, int max_length, double accepta
 double DraftPlanner::lossless_token_cost(double acceptance, int max_length) const {
   const double single = verify_cost(1), draft = draft_cost(DraftOrigin::Model);
   if (single <= 0) return -1;
-  if (draft <= 0) return single;
+  if (draft <= 0) return single + sampling_;
   const double a = std::clamp(acceptance, 0.0, 0.999);
-  double best = single, expected = 1.0, power = 1.0;
+  double best = single + sampling_, expected = 1.0, power = 1.0;
   for (int k = 1; k <= max_length; ++k) {
     expected += (power *= a);
-    const double verify = verify_cost(k + 1);
-    if (verify > 0) best = std::min(best, (k * draft + verify) / expected);
+    const double cost = round_cost(DraftOrigin::Model, k, expected);
+    if (cost > 0) best = std::min(best, cost / expected);
   }
   return best;
 }
@@ -254,7 +277,7 @@ double DraftPlanner::free_draft_token_cost(int max_length) const {
     const double verify = verify_cost(k + 1);
     if (verify > 0) best = std::min(best, verify / (k + 1));
   }
-  return best;
+  return best + sampling_;
 }
 
 int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag, int horizon) {
@@ -278,8 +301,8 @@ int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag,
     // A probe costs System 1's catch-up on everything written since it last drafted (on a CPU
     // where drafting cannot pay that is a fifth of a generation), a draft and a longer verify.
     // Make it only where full acceptance over the rest of this generation could repay that.
-    const double plain = verify_cost(1), draft = std::max(0.0, draft_cost(origin));
-    const double round = length * draft + verify_cost(length + 1);
+    const double plain = verify_cost(1) + sampling_;
+    const double round = round_cost(origin, length, length + 1);
     const double saving = horizon * std::max(0.0, plain - round / (length + 1));
     const double cost = catch_up_cost(lag) + std::max(0.0, round - plain);
     if (saving < cost) return 0;
@@ -306,16 +329,17 @@ double DraftPlanner::catch_up_cost(int tokens) const {
 double DraftPlanner::system1_cost(int tokens) const {
   if (tokens <= 0) return 0;
   const double step = std::max(0.0, draft_cost(DraftOrigin::Model));
-  return tokens == 1 ? step : std::max(step, catch_up_cost(tokens));
+  return (tokens == 1 ? step : std::max(step, catch_up_cost(tokens))) + sampling_;
 }
 
 double DraftPlanner::confidence_cutoff(int length) const {
   constexpr double kUnknown = 0.3, kLowest = 0.02, kHighest = 0.9;
   const double single = verify_cost(1), last = verify_cost(length + 1), draft = draft_cost(DraftOrigin::Model);
   if (length < 1 || single <= 0 || last <= 0 || draft < 0) return kUnknown;
-  // Per draft token on average over the round: curves with batched kernels are not monotone.
-  const double per_token = draft + std::max(0.0, last - single) / length;
-  return std::clamp(per_token / single, kLowest, kHighest);
+  // Per draft token on average over the round: curves with batched kernels are not monotone. A
+  // sampled token also costs its draft step's and its verify row's sampling.
+  const double per_token = draft + 2 * sampling_ + std::max(0.0, last - single) / length;
+  return std::clamp(per_token / (single + sampling_), kLowest, kHighest);
 }
 
 CostCurve DraftPlanner::measured() const {

@@ -60,6 +60,52 @@ void test_planner_prices_from_its_table() {
   check(kSweetSpot.id() != kLinear.id() && kSweetSpot.id().size() == 8, "ids tell tables apart");
 }
 
+fsgen::SamplingOptions sampled(float temperature, float top_p = 1.0f) {
+  fsgen::SamplingOptions o;
+  o.temperature = temperature;
+  o.top_k = 0;
+  o.top_p = top_p;
+  o.min_p = 0.0f;
+  return o;
+}
+
+// A sampled generation pays the sampler on every draft step and every row System 2 samples, and
+// expects System 1's drafts accepted less often the flatter the distributions (temperature).
+void test_sampled_rounds_price_the_sampler() {
+  CostTable gpu = table(1.1, 0.2);  // batched rows nearly free: the sampler is a large share of a row
+  gpu.sampling = 0.3 * kSingle;
+  check(table(1.1, 0.2).id() == table(1.1, 0.2).id() && gpu.id() != table(1.1, 0.2).id(),
+        "the sampler's cost is part of the table's id where it is known");
+  CostTable unknown = gpu;
+  unknown.sampling = -1;
+  check(unknown.id() == table(1.1, 0.2).id(), "a table without the sampler's cost keeps its id");
+
+  const DraftPlanner greedy = DraftPlanner::for_generation(gpu);
+  const DraftPlanner chat = DraftPlanner::for_generation(gpu, sampled(0.7f, 0.9f));
+  const DraftPlanner openai = DraftPlanner::for_generation(gpu, sampled(1.0f));
+  check(greedy.sampling_cost() == 0 && openai.sampling_cost() == gpu.sampling, "greedy samples nothing");
+  check(DraftPlanner::for_generation(unknown, sampled(1.0f)).sampling_cost() == 0,
+        "an unknown sampling cost is priced as free");
+  const double a = 0.8;
+  check(openai.best_length(DraftOrigin::Model, 12, a) < greedy.best_length(DraftOrigin::Model, 12, a),
+        "each draft step's sampling shortens the best draft");
+  check(openai.lossless_token_cost(a) > greedy.lossless_token_cost(a) + 0.9 * gpu.sampling,
+        "a sampled token costs at least its row's sampling more");
+  // Of two rounds that write the same tokens, the longer one pays more draft steps' sampling.
+  const double drafted_greedy = greedy.expected_rate(DraftOrigin::Model, 4) / greedy.expected_rate(DraftOrigin::Ngram, 4);
+  const double drafted_openai = openai.expected_rate(DraftOrigin::Model, 4) / openai.expected_rate(DraftOrigin::Ngram, 4);
+  check(drafted_openai < drafted_greedy, "System 1's draft steps pay the sampler, n-gram drafts do not");
+
+  const double g = DraftPlanner::sampled_acceptance_prior(fsgen::SamplingOptions{});
+  const double t07 = DraftPlanner::sampled_acceptance_prior(sampled(0.7f, 0.9f));
+  const double t1 = DraftPlanner::sampled_acceptance_prior(sampled(1.0f));
+  const double t15 = DraftPlanner::sampled_acceptance_prior(sampled(1.5f));
+  check(g == 0.7 && t07 == g && t1 == g, "up to temperature 1 sampled drafts are accepted about as often as greedy");
+  check(t15 < t1 && t15 > 0.3, "above it the prior falls with the temperature");
+  check(chat.acceptance(DraftOrigin::Model) == t07 && DraftPlanner::for_generation(gpu, sampled(1.5f))
+        .acceptance(DraftOrigin::Model) == t15, "a sampled generation starts from the prior of its temperature");
+}
+
 // fs with System 2 consulted on every `every`-th token: a read of that many tokens and as many
 // System 1 steps against the reference's cost for them: large-only's, or the faster lossless way
 // (speculative at per-token acceptance `acceptance`) where acceptance > 0. Where 4 rows cost 1.4
@@ -199,6 +245,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   test_planner_prices_from_its_table();
+  test_sampled_rounds_price_the_sampler();
   test_guard_decides_from_the_table();
   test_guard_weighs_fs_against_speculative();
   test_guard_probes_the_handover();

@@ -42,7 +42,8 @@ def run(args) -> int:
     verify, draft = calibration["verify_seconds"], calibration["draft_seconds"]
     lengths = implied_lengths(verify, draft)
     if args.json:
-        print(json.dumps({"verify_seconds": verify, "draft_seconds": draft, "implied": lengths}, indent=2))
+        print(json.dumps({"verify_seconds": verify, "draft_seconds": draft,
+                          "sampling_seconds": table["sampling_seconds"], "implied": lengths}, indent=2))
         return 0
     single = verify.get(1)
     where = f"on {', '.join(args.rpc or args.large_rpc)} (RPC)" if (args.rpc or args.large_rpc) else "on this machine"
@@ -52,6 +53,10 @@ def run(args) -> int:
         print(f"  {rows:4d} {1e3 * seconds:7.1f}   {seconds / single:5.2f}")
     if draft:
         print(f"a System 1 draft step: {1e3 * draft:.1f} ms ({draft / single:.2f} x a one-row verify)")
+    if table["sampling_seconds"]:
+        sampling = table["sampling_seconds"]
+        print(f"sampling a row (temperature 1, no truncation): {1e3 * sampling:.2f} ms "
+              f"({sampling / single:.3f} x a one-row verify)")
     print("draft length the planner picks at a per-token acceptance (expected speed-up over no draft):")
     for row in lengths:
         line = f"  acceptance {row['acceptance']:.2f}: n-gram {row['ngram']:2d} ({row['ngram_speedup']:.2f}x)"

@@ -109,6 +109,9 @@ class ServerState:
                     self.calibration = runner.calibrate(cached=True)["calibration"]
                 except fsgen.FsgenError as exc:  # requests still work: they calibrate or learn as they go
                     log.warning("fsgen serve: could not calibrate: %s", exc)
+            # Never measure inside a request: where costs drift, the measured table follows the
+            # timings each generation observes instead.
+            runner._calibrator.remeasure_on_drift = False
             if self.shutting_down:  # stopped while loading
                 self._discard(runner)
                 return

@@ -96,6 +96,7 @@ def test_calibrate_returns_the_table(tiny_small, tiny_large, tmp_path, monkeypat
         figures = p.calibrate()
         assert figures["kind"] == "measured" and figures["id"] == p.cost_table["id"]
         assert set(figures["verify_seconds"]) >= {1, 2, 4, 8, 16} and figures["draft_seconds"] > 0
+        assert 0 < figures["sampling_seconds"] < figures["verify_seconds"][1], "the sampler is timed too"
         assert "acceptance" in figures and figures["calibration"]["verify_seconds"]
         assert p.generate(PROMPT, method="speculative", max_tokens=8).cost_table == figures["id"]
 
@@ -114,7 +115,7 @@ def test_save_and_calibration_round_trip_through_the_cli(tiny_small, tiny_large,
                    "--save", path)
     assert done.returncode == 0, done.stderr
     saved = json.loads(path.read_text())
-    assert saved["kind"] == "measured" and saved["verify_seconds"]["1"] > 0
+    assert saved["kind"] == "measured" and saved["verify_seconds"]["1"] > 0 and saved["sampling_seconds"] > 0
     args = ("generate", "--small", tiny_small, "--large", tiny_large, "--method", "fs", "--calibration", path,
             "--stats", "--raw", PROMPT, "--max-tokens", 24, "--threads", 1, "--n-ctx", 256)
     runs = [run_cli(*args) for _ in range(2)]

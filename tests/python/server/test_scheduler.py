@@ -159,3 +159,16 @@ def test_the_server_calibrates_before_it_is_ready_and_never_during_requests(tiny
                 r = client.post("/v1/completions", json={"prompt": "hello", "max_tokens": 4, "method": method})
                 assert r.status_code == 200, r.text
             assert pair._calibrator.measurements == 1
+            # Costs drift far from the calibration (here: a calibration a thousand times too
+            # cheap): a library call would measure again before its next call; the server does not.
+            pair._core.set_calibration([-1.0] + [1e-8] * 16, 1e-8)
+            for _ in range(40):
+                r = client.post("/v1/completions", json={"prompt": "hello world", "max_tokens": 16,
+                                                         "method": "speculative", "draft_max": 2})
+                assert r.status_code == 200, r.text
+                if pair.planner["drifted"]:
+                    break
+            assert pair.planner["drifted"], "the test drifts the costs"
+            r = client.post("/v1/completions", json={"prompt": "hello", "max_tokens": 4, "method": "speculative"})
+            assert r.status_code == 200, r.text
+            assert pair._calibrator.measurements == 1
