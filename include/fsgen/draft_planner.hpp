@@ -95,7 +95,8 @@ class DraftPlanner {
   double sampling_cost() const { return sampling_; }
   // Expected tokens per second of a round with this draft (length 0: verify one row).
   double expected_rate(DraftOrigin origin, int length, int match = 0) const;
-  // The length with the best expected tokens/s at a given per-token acceptance (0: none pays).
+  // The length with the best expected tokens/s at a given per-token acceptance (0: none promises
+  // at least 5% more tokens/s than no draft).
   int best_length(DraftOrigin origin, int max_length, double acceptance) const;
   // What a token costs written the faster lossless way: the large model alone, or speculative
   // with System 1's drafts of the best length at per-token acceptance `acceptance` (<= 0: the
