@@ -12,8 +12,8 @@ is reported per set. Rows:
 - fsgen: large, n-gram drafts with the large model alone, speculative auto (n-gram or System 1's
   draft each round: the default), speculative with System 1's drafts (adaptive and fixed lengths),
   fs at a fixed entropy threshold (`--fs-thresholds` for more);
-- llama-cpp-python, large only and with LlamaPromptLookupDecoding (its n-gram drafts), running
-  the same libllama (LLAMA_CPP_LIB_PATH);
+- llama-cpp-python large-only (and with LlamaPromptLookupDecoding, its n-gram drafts, with
+  `--llama-cpp-python-lookup`), running the same libllama (LLAMA_CPP_LIB_PATH);
 - llama.cpp's own tools built from the same pinned source (benchmarks/llama_cpp_tools.py; built
   here on first use into benchmarks/out/llama-build): `llama-speculative-simple` with the draft
   model (skip with --no-spec-simple), and its n-gram drafts `ngram-simple` / `ngram-mod` and
@@ -33,7 +33,7 @@ is reported per set. Rows:
 - `--targets`: only large-only, speculative and fs at their defaults on every prompt (code edits,
   free-form, the fs section's free-form), greedy and sampled, with the prompts below 0.95×
   large-only listed; with `--repeats 3` each figure is the median of three interleaved runs.
-The default run (every section, one run per prompt) takes about 20 minutes on 2 cores.
+The default run (every section, one run per prompt) is sized for about 20 minutes on 2 cores.
 tokens/s is the generation phase (prompt processing excluded); e2e includes it. Peak memory (RSS)
 of a loaded pair is measured in a child process and set next to the two files' sizes.
 """
@@ -323,6 +323,10 @@ def print_cost_curve(pair, reuse: bool) -> None:
     print("  ms:   " + " ".join(f"{1e3 * verify[r]:>6.1f}" for r in sorted(verify)))
     print("  x 1:  " + " ".join(f"{verify[r] / single:>6.2f}" for r in sorted(verify)))
     print(f"  a System 1 draft step: {1e3 * draft:.1f} ms ({draft / single:.2f} x a one-row verify)")
+    sampling = pair.cost_table.get("sampling_seconds")
+    if sampling:
+        print(f"  a sampled row (temperature 1, no truncation): {1e3 * sampling:.2f} ms "
+              f"({sampling / single:.3f} x a one-row verify)")
     print("  draft length implied at per-token acceptance a (n-gram / System 1, expected speed-up):")
     for row in implied_lengths(verify, draft, acceptances=(0.6, 0.8, 0.9, 1.0)):
         print(f"    a={row['acceptance']:.1f}: n-gram {row['ngram']} ({row['ngram_speedup']:.2f}x), "
@@ -423,6 +427,8 @@ def main() -> int:
     ap.add_argument("--no-spec-simple", action="store_true")
     ap.add_argument("--no-llama-ngram", action="store_true", help="skip llama.cpp's n-gram anchors")
     ap.add_argument("--no-llama-cpp-python", action="store_true")
+    ap.add_argument("--llama-cpp-python-lookup", action="store_true",
+                    help="also llama-cpp-python's prompt lookup (0.25-0.85x large-only here: a third of the run's time)")
     ap.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
     ap.add_argument("--fs-freeform", type=int, default=len(FS_FREEFORM_PROMPTS),
                     help="free-form prompts in the fs section (default all)")
@@ -478,7 +484,8 @@ def main() -> int:
         texts = [("fs free-form", t) for t in FS_FREEFORM_PROMPTS[:args.fs_freeform]]
         chat["fs free-form"] = [(label, pair.large.apply_chat_template([{"role": "user", "content": t}]))
                                 for label, t in texts]
-        pair.generate(chat["edit"][0][1], method="speculative", max_tokens=16)  # page the weights in
+        chat = {name: prompts for name, prompts in chat.items() if prompts}  # --edit-prompts 0: none
+        pair.generate(next(iter(chat.values()))[0][1], method="speculative", max_tokens=16)  # page the weights in
         print_cost_curve(pair, args.reuse_curve)
         results = sampled_section(pair, chat, args.max_tokens, args.repeats, ["greedy", *settings], TARGET_ROWS)
         print_targets(results)
@@ -503,8 +510,9 @@ def main() -> int:
     for t in (float(x) for x in args.fs_thresholds.split(",") if x):
         rows[f"fs (entropy > {t:g})"] = ("fs", {"router": "entropy", "threshold": t})
     references = {} if args.no_llama_cpp_python else {
-        "llama-cpp-python large": LlamaCppPython(large, args.n_ctx, args.threads),
-        "llama-cpp-python prompt lookup (10)": LlamaCppPython(large, args.n_ctx, args.threads, lookup=True)}
+        "llama-cpp-python large": LlamaCppPython(large, args.n_ctx, args.threads)}
+    if args.llama_cpp_python_lookup:
+        references["llama-cpp-python prompt lookup (10)"] = LlamaCppPython(large, args.n_ctx, args.threads, lookup=True)
     tools = llama_cpp_tools.anchors(small, large, args.max_tokens, args.threads, args.n_ctx, args.spec_simple_draft,
                                     ngram=not args.no_llama_ngram, model_draft=not args.no_spec_simple)
 
