@@ -151,6 +151,22 @@ class Driver final : public Emitter {
     s.system2_decodes = two.decodes - at_generation_start_.system2.decodes;
     s.system2_tokens = two.tokens - at_generation_start_.system2.tokens;
     s.sampling_seconds = sampler_.seconds() - at_generation_start_.sampling;
+    if (context_.pricing != nullptr) {
+      const DraftPlanner& table = *context_.pricing;
+      s.priced_seconds = priced(one, at_generation_start_.system1, [&](int n) { return table.system1_cost(n); }) +
+                         priced(two, at_generation_start_.system2, [&](int n) { return table.system2_cost(n); });
+    }
+  }
+
+  // The decodes since `start`, each priced by its number of tokens.
+  template <class Price>
+  static double priced(const Session::DecodeTotals& now, const Session::DecodeTotals& start, Price price) {
+    double total = 0;
+    for (size_t n = 1; n < now.by_tokens.size(); ++n) {
+      const int decodes = now.by_tokens[n] - (n < start.by_tokens.size() ? start.by_tokens[n] : 0);
+      if (decodes > 0) total += decodes * price(static_cast<int>(n));
+    }
+    return total;
   }
 
   void finalize_stats(double prompt_seconds, double generation_seconds) {

@@ -76,6 +76,7 @@ class Session {
     double seconds = 0;
     int decodes = 0;
     int tokens = 0;
+    std::vector<int> by_tokens;  // decodes by the tokens each decoded
   };
   const DecodeTotals& totals() const { return totals_; }
 
@@ -86,6 +87,8 @@ class Session {
     totals_.seconds += last_seconds_;
     ++totals_.decodes;
     totals_.tokens += last_decoded_;
+    if (last_decoded_ >= static_cast<int>(totals_.by_tokens.size())) totals_.by_tokens.resize(last_decoded_ + 1, 0);
+    ++totals_.by_tokens[last_decoded_];
   }
   DecodeTotals totals_;
   int n_vocab_ = 0;

@@ -29,6 +29,7 @@ const std::vector<StatField>& stat_fields() {
       {"system2_decodes", &Stats::system2_decodes},
       {"system2_tokens", &Stats::system2_tokens},
       {"sampling_seconds", nullptr, &Stats::sampling_seconds},
+      {"priced_seconds", nullptr, &Stats::priced_seconds},
   };
   return fields;
 }

@@ -98,6 +98,9 @@ class DraftPlanner {
   // The length with the best expected tokens/s at a given per-token acceptance (0: none promises
   // at least 5% more tokens/s than no draft).
   int best_length(DraftOrigin origin, int max_length, double acceptance) const;
+  // The length with the best expected tokens/s at that acceptance, whatever the gain (0: the
+  // costs are unknown); `rate` gets its tokens per second.
+  int fastest_length(DraftOrigin origin, int max_length, double acceptance, double* rate) const;
   // What a token costs written the faster lossless way: the large model alone, or speculative
   // with System 1's drafts of the best length at per-token acceptance `acceptance` (<= 0: the
   // costs are unknown). fs's guard weighs fs against it.

@@ -239,27 +239,30 @@ double DraftPlanner::expected_rate(DraftOrigin origin, int length, int match) co
   return cost > 0 ? expected / cost : -1;
 }
 
-int DraftPlanner::best_length(DraftOrigin origin, int max_length, double acceptance) const {
-  const double single = verify_cost(1);
-  const double draft = draft_cost(origin);
-  if (single <= 0 || draft < 0) return 0;
+int DraftPlanner::fastest_length(DraftOrigin origin, int max_length, double acceptance, double* rate) const {
+  *rate = 0;
+  if (verify_cost(1) <= 0 || draft_cost(origin) < 0) return 0;
   const double a = std::min(acceptance, 0.999);
   int best = 0;
-  double best_rate = 0;
   double expected = 1.0, power = 1.0;
   for (int k = 1; k <= max_length; ++k) {
     expected += (power *= a);
     const double cost = round_cost(origin, k, expected);
     if (cost <= 0) continue;
-    const double rate = expected / cost;
-    if (rate > best_rate) {
-      best_rate = rate;
+    if (expected / cost > *rate) {
+      *rate = expected / cost;
       best = k;
     }
   }
+  return best;
+}
+
+int DraftPlanner::best_length(DraftOrigin origin, int max_length, double acceptance) const {
+  double rate = 0;
+  const int best = fastest_length(origin, max_length, acceptance, &rate);
   // A draft must promise a clear gain over no draft: the acceptance it is priced at is an
   // estimate (a prior and a few rounds), and on a CPU a rejected row costs most of a step.
-  return best_rate >= (1.0 + kMinGain) / (single + sampling_) ? best : 0;
+  return best > 0 && rate >= (1.0 + kMinGain) / (verify_cost(1) + sampling_) ? best : 0;
 }
 
 double DraftPlanner::lossless_token_cost(double acceptance, int max_length) const {
@@ -301,16 +304,22 @@ int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag,
   if (probe.idle < probe.interval) return 0;
   // A short probe: one or two judged tokens teach the acceptance as well as a long draft, and a
   // long one rejected at its first token costs its whole batch (on a CPU nearly a step per row).
+  // Of the lengths that could pay at full acceptance, the probe takes the fastest at the
+  // acceptance estimated now (low, or it would not be a probe): one token on a CPU, where each
+  // rejected row costs most of a step; two where a row costs little.
   const int hopeful = best_length(origin, std::min(max_length, kMaxProbeLength), 1.0);  // could pay
-  const int length = hopeful > 0 ? hopeful : 1;
+  double rate = 0;
+  const int likeliest = hopeful > 0 ? fastest_length(origin, hopeful, acceptance(origin, match), &rate) : 0;
+  const int length = likeliest > 0 ? likeliest : 1;
   if (horizon >= 0) {
     // A probe costs System 1's catch-up on everything written since it last drafted (on a CPU
     // where drafting cannot pay that is a fifth of a generation), a draft and a longer verify.
     // Make it only where full acceptance over the rest of this generation could repay that.
+    const int best_case = std::max(hopeful, 1);
     const double plain = verify_cost(1) + sampling_;
-    const double round = round_cost(origin, length, length + 1);
-    const double saving = horizon * std::max(0.0, plain - round / (length + 1));
-    const double cost = catch_up_cost(lag) + std::max(0.0, round - plain);
+    const double round = round_cost(origin, best_case, best_case + 1);
+    const double saving = horizon * std::max(0.0, plain - round / (best_case + 1));
+    const double cost = catch_up_cost(lag) + std::max(0.0, round_cost(origin, length, length + 1) - plain);
     if (saving < cost) return 0;
   }
   probe.idle = 0;

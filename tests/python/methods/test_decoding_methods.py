@@ -411,3 +411,20 @@ def test_time_breakdown_of_sampled_speculative(pair):
                       temperature=0.8, seed=3).stats
     assert s["system2_tokens"] > s["system2_decodes"] > 0  # verify batches hold several rows
     assert 0 < s["sampling_seconds"] < s["generation_seconds"]
+
+
+@pytest.mark.parametrize("method, params", [("large", {}), ("speculative", {"draft": "ngram"}),
+                                            ("speculative", {"draft": "model", "draft_max": 3})])
+def test_priced_seconds_price_each_decode_by_the_table(pair, method, params):
+    """The generation's decodes priced by its cost table: here the built-in one (10 ms for a one-row
+    verify, 1 ms a further row), so the large model's share is exact whatever the machine does."""
+    table = pair.cost_table
+    assert table["kind"] == "builtin"
+    verify = table["verify_seconds"]
+    s = pair.generate(PROMPTS[0], method=method, max_tokens=16, **params).stats
+    large = s["system2_decodes"] * verify[1] + (s["system2_tokens"] - s["system2_decodes"]) * (verify[2] - verify[1])
+    assert s["system2_decodes"] > 0
+    if s["system1_decodes"] == 0:
+        assert s["priced_seconds"] == pytest.approx(large, rel=1e-9)
+    else:
+        assert s["priced_seconds"] > large + s["system1_decodes"] * 0.5 * table["draft_seconds"]
