@@ -360,7 +360,7 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def priced_per_token(run: dict) -> float:
-    """The run's decodes priced by its cost table (stats["priced_seconds"]), per output token."""
+    """The run's decodes priced by the cost curve last calibrated (stats["priced_seconds"]), per output token."""
     return run["time"]["priced_seconds"] / max(1, run["n"]) if "time" in run else 0.0
 
 

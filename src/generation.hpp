@@ -72,7 +72,7 @@ struct RunContext {
   // The sessions whose decodes the result's time breakdown counts (nullptr: none).
   const Session* system1 = nullptr;
   const Session* system2 = nullptr;
-  // The generation's cost table, which prices its decodes (Stats::priced_seconds; nullptr: none).
+  // The cost table that prices the generation's decodes (Stats::priced_seconds; nullptr: none).
   const DraftPlanner* pricing = nullptr;
 };
 

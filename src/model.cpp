@@ -273,7 +273,8 @@ Result Model::run(const Prompt& prompt, const GenerateOptions& options, const Ch
   // One model writing alone: its decodes count as System 2's, as large-only's do in a pair.
   RunContext context{this, std::min(impl_->options.n_ctx, impl_->session->n_ctx()), impl_->session->n_vocab(),
                      &impl_->cancel_flags, false, nullptr, impl_->session.get()};
-  context.pricing = &planner;
+  const DraftPlanner pricing = DraftPlanner::for_generation(impl_->planner.calibrated_table(), options.sampling);
+  context.pricing = &pricing;
   Result result = run_generation(*strategy, tokens, options, context, on_chunk);
   impl_->planner.fold(planner);
   result.cost_table = table.id();

@@ -397,7 +397,8 @@ Result Pair::run(const Prompt& prompt, const GenerateOptions& options, const Chu
   }
   RunContext context{text_model, p.options.n_ctx, text_model->info().n_vocab, &p.cancel_flags, p.translated(),
                      p.small_session.get(), p.large_session.get()};
-  if (options.method != Method::Small) context.pricing = &planner;  // the large model's table
+  const DraftPlanner pricing = DraftPlanner::for_generation(p.planner.calibrated_table(), options.sampling);
+  if (options.method != Method::Small) context.pricing = &pricing;  // the large model's table
   Result result = run_generation(*strategy, tokens, options, context, on_chunk);
   p.planner.fold(planner);
   p.small_planner.fold(small_planner);

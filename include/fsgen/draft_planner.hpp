@@ -53,6 +53,10 @@ class DraftPlanner {
   // The table the next generation starts from: a measured table as observations have refined it;
   // a pinned one as given; else the built-in table (CostTable::builtin, from the prior).
   CostTable table() const;
+  // The table as last measured up front (the calibration, which timings do not move; table()
+  // where none ran): it prices a result's decodes (Stats::priced_seconds) alike generation after
+  // generation.
+  CostTable calibrated_table() const;
   // A measured table calibrates (as set_calibration); a pinned or built-in one is used as given.
   void set_table(const CostTable& table);
   // After a generation: its timings (unless the table is frozen they reach the next table), its

@@ -30,6 +30,15 @@ struct SamplingOptions {
   float min_p = 0.05f;       // 0: off
   std::uint64_t seed = 0;
   bool greedy() const { return temperature <= 0.0f; }
+  // Temperature and top_p alone, no top_k or min_p: how OpenAI's dialect samples.
+  static SamplingOptions untruncated(float temperature, float top_p = 1.0f) {
+    SamplingOptions options;
+    options.temperature = temperature;
+    options.top_k = 0;
+    options.top_p = top_p;
+    options.min_p = 0.0f;
+    return options;
+  }
 };
 
 // Defaults, ranges and where each option applies: the parameter table (fsgen/params.hpp).

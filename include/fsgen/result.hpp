@@ -38,9 +38,10 @@ struct Stats {
   int system2_decodes = 0;
   int system2_tokens = 0;
   double sampling_seconds = 0;
-  // The generation phase's decodes priced by the generation's cost table (System 1's steps and
-  // catch-ups, the large model's reads and verifies by rows, a sampled row each): what they cost
-  // without the machine's noise, to compare methods on a busy host (0: no table).
+  // The generation phase's decodes priced by the cost curve last calibrated (the built-in table
+  // where none ran; System 1's steps and catch-ups, the large model's reads and verifies by rows,
+  // a sampled row each): what they cost without the machine's noise, alike from one generation to
+  // the next, to compare methods on a busy host (0: no table).
   double priced_seconds = 0;
 };
 

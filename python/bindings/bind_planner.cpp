@@ -66,12 +66,8 @@ void bind_planner(nb::module_& m) {
       })
       .def_static("for_generation",
                   [](const fsgen::CostTable& table, float temperature, float top_p) {
-                    fsgen::SamplingOptions sampling;
-                    sampling.temperature = temperature;
-                    sampling.top_k = 0;
-                    sampling.top_p = top_p;
-                    sampling.min_p = 0.0f;
-                    return fsgen::DraftPlanner::for_generation(table, sampling);
+                    return fsgen::DraftPlanner::for_generation(
+                        table, fsgen::SamplingOptions::untruncated(temperature, top_p));
                   },
                   "table"_a, "temperature"_a = 0.0f, "top_p"_a = 1.0f)
       .def_prop_ro("sampling_cost", &fsgen::DraftPlanner::sampling_cost)

@@ -31,12 +31,7 @@ constexpr int kDraftSteps = 3;
 // One sampled row at OpenAI's defaults (temperature 1, no truncation: a pass over the whole
 // vocabulary) on the verifier's last logits, and a draw from it; the fastest of a few.
 double time_sampling(Session& verifier, int repeats) {
-  SamplingOptions options;
-  options.temperature = 1.0f;
-  options.top_k = 0;
-  options.top_p = 1.0f;
-  options.min_p = 0.0f;
-  Sampler sampler(options);
+  Sampler sampler(SamplingOptions::untruncated(1.0f));
   Candidates candidates;
   std::vector<double> samples;
   for (int i = 0; i <= repeats; ++i) {

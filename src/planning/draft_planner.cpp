@@ -70,6 +70,11 @@ CostTable DraftPlanner::table() const {
   return t;
 }
 
+CostTable DraftPlanner::calibrated_table() const {
+  if (kind_ != "measured" || calibration_.verify.empty()) return table();
+  return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling};
+}
+
 void DraftPlanner::set_table(const CostTable& table) {
   set_calibration(CostCurve{table.verify, table.draft, table.sampling});
   kind_ = table.kind;
