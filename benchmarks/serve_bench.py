@@ -252,6 +252,12 @@ def tps(r: dict) -> float:
     return r["tokens"] / r["seconds"]
 
 
+def generation_tps(r: dict) -> float:
+    """Tokens/s after the first token: the generation alone, without the prompt's processing (which
+    llama-server's prompt cache can skip for a prompt it has seen, fsgen only for the last one)."""
+    return (r["tokens"] - 1) / max(1e-9, r["seconds"] - r["first"])
+
+
 def run_clients(url: str, method: str | None, prompts: list[str], n: int, max_tokens: int,
                 sampling: dict) -> tuple[float, float, float]:
     """n clients at once, each sending one prompt: aggregate tokens/s, latency p50 and p95."""
@@ -277,19 +283,25 @@ def run_clients(url: str, method: str | None, prompts: list[str], n: int, max_to
 
 
 def print_one_client(label: str, rows: list[dict]) -> None:
-    """Per engine: median tokens/s and first token; fsgen serve against each other engine per prompt."""
+    """Per engine: median tokens/s and first token; fsgen serve against each other engine per prompt,
+    end to end and after the first token."""
     names = list(rows[0])
     llama = [n for n in names if n.startswith("llama-server")]
     better = max(llama, key=lambda n: statistics.median(tps(r[n]) for r in rows)) if llama else None
     print(f"\none client, {label}")
-    print("| engine | tokens/s (median) | fsgen serve × this (median, worst prompt) | first token (s, median) |")
-    print("|---|---|---|---|")
+    print("| engine | tokens/s (median) | fsgen serve × this (median, worst prompt) | first token (s, median) "
+          "| after the first token: tokens/s | fsgen serve × this |")
+    print("|---|---|---|---|---|---|")
     for name in names:
         ratio = [tps(r["fsgen serve"]) / tps(r[name]) for r in rows]
+        after = [generation_tps(r["fsgen serve"]) / generation_tps(r[name]) for r in rows]
         mark = " (the better llama-server)" if name == better else ""
+        own = name == "fsgen serve"
         print(f"| {name}{mark} | {statistics.median(tps(r[name]) for r in rows):.2f} | "
-              f"{'—' if name == 'fsgen serve' else f'{statistics.median(ratio):.3f}, {min(ratio):.3f}'} | "
-              f"{statistics.median(r[name]['first'] for r in rows):.3f} |")
+              f"{'—' if own else f'{statistics.median(ratio):.3f}, {min(ratio):.3f}'} | "
+              f"{statistics.median(r[name]['first'] for r in rows):.3f} | "
+              f"{statistics.median(generation_tps(r[name]) for r in rows):.2f} | "
+              f"{'—' if own else f'{statistics.median(after):.3f}, {min(after):.3f}'} |")
 
 
 if __name__ == "__main__":
