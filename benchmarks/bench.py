@@ -8,32 +8,31 @@ where a few rows cost about one, or linear) and the draft lengths it implies. Th
 (benchmarks/bench_prompts.py): input-grounded code edits built from HumanEval, and free-form
 prompts. Every engine runs every prompt in turn (so a noisy neighbour hits all of them alike);
 ratios are taken prompt by prompt against large-only fsgen, then the median (and the worst prompt)
-is reported per set. Rows:
-- fsgen: large, n-gram drafts with the large model alone, speculative auto (n-gram or System 1's
-  draft each round: the default), speculative with System 1's drafts (adaptive and fixed lengths),
-  fs at a fixed entropy threshold (`--fs-thresholds` for more);
-- llama-cpp-python large-only (and with LlamaPromptLookupDecoding, its n-gram drafts, with
-  `--llama-cpp-python-lookup`), running the same libllama (LLAMA_CPP_LIB_PATH);
-- llama.cpp's own tools built from the same pinned source (benchmarks/llama_cpp_tools.py; built
-  here on first use into benchmarks/out/llama-build): `llama-speculative-simple` with the draft
-  model (skip with --no-spec-simple), and its n-gram drafts `ngram-simple` / `ngram-mod` and
-  `llama-lookup` (skip with --no-llama-ngram);
-- then a section of its own for fs on HumanEval and free-form prompts: FS-GEN's fixed threshold
-  without the guard, fs at its defaults (guard on), and the budget router at 5/20% (System 2's
-  share achieved, tokens/s against large-only per prompt); `--fs-budget-only` runs just that.
-- the same prompts sampled, seeded (`--sampling`): chat apps' settings (temperature 0.7, top_p 0.9)
-  and OpenAI's defaults (temperature 1, top_p 1; fsgen serve then samples with top_k 0, min_p 0),
-  for large-only, speculative (auto) and fs at its defaults, each ratio against large-only
-  sampled alike.
+is reported per set. The default run (about 20 minutes on 2 cores) has the rows a user meets:
+- fsgen large-only, speculative auto (the default: n-gram or System 1's draft each round) and fs
+  at its defaults, greedy; llama-cpp-python large-only running the same libllama
+  (LLAMA_CPP_LIB_PATH); llama.cpp's `llama-speculative-simple` with the draft model, built from
+  the same pinned source (benchmarks/llama_cpp_tools.py; built here on first use into
+  benchmarks/out/llama-build; skip with --no-spec-simple);
+- the same three fsgen rows on the same prompts sampled, seeded (`--sampling`): chat apps' settings
+  (temperature 0.7, top_p 0.9) and OpenAI's defaults (temperature 1, top_p 1; fsgen serve then
+  samples with top_k 0, min_p 0), each ratio against large-only sampled alike; then one summary of
+  greedy and sampled side by side (median and worst prompt, measured and priced);
+- fs on one HumanEval and one free-form prompt: FS-GEN's fixed threshold without the guard, fs at
+  its defaults (guard on), and the budget router at 5/20% (System 2's share achieved, tokens/s
+  against large-only per prompt); `--fs-budget-only` runs just that, on more prompts;
 - drafting across tokenizers (`--cross-only` runs just it; `--no-cross` skips it): the same large
   model with System 1 of its own family against a cheaper one with another tokenizer (SmolLM2-135M
-  by default, `--cross-small`), speculative with SLEM, TLI and the planner's choice, greedy
-  and OpenAI's defaults (`--cross-sampling`), on two prompts per set (`--cross-prompts`), each
-  System 1's draft step against a one-row verify printed first.
-- `--targets`: only large-only, speculative and fs at their defaults on every prompt (code edits,
-  free-form, the fs section's free-form), greedy and sampled, with the prompts below 0.95×
-  large-only listed; with `--repeats 3` each figure is the median of three interleaved runs.
-The default run (every section, one run per prompt) is sized for about 20 minutes on 2 cores.
+  by default, `--cross-small`), greedy and OpenAI's defaults (`--cross-sampling`), one prompt per set
+  (`--cross-prompts`), each System 1's draft step against a one-row verify printed first.
+`--all-rows` adds what explains those rows (about twice the time): n-gram drafts with the large
+model alone, speculative with System 1's drafts (adaptive and fixed `--draft` lengths), fs at fixed
+entropy thresholds (`--fs-thresholds`), llama.cpp's n-gram anchors (`ngram-simple`, `ngram-mod`,
+`llama-lookup`; skip with --no-llama-ngram), and SLEM, TLI and fixed lengths across tokenizers;
+`--llama-cpp-python-lookup` adds llama-cpp-python's prompt lookup.
+`--targets`: only large-only, speculative and fs at their defaults on every prompt (code edits,
+free-form, the fs section's free-form), greedy and sampled, with the prompts below 0.95×
+large-only listed; with `--repeats 3` each figure is the median of three interleaved runs.
 tokens/s is the generation phase (prompt processing excluded); e2e includes it. Peak memory (RSS)
 of a loaded pair is measured in a child process and set next to the two files' sizes.
 """
@@ -258,6 +257,7 @@ def fs_budget_section(pair, n_humaneval: int, max_tokens: int, n_freeform: int =
 
 CROSS_ROWS = {"speculative, same-family System 1 (adaptive)": ("same", "speculative", {"draft": "model"}),
               "speculative, other tokenizer (auto)": ("cross", "speculative", {"draft": "model"}),
+              # --all-rows: each algorithm, and fixed lengths.
               "speculative, other tokenizer (SLEM)": ("cross", "speculative", {"draft": "model", "cross_vocab": "slem"}),
               "speculative, other tokenizer (TLI)": ("cross", "speculative", {"draft": "model", "cross_vocab": "tli"}),
               # Fixed lengths: every round drafts, so the acceptance of each algorithm shows even where
@@ -278,7 +278,7 @@ def step_ratio(pair) -> tuple[float, float]:
 
 
 def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settings: list[str],
-                  prompts_per_set: int) -> dict:
+                  prompts_per_set: int, all_rows: bool = False) -> dict:
     """System 1 of the same family (pair) against one with another tokenizer (cross, the same large
     model) drafting for the large model: per prompt set and sampling, every row side by side with
     large-only (repeats interleaved, the median run counts), acceptance per algorithm."""
@@ -292,6 +292,7 @@ def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settin
     tables: dict[str, dict[str, list[dict]]] = {}
     samplings = [("greedy", {})] + [(setting, SAMPLINGS[setting][1]) for setting in settings]
     chat = {name: prompts[:prompts_per_set] for name, prompts in chat.items()}
+    rows = CROSS_ROWS if all_rows else dict(list(CROSS_ROWS.items())[:2])
     for setting, sampling in samplings:
         for set_name, prompts in chat.items():
             results = tables.setdefault(f"{set_name}, {setting}", {})
@@ -301,7 +302,7 @@ def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settin
                 engines = [("large", lambda: run_fsgen(pair, prompt, max_tokens, "large", sampling))]
                 engines += [(name, lambda w=which, m=method, p=params:
                              run_fsgen(pair if w == "same" else cross, prompt, max_tokens, m, {**p, **sampling}))
-                            for name, (which, method, params) in CROSS_ROWS.items()]
+                            for name, (which, method, params) in rows.items()]
                 run_side_by_side(engines, i, repeats, results)
             label = "greedy" if setting == "greedy" else SAMPLINGS[setting][0] + "; seed 1"
             print_table(f"{set_name}, drafting across tokenizers ({label})", results)
@@ -410,10 +411,10 @@ def sampled_section(pair, chat: dict, max_tokens: int, repeats: int, settings: l
     return tables
 
 
-def print_targets(tables: dict[str, dict[str, list[dict]]], target: float = 0.95) -> None:
+def print_targets(tables: dict[str, dict[str, list[dict]]], target: float = 0.95, title: str = "targets") -> None:
     """Per row and setting: the worst prompt against large-only over every prompt set, and the
     prompts below the target."""
-    print(f"\ntargets: every prompt ≥ {target:.2f}× large-only. Per prompt: measured, the median over "
+    print(f"\n{title}: every prompt ≥ {target:.2f}× large-only. Per prompt: measured, the median over "
           "repeats of the ratio to large-only's run beside it (the tokens/s medians where a row has no "
           "pairs); priced, the same for the cost table's price of the decodes (the method's work without "
           "the host's noise)")
@@ -446,29 +447,35 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-ctx", type=int, default=2048)
-    ap.add_argument("--fs-thresholds", default="1.0", help="entropy thresholds (nats) for fs rows")
-    ap.add_argument("--draft", default="3", help="fixed draft lengths for speculative (System 1) rows")
+    ap.add_argument("--all-rows", action="store_true",
+                    help="every row: also n-gram drafts with the large model alone, speculative with System 1's "
+                    "drafts (adaptive and --draft), fs at --fs-thresholds, llama.cpp's n-gram anchors, and each "
+                    "algorithm and fixed length across tokenizers (about twice the default run's time)")
+    ap.add_argument("--fs-thresholds", default="1.0", help="entropy thresholds (nats) for fs rows (--all-rows)")
+    ap.add_argument("--draft", default="3", help="fixed draft lengths for speculative (System 1) rows (--all-rows)")
     ap.add_argument("--spec-simple-draft", type=int, default=4)
     ap.add_argument("--no-spec-simple", action="store_true")
-    ap.add_argument("--no-llama-ngram", action="store_true", help="skip llama.cpp's n-gram anchors")
+    ap.add_argument("--no-llama-ngram", action="store_true", help="skip llama.cpp's n-gram anchors (--all-rows)")
     ap.add_argument("--no-llama-cpp-python", action="store_true")
     ap.add_argument("--llama-cpp-python-lookup", action="store_true",
                     help="also llama-cpp-python's prompt lookup (0.25-0.85x large-only here: a third of the run's time)")
     ap.add_argument("--json", type=pathlib.Path, help="also write the raw measurements here")
-    ap.add_argument("--fs-freeform", type=int, default=len(FS_FREEFORM_PROMPTS),
-                    help="free-form prompts in the fs section (default all)")
+    ap.add_argument("--fs-freeform", type=int,
+                    help=f"free-form prompts in the fs section (1 in the default run; all {len(FS_FREEFORM_PROMPTS)} "
+                    "with --targets and --fs-budget-only)")
     ap.add_argument("--fs-shares", default=",".join(f"{s:g}" for s in FS_SHARES),
                     help="System 2 shares for the budget rows of the fs section")
     ap.add_argument("--fs-budget-only", action="store_true",
                     help="only the fs section: fixed threshold, guard and budget router (HumanEval and free-form)")
-    ap.add_argument("--fs-humaneval", type=int, default=2, help="HumanEval prompts in the fs section")
+    ap.add_argument("--fs-humaneval", type=int,
+                    help="HumanEval prompts in the fs section (1 in the default run, 2 with --fs-budget-only)")
     ap.add_argument("--reuse-curve", action="store_true", help="the cached cost curve, if any, instead of measuring")
     ap.add_argument("--cross-small", help="System 1 with another tokenizer for the section drafting across "
                     "tokenizers (a path or a name fsgen pull knows; default smollm2-135m)")
     ap.add_argument("--cross-only", action="store_true",
                     help="only the section drafting across tokenizers (same-family System 1 against --cross-small)")
     ap.add_argument("--no-cross", action="store_true", help="skip the section drafting across tokenizers")
-    ap.add_argument("--cross-prompts", type=int, default=2, help="prompts per set in the section across tokenizers")
+    ap.add_argument("--cross-prompts", type=int, default=1, help="prompts per set in the section across tokenizers")
     ap.add_argument("--cross-sampling", default="openai",
                     help="sampled settings (of --sampling) in the section across tokenizers, beside greedy")
     ap.add_argument("--targets", action="store_true",
@@ -477,6 +484,11 @@ def main() -> int:
     ap.add_argument("--sampling", default=",".join(SAMPLINGS),
                     help="sampled settings to measure beside greedy: chat, openai (comma-separated; empty: none)")
     args = ap.parse_args()
+    whole = args.targets or args.fs_budget_only
+    if args.fs_freeform is None:
+        args.fs_freeform = len(FS_FREEFORM_PROMPTS) if whole else 1
+    if args.fs_humaneval is None:
+        args.fs_humaneval = 2 if whole else 1
 
     import fsgen
     if args.small and args.large:
@@ -503,7 +515,8 @@ def main() -> int:
         cross = fsgen.Pair(cross_small, large, n_threads=args.threads, n_ctx=args.n_ctx, calibrate=True)
         cross.generate(chat["edit"][0][1], method="speculative", max_tokens=16)  # page the weights in
         return cross_section(pair, cross, chat, args.max_tokens, args.repeats,
-                             [s for s in settings if s in args.cross_sampling.split(",")], args.cross_prompts)
+                             [s for s in settings if s in args.cross_sampling.split(",")], args.cross_prompts,
+                             args.all_rows)
 
     if args.targets:
         texts = [("fs free-form", t) for t in FS_FREEFORM_PROMPTS[:args.fs_freeform]]
@@ -527,19 +540,20 @@ def main() -> int:
         return 0
     print_cost_curve(pair, args.reuse_curve)
 
-    rows: dict[str, tuple] = {"large": ("large", {}), "n-gram, large model alone": ("large", {"draft": "ngram"}),
-                              "speculative auto (default)": ("speculative", {}),
-                              "speculative System 1 (adaptive)": ("speculative", {"draft": "model"})}
-    for k in (int(x) for x in args.draft.split(",") if x):
-        rows[f"speculative System 1 (draft {k})"] = ("speculative", {"draft": "model", "draft_max": k})
-    for t in (float(x) for x in args.fs_thresholds.split(",") if x):
-        rows[f"fs (entropy > {t:g})"] = ("fs", {"router": "entropy", "threshold": t})
+    rows: dict[str, tuple] = dict(SAMPLED_ROWS)  # greedy here, then sampled alike
+    if args.all_rows:
+        rows["n-gram, large model alone"] = ("large", {"draft": "ngram"})
+        rows["speculative System 1 (adaptive)"] = ("speculative", {"draft": "model"})
+        for k in (int(x) for x in args.draft.split(",") if x):
+            rows[f"speculative System 1 (draft {k})"] = ("speculative", {"draft": "model", "draft_max": k})
+        for t in (float(x) for x in args.fs_thresholds.split(",") if x):
+            rows[f"fs (entropy > {t:g})"] = ("fs", {"router": "entropy", "threshold": t})
     references = {} if args.no_llama_cpp_python else {
         "llama-cpp-python large": LlamaCppPython(large, args.n_ctx, args.threads)}
     if args.llama_cpp_python_lookup:
         references["llama-cpp-python prompt lookup (10)"] = LlamaCppPython(large, args.n_ctx, args.threads, lookup=True)
     tools = llama_cpp_tools.anchors(small, large, args.max_tokens, args.threads, args.n_ctx, args.spec_simple_draft,
-                                    ngram=not args.no_llama_ngram, model_draft=not args.no_spec_simple)
+                                    ngram=args.all_rows and not args.no_llama_ngram, model_draft=not args.no_spec_simple)
 
     # Warm-up: page the weights in.
     pair.generate(chat["edit"][0][1], method="speculative", max_tokens=16)
@@ -565,6 +579,8 @@ def main() -> int:
     sampled = sampled_section(pair, chat, args.max_tokens, args.repeats, settings)
     fs_budget_section(pair, args.fs_humaneval, args.max_tokens, args.fs_freeform,
                       [float(x) for x in args.fs_shares.split(",") if x], args.repeats)
+    print_targets({**{f"{name}, greedy": {row: runs for row, runs in table.items() if row in SAMPLED_ROWS}
+                      for name, table in tables.items()}, **sampled}, title="greedy and sampled side by side")
     if not args.no_cross:
         sampled.update({f"across tokenizers: {k}": v for k, v in run_cross_section().items()})
     rss = peak_rss_of_pair(small, large, args.threads, args.n_ctx)
@@ -574,7 +590,8 @@ def main() -> int:
     print("tok/s: generation phase, median over prompts; × large: per-prompt ratio to fsgen large-only, median "
           "(min: the worst prompt);\naccept / S2: draft acceptance rate, or System 2's share of tokens for fs.")
     print(f"rerun: python benchmarks/bench.py --edit-prompts {args.edit_prompts} --free-prompts {args.free_prompts} "
-          f"--max-tokens {args.max_tokens} --threads {args.threads} --repeats {args.repeats}")
+          f"--max-tokens {args.max_tokens} --threads {args.threads} --repeats {args.repeats}"
+          + (" --all-rows" if args.all_rows else ""))
     if args.json:
         tables.update(sampled)
         args.json.write_text(json.dumps({s: {k: [{kk: vv for kk, vv in r.items() if kk != "tokens"} for r in v]

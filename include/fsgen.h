@@ -90,10 +90,11 @@ FSGEN_API void fsgen_string_free(char* s);
 
 /* ---- options ----
  * Model options (FSGEN_OPTIONS_MODEL): n_ctx, n_threads, n_gpu_layers, n_batch, verbose,
- * flash_attn, rpc (string list), rpc_timeout. Generation options (FSGEN_OPTIONS_GENERATE): the
- * parameter table (method, max_tokens, stop, temperature, seed, router, threshold, ...; see
- * docs/API.md). Setters record a name and a value; the names and values are checked where the
- * options are used (load or generate), with the messages Python gives. */
+ * flash_attn, prompt_cache_mib, rpc (string list), rpc_timeout. Generation options
+ * (FSGEN_OPTIONS_GENERATE): the parameter table (method, max_tokens, stop, temperature, seed,
+ * router, threshold, ...; see docs/API.md). Setters record a name and a value; the names and
+ * values are checked where the options are used (load or generate), with the messages Python
+ * gives. */
 typedef enum fsgen_options_kind { FSGEN_OPTIONS_MODEL = 0, FSGEN_OPTIONS_GENERATE = 1 } fsgen_options_kind;
 FSGEN_API fsgen_status fsgen_options_new(fsgen_options_kind kind, fsgen_options** out);
 FSGEN_API void fsgen_options_free(fsgen_options* options);

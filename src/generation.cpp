@@ -90,7 +90,11 @@ class Driver final : public Emitter {
       } else {
         strategy.prefill(sequence_);
         generation_start = Clock::now();
+        const auto before_prefill = at_generation_start_;
         at_generation_start_ = {totals(context_.system1), totals(context_.system2), sampler_.seconds()};
+        const int read = std::max(at_generation_start_.system1.tokens - before_prefill.system1.tokens,
+                                  at_generation_start_.system2.tokens - before_prefill.system2.tokens);
+        result_.stats.n_prompt_cached = std::max(0, result_.stats.n_prompt_tokens - read);
         int idle = 0;  // steps in a row that emitted nothing
         while (!finished_) {
           if (cancelled()) {

@@ -45,6 +45,7 @@ void validate_options(const ModelOptions& o) {
   if (o.n_ctx < 8 || o.n_ctx > (1 << 24)) throw InvalidArgumentError("n_ctx must be between 8 and 16777216");
   if (o.n_batch < 1 || o.n_batch > (1 << 16)) throw InvalidArgumentError("n_batch must be between 1 and 65536");
   if (o.n_threads < 0 || o.n_threads > 1024) throw InvalidArgumentError("n_threads must be between 1 and 1024");
+  if (o.prompt_cache_mib < 0) throw InvalidArgumentError("prompt_cache_mib must be >= 0 (0: off)");
   if (o.n_gpu_layers < -1) throw InvalidArgumentError("n_gpu_layers must be -1 (all) or >= 0");
   if (!(o.rpc_timeout > 0) || !std::isfinite(o.rpc_timeout)) throw InvalidArgumentError("rpc_timeout must be > 0 seconds");
   if (o.rpc.size() > GGML_RPC_MAX_SERVERS) {

@@ -33,6 +33,9 @@ std::vector<ModelParamSpec> build_table() {
   t.push_back(int_option("n_threads", 0, 1024, "CPU threads (0: physical cores, at most 8)", &ModelOptions::n_threads));
   t.push_back(int_option("n_gpu_layers", -1, 1 << 20, "layers offloaded to a GPU (-1: all; 0)", &ModelOptions::n_gpu_layers));
   t.push_back(int_option("n_batch", 1, 1 << 16, "logical and physical batch size (512)", &ModelOptions::n_batch));
+  t.push_back(int_option("prompt_cache_mib", 0, 1 << 20,
+                         "MiB of host memory per context for earlier prompts' states (256; 0: off)",
+                         &ModelOptions::prompt_cache_mib));
   t.push_back({"verbose", ParamType::Bool, "forward llama.cpp's log to stderr (false)", [](ModelOptions& o, const ParamValue& v) {
                  const auto* b = std::get_if<bool>(&v);
                  if (!b) fail("verbose must be true or false, got " + describe_value(v));

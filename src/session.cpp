@@ -40,7 +40,9 @@ bool all_finite(const float* row, int n) {
 void set_decode_jitter(double max_seconds) { decode_jitter.store(max_seconds); }
 
 LocalSession::LocalSession(std::shared_ptr<const Weights> weights, const ModelOptions& options, const CancelFlags* cancel)
-    : weights_(std::move(weights)), batch_(std::max(1, options.n_batch)) {
+    : weights_(std::move(weights)),
+      batch_(std::max(1, options.n_batch)),
+      store_(size_t(std::max(0, options.prompt_cache_mib)) << 20) {
   llama_context_params params = llama_context_default_params();
   params.n_ctx = static_cast<uint32_t>(options.n_ctx);
   params.n_batch = static_cast<uint32_t>(options.n_batch);
@@ -100,6 +102,7 @@ void LocalSession::eval(const Token* seq, size_t n, size_t n_rows) {
     rows_ = n_rows;
     return;  // the last decode already left these logits
   }
+  keep = switch_prompt(seq, n, std::min(keep, first_output));
   keep = std::min(keep, first_output);
   rollback(keep);
 
@@ -130,6 +133,22 @@ void LocalSession::eval(const Token* seq, size_t n, size_t n_rows) {
                             "; its weights are likely corrupt");
     }
   }
+}
+
+size_t LocalSession::switch_prompt(const Token* seq, size_t n, size_t keep) {
+  // A jump as short as a speculative round's rollback leaves nothing worth keeping; a restore
+  // (a copy) pays once it spares reading a few tokens.
+  constexpr size_t kMinSaved = kMaxOutputRows;
+  constexpr size_t kMinRestored = 16;
+  const bool restore = store_.best_prefix(seq, n) > keep + kMinRestored;
+  if (restore || cached_.size() > keep + kMinSaved) store_.save(ctx_.get(), cached_);
+  if (!restore) return keep;
+  outputs_valid_ = false;
+  if (!store_.restore(ctx_.get(), seq, n, cached_)) {
+    clear();
+    return 0;
+  }
+  return common_prefix(cached_, seq, n);
 }
 
 void LocalSession::decode_range(const Token* seq, size_t begin, size_t end, size_t first_output) {

@@ -13,6 +13,7 @@
 #include "fsgen/options.hpp"
 #include "fsgen/types.hpp"
 #include "llama_handles.hpp"
+#include "prompt_store.hpp"
 #include "weights.hpp"
 
 namespace fsgen {
@@ -115,12 +116,17 @@ class LocalSession final : public Session {
  private:
   void clear();  // drops the whole cache
   void rollback(size_t keep);
+  // Before the cache moves from what it holds to seq[0:n] (keeping `keep` tokens): saves what a
+  // longer jump than a rejected draft would lose, and restores a saved prompt that holds more of
+  // seq than the cache does. Returns the tokens kept.
+  size_t switch_prompt(const Token* seq, size_t n, size_t keep);
   void decode_range(const Token* seq, size_t begin, size_t end, size_t first_output);
 
   std::shared_ptr<const Weights> weights_;  // declared first: the context is freed before the weights
   ContextHandle ctx_;
   Batch batch_;
   std::vector<Token> cached_;   // tokens whose KV entries are in the cache, in order
+  PromptStore store_;
   int n_batch_ = 0;
   // Which logits the last decode left: outputs for positions [out_first_, cached_.size()).
   bool outputs_valid_ = false;

@@ -5,6 +5,7 @@ namespace fsgen {
 const std::vector<StatField>& stat_fields() {
   static const std::vector<StatField> fields = {
       {"n_prompt_tokens", &Stats::n_prompt_tokens},
+      {"n_prompt_cached", &Stats::n_prompt_cached},
       {"n_tokens", &Stats::n_tokens},
       {"prompt_seconds", nullptr, &Stats::prompt_seconds},
       {"generation_seconds", nullptr, &Stats::generation_seconds},

@@ -16,6 +16,9 @@ struct ModelOptions {
   int n_batch = 512;        // logical and physical batch size
   bool verbose = false;     // forward llama.cpp's log to stderr
   int flash_attn = -1;      // -1: llama.cpp decides (auto), 0: off, 1: on
+  // Host memory for the sequence states a context moved away from (per context), so that a
+  // prompt seen before is restored instead of read again; 0: off.
+  int prompt_cache_mib = 256;
   // Remote devices ("host:port" of `fsgen rpc-server`s): the model runs there, from a helper
   // process this one owns (n_gpu_layers 0 then means all layers). rpc_timeout: seconds a remote
   // call may go without progress (each n_batch chunk of an eval) before it fails with GenerationError.

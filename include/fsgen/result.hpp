@@ -11,6 +11,7 @@ namespace fsgen {
 
 struct Stats {
   int n_prompt_tokens = 0;
+  int n_prompt_cached = 0;  // prompt tokens found in the models' caches (not read again)
   int n_tokens = 0;
   double prompt_seconds = 0;
   double generation_seconds = 0;

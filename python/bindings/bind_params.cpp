@@ -107,6 +107,7 @@ void bind_params(nb::module_& m) {
       .def_rw("n_batch", &fsgen::ModelOptions::n_batch)
       .def_rw("verbose", &fsgen::ModelOptions::verbose)
       .def_rw("flash_attn", &fsgen::ModelOptions::flash_attn)
+      .def_rw("prompt_cache_mib", &fsgen::ModelOptions::prompt_cache_mib)
       .def_rw("rpc", &fsgen::ModelOptions::rpc)
       .def_rw("rpc_timeout", &fsgen::ModelOptions::rpc_timeout);
 

@@ -150,6 +150,10 @@ class Model(_Runner):
         Forward llama.cpp's log to stderr.
     flash_attn : bool, optional
         Flash attention on or off (default: llama.cpp decides).
+    prompt_cache_mib : int, default 256
+        Host memory per context for the KV state of prompts the context moved away from: a prompt
+        seen before (another conversation, the same prompt sampled after greedy) is restored
+        instead of read again. 0: off.
     rpc : list of str, optional
         ``["host:port", ...]`` of ``fsgen rpc-server``s: the model runs there, held by a helper
         process this one owns (llama.cpp's RPC client would end this process on a network failure).
@@ -176,12 +180,12 @@ class Model(_Runner):
     def __init__(self, path: PathLike, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
                  n_gpu_layers: Optional[int] = None, n_batch: int = 512, verbose: bool = False,
                  flash_attn: Optional[bool] = None, rpc: Optional[Sequence[str]] = None,
-                 rpc_timeout: float = 60.0, calibrate: TableSource = None):
+                 rpc_timeout: float = 60.0, calibrate: TableSource = None, prompt_cache_mib: int = 256):
         options = _arguments.model_options(n_ctx, n_threads, 0 if n_gpu_layers is None else n_gpu_layers, n_batch,
-                                           verbose, flash_attn)
+                                           verbose, flash_attn, prompt_cache_mib)
         _arguments.rpc_options(options, rpc, rpc_timeout, n_gpu_layers is not None)
         self._options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
-                             verbose=verbose, flash_attn=flash_attn)
+                             verbose=verbose, flash_attn=flash_attn, prompt_cache_mib=prompt_cache_mib)
         self._rpc = list(options.rpc)
         self._core = _core.Model.load(_arguments.resolve_path(path), options)
         self.path = pathlib.Path(self._core.info["path"])
@@ -288,7 +292,8 @@ class Pair(_Runner):
         one saved as JSON by ``fsgen calibrate --save``): pinned, nothing measured or updated.
         Default: ``$FSGEN_CALIBRATE`` (on unless ``0``).
     **model_options
-        As :class:`Model` takes them (n_ctx, n_threads, n_gpu_layers, n_batch, verbose, flash_attn),
+        As :class:`Model` takes them (n_ctx, n_threads, n_gpu_layers, n_batch, verbose, flash_attn,
+        prompt_cache_mib),
         for the models this Pair loads and for its contexts.
 
     Any two models pair. Where their tokenizers differ the pair is *translated* (:attr:`vocab`):

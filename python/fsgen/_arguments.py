@@ -12,7 +12,7 @@ from .errors import InvalidArgumentError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-MODEL_OPTION_NAMES = ("n_ctx", "n_threads", "n_gpu_layers", "n_batch", "verbose", "flash_attn")
+MODEL_OPTION_NAMES = ("n_ctx", "n_threads", "n_gpu_layers", "n_batch", "verbose", "flash_attn", "prompt_cache_mib")
 
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
@@ -33,7 +33,7 @@ def check_float(name: str, value: Any) -> float:
 
 
 def model_options(n_ctx=4096, n_threads=None, n_gpu_layers=0, n_batch=512, verbose=False,
-                   flash_attn=None) -> _core.ModelOptions:
+                   flash_attn=None, prompt_cache_mib=256) -> _core.ModelOptions:
     o = _core.ModelOptions()
     o.n_ctx = check_int("n_ctx", n_ctx, 8, 1 << 24)
     o.n_threads = 0 if n_threads is None else check_int("n_threads", n_threads, 1, 1024)
@@ -43,6 +43,7 @@ def model_options(n_ctx=4096, n_threads=None, n_gpu_layers=0, n_batch=512, verbo
     if flash_attn is not None and not isinstance(flash_attn, bool):
         raise InvalidArgumentError(f"flash_attn must be None (llama.cpp decides), True or False, got {flash_attn!r}")
     o.flash_attn = -1 if flash_attn is None else int(flash_attn)
+    o.prompt_cache_mib = check_int("prompt_cache_mib", prompt_cache_mib, 0, 1 << 20)
     return o
 
 

@@ -38,7 +38,8 @@ class Model:
     def __init__(self, path: PathLike, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
                  n_gpu_layers: Optional[int] = None, n_batch: int = 512, verbose: bool = False,
                  flash_attn: Optional[bool] = None, rpc: Optional[Sequence[str]] = None,
-                 rpc_timeout: float = 60.0, calibrate: Union[bool, None, PathLike, Mapping[str, Any]] = None) -> None: ...
+                 rpc_timeout: float = 60.0, calibrate: Union[bool, None, PathLike, Mapping[str, Any]] = None,
+                 prompt_cache_mib: int = 256) -> None: ...
     @property
     def info(self) -> dict[str, Any]: ...
     @property

@@ -202,13 +202,15 @@ def new_id(kind: str) -> str:
 
 def usage(stats: dict) -> dict:
     p, c = int(stats["n_prompt_tokens"]), int(stats["n_tokens"])
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
+            "prompt_tokens_details": {"cached_tokens": int(stats["n_prompt_cached"])}}
 
 
 def timings(stats: dict, method: str) -> dict:
     """llama-server's timing names, plus fsgen's own."""
     return {
-        "prompt_n": int(stats["n_prompt_tokens"]),
+        "cache_n": int(stats["n_prompt_cached"]),
+        "prompt_n": int(stats["n_prompt_tokens"]) - int(stats["n_prompt_cached"]),
         "prompt_ms": 1000.0 * stats["prompt_seconds"],
         "predicted_n": int(stats["n_tokens"]),
         "predicted_ms": 1000.0 * stats["generation_seconds"],

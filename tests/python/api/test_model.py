@@ -166,6 +166,49 @@ def test_kv_reuse_and_rollback_match_a_fresh_model(tiny_small, small):
     assert longer.tokens == first_a.tokens
 
 
+LONG_A = ("Once upon a time, in a land far away, there lived a king who counted his coins every "
+          "morning and every evening, and never once smiled at the sum, nor at the queen, nor at the sea.")
+LONG_B = ("def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n"
+          "print(add(2, 3), sub(5, 1))  # five and four, and nothing else")
+
+
+@pytest.mark.parametrize("prompt_cache_mib", [256, 0])
+def test_prompt_cache_restores_an_earlier_prompt(tiny_small, prompt_cache_mib):
+    """A context that moved on to another prompt gets the earlier one back from the prompt cache
+    (all but the last token, whose logits are read again) and writes what a fresh model writes."""
+    with fsgen.Model(tiny_small, **TINY, prompt_cache_mib=prompt_cache_mib) as m:
+        first = m.generate(LONG_A, max_tokens=16)
+        assert first.stats["n_prompt_cached"] == 0
+        assert first.stats["n_prompt_tokens"] > 100, "the prompt must outgrow a speculative rollback"
+        m.generate(LONG_B, max_tokens=16)
+        again = m.generate(LONG_A, max_tokens=16)
+        sampled = m.generate(LONG_A, max_tokens=16, temperature=0.8, seed=3)
+    expected = again.stats["n_prompt_tokens"] - 1 if prompt_cache_mib else 0
+    assert again.stats["n_prompt_cached"] == expected
+    assert again.tokens == first.tokens
+    with fsgen.Model(tiny_small, **TINY) as fresh:
+        assert sampled.tokens == fresh.generate(LONG_A, max_tokens=16, temperature=0.8, seed=3).tokens
+
+
+def test_prompt_cache_serves_both_models_of_a_pair(tiny_small, tiny_large):
+    with fsgen.Pair(tiny_small, tiny_large, **TINY) as pair:
+        first = pair.generate(LONG_A, method="speculative", draft_max=4, max_tokens=24)
+        pair.generate(LONG_B, method="speculative", draft_max=4, max_tokens=24)
+        again = pair.generate(LONG_A, method="speculative", draft_max=4, max_tokens=24)
+        fs = pair.generate(LONG_B, method="fs", max_tokens=24)
+    assert again.stats["n_prompt_cached"] == again.stats["n_prompt_tokens"] - 1
+    assert fs.stats["n_prompt_cached"] == fs.stats["n_prompt_tokens"] - 1
+    assert again.tokens == first.tokens
+    with fsgen.Model(tiny_large, **TINY) as large:
+        assert again.tokens == large.generate(LONG_A, max_tokens=24).tokens
+        assert first.stats["drafted"] > 0
+
+
+def test_bad_prompt_cache_size_is_refused(tiny_small):
+    with pytest.raises(fsgen.InvalidArgumentError, match="prompt_cache_mib"):
+        fsgen.Model(tiny_small, **TINY, prompt_cache_mib=-1)
+
+
 def test_speculative_rollback_leaves_models_consistent(tiny_small, tiny_large):
     """Speculative decoding rolls both caches back after rejected drafts; the models generate
     as if fresh afterwards."""

@@ -27,7 +27,8 @@ def pair(tiny_small, tiny_large, tiny_small_base):
 def check_timings(timings: dict, usage, method: str) -> None:
     assert timings["method"] == method
     assert timings["predicted_n"] == usage.completion_tokens
-    assert timings["prompt_n"] == usage.prompt_tokens
+    assert timings["prompt_n"] + timings["cache_n"] == usage.prompt_tokens
+    assert usage.prompt_tokens_details.cached_tokens == timings["cache_n"]
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert 0 <= timings["draft_n_accepted"] <= timings["draft_n"]
     assert 0.0 <= timings["system2_fraction"] <= 1.0

@@ -1,0 +1,56 @@
+#include "prompt_store.hpp"
+
+#include <algorithm>
+
+#include "session.hpp"
+
+namespace fsgen {
+
+void PromptStore::drop(std::deque<Entry>::iterator it) {
+  used_ -= it->state.size();
+  entries_.erase(it);
+}
+
+void PromptStore::save(llama_context* ctx, const std::vector<Token>& tokens) {
+  if (tokens.empty() || budget_ == 0) return;
+  for (const Entry& e : entries_) {
+    if (common_prefix(e.tokens, tokens.data(), tokens.size()) == tokens.size()) return;
+  }
+  const size_t size = llama_state_seq_get_size(ctx, 0);
+  if (size == 0 || size > budget_) return;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (common_prefix(tokens, it->tokens.data(), it->tokens.size()) == it->tokens.size()) {
+      used_ -= it->state.size();
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while (!entries_.empty() && used_ + size > budget_) drop(entries_.begin());
+  Entry entry{tokens, std::vector<uint8_t>(size)};
+  if (llama_state_seq_get_data(ctx, entry.state.data(), size, 0) != size) return;
+  used_ += size;
+  entries_.push_back(std::move(entry));
+}
+
+size_t PromptStore::best_prefix(const Token* seq, size_t n) const {
+  size_t best = 0;
+  for (const Entry& e : entries_) best = std::max(best, common_prefix(e.tokens, seq, n));
+  return best;
+}
+
+bool PromptStore::restore(llama_context* ctx, const Token* seq, size_t n, std::vector<Token>& tokens) {
+  auto best = entries_.end();
+  size_t best_len = 0;
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    const size_t len = common_prefix(it->tokens, seq, n);
+    if (len > best_len) best_len = len, best = it;
+  }
+  if (best == entries_.end()) return false;
+  const bool restored = llama_state_seq_set_data(ctx, best->state.data(), best->state.size(), 0) == best->state.size();
+  if (restored) tokens = std::move(best->tokens);
+  drop(best);
+  return restored;
+}
+
+}  // namespace fsgen
