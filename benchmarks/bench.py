@@ -8,12 +8,10 @@ where a few rows cost about one, or linear) and the draft lengths it implies. Th
 (benchmarks/bench_prompts.py): input-grounded code edits built from HumanEval, and free-form
 prompts. Every engine runs every prompt in turn (so a noisy neighbour hits all of them alike);
 ratios are taken prompt by prompt against large-only fsgen, then the median (and the worst prompt)
-is reported per set. The default run (about 20 minutes on 2 cores) has the rows a user meets:
+is reported per set. The default run (16 minutes on 2 cores here) has the rows a user meets:
 - fsgen large-only, speculative auto (the default: n-gram or System 1's draft each round) and fs
-  at its defaults, greedy; llama-cpp-python large-only running the same libllama
-  (LLAMA_CPP_LIB_PATH); llama.cpp's `llama-speculative-simple` with the draft model, built from
-  the same pinned source (benchmarks/llama_cpp_tools.py; built here on first use into
-  benchmarks/out/llama-build; skip with --no-spec-simple);
+  at its defaults, greedy, and llama-cpp-python large-only running the same libllama
+  (LLAMA_CPP_LIB_PATH);
 - the same three fsgen rows on the same prompts sampled, seeded (`--sampling`): chat apps' settings
   (temperature 0.7, top_p 0.9) and OpenAI's defaults (temperature 1, top_p 1; fsgen serve then
   samples with top_k 0, min_p 0), each ratio against large-only sampled alike; then one summary of
@@ -27,8 +25,11 @@ is reported per set. The default run (about 20 minutes on 2 cores) has the rows 
   (`--cross-prompts`), each System 1's draft step against a one-row verify printed first.
 `--all-rows` adds what explains those rows (about twice the time): n-gram drafts with the large
 model alone, speculative with System 1's drafts (adaptive and fixed `--draft` lengths), fs at fixed
-entropy thresholds (`--fs-thresholds`), llama.cpp's n-gram anchors (`ngram-simple`, `ngram-mod`,
-`llama-lookup`; skip with --no-llama-ngram), and SLEM, TLI and fixed lengths across tokenizers;
+entropy thresholds (`--fs-thresholds`), llama.cpp's own tools built from the same pinned source
+(benchmarks/llama_cpp_tools.py; built here on first use into benchmarks/out/llama-build):
+`llama-speculative-simple` with the draft model (skip with --no-spec-simple) and its n-gram anchors
+(`ngram-simple`, `ngram-mod`, `llama-lookup`; skip with --no-llama-ngram), and SLEM, TLI and
+fixed lengths across tokenizers (`benchmarks/serve_bench.py` sets fsgen serve beside llama-server);
 `--llama-cpp-python-lookup` adds llama-cpp-python's prompt lookup.
 `--targets`: only large-only, speculative and fs at their defaults on every prompt (code edits,
 free-form, the fs section's free-form), greedy and sampled, with the prompts below 0.95×
@@ -271,8 +272,8 @@ CROSS_ROWS = {"speculative, same-family System 1 (adaptive)": ("same", "speculat
 
 def step_ratio(pair) -> tuple[float, float]:
     """System 1's draft step against a one-row verify of the large model, and 4 rows against one,
-    from the pair's calibration (measured here)."""
-    cal = pair.calibrate()["calibration"]
+    from the pair's calibration (this run's, or measured now where the pair has none cached)."""
+    cal = pair.calibrate(cached=True)["calibration"]
     verify = cal["verify_seconds"]
     return cal["draft_seconds"] / verify[1], verify.get(4, float("nan")) / verify[1]
 
@@ -454,7 +455,7 @@ def main() -> int:
     ap.add_argument("--fs-thresholds", default="1.0", help="entropy thresholds (nats) for fs rows (--all-rows)")
     ap.add_argument("--draft", default="3", help="fixed draft lengths for speculative (System 1) rows (--all-rows)")
     ap.add_argument("--spec-simple-draft", type=int, default=4)
-    ap.add_argument("--no-spec-simple", action="store_true")
+    ap.add_argument("--no-spec-simple", action="store_true", help="skip llama-speculative-simple (--all-rows)")
     ap.add_argument("--no-llama-ngram", action="store_true", help="skip llama.cpp's n-gram anchors (--all-rows)")
     ap.add_argument("--no-llama-cpp-python", action="store_true")
     ap.add_argument("--llama-cpp-python-lookup", action="store_true",
@@ -553,7 +554,8 @@ def main() -> int:
     if args.llama_cpp_python_lookup:
         references["llama-cpp-python prompt lookup (10)"] = LlamaCppPython(large, args.n_ctx, args.threads, lookup=True)
     tools = llama_cpp_tools.anchors(small, large, args.max_tokens, args.threads, args.n_ctx, args.spec_simple_draft,
-                                    ngram=args.all_rows and not args.no_llama_ngram, model_draft=not args.no_spec_simple)
+                                    ngram=args.all_rows and not args.no_llama_ngram,
+                                    model_draft=args.all_rows and not args.no_spec_simple)
 
     # Warm-up: page the weights in.
     pair.generate(chat["edit"][0][1], method="speculative", max_tokens=16)

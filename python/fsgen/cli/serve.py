@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     n.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413")
     n.add_argument("--n-ctx", type=int, default=4096)
     n.add_argument("--threads", type=int, default=None)
+    n.add_argument("--prompt-cache-mib", type=int, default=256,
+                   help="host memory per model context for earlier prompts' KV state, restored when a request "
+                   "shares their prefix (default 256; 0: off)")
     add_calibration_argument(n)
     n.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(run=run)
@@ -74,7 +77,8 @@ def run(args) -> int:
     load = load_options(args)  # rpc / large_rpc / rpc_timeout go to Model / Pair with n_ctx and threads
     small_base = load.pop("small_base", None)
     app = create_app(model=args.model, small=args.small, large=args.large, small_base=small_base,
-                     model_options=dict(n_ctx=args.n_ctx, n_threads=args.threads, **load), defaults=defaults,
+                     model_options=dict(n_ctx=args.n_ctx, n_threads=args.threads,
+                                        prompt_cache_mib=args.prompt_cache_mib, **load), defaults=defaults,
                      api_key=args.api_key, cors_origin=args.cors_origin, max_queue=args.max_queue,
                      max_body_bytes=args.max_body_bytes, on_ready=on_ready, on_load_error=on_load_error)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,

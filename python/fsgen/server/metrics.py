@@ -16,7 +16,9 @@ class Metrics:
                                 ["endpoint", "status"], registry=r)
         self.tokens = Counter("fsgen_tokens_generated", "Tokens generated, by who wrote them", ["source"],
                               registry=r)
-        self.prompt_tokens = Counter("fsgen_prompt_tokens", "Prompt tokens read", registry=r)
+        self.prompt_tokens = Counter("fsgen_prompt_tokens", "Prompt tokens of the requests", registry=r)
+        self.prompt_cached = Counter("fsgen_prompt_cached_tokens", "Prompt tokens found in the models' caches "
+                                     "(not read again)", registry=r)
         self.drafted = Counter("fsgen_draft_tokens", "Draft tokens proposed (speculative)", registry=r)
         self.accepted = Counter("fsgen_draft_accepted_tokens", "Draft tokens accepted (speculative)", registry=r)
         self.system2_share = Gauge("fsgen_system2_share",
@@ -62,6 +64,7 @@ class Metrics:
             self.system2_share.set((self._totals[1] + self._totals[2]) / total)
         if stats:
             self.prompt_tokens.inc(stats.get("n_prompt_tokens", 0))
+            self.prompt_cached.inc(stats.get("n_prompt_cached", 0))
             self.drafted.inc(stats.get("drafted", 0))
             self.accepted.inc(stats.get("accepted", 0))
             self._drafted += stats.get("drafted", 0)

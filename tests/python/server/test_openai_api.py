@@ -158,6 +158,29 @@ def test_models_health_metrics(tiny_server, client):
     assert tiny_server.metric("fsgen_tokens_generated_total", source="system1") > 0
 
 
+def test_a_prompt_seen_before_comes_from_the_prompt_cache(tiny_server):
+    """Two conversations taking turns: the third request's prompt is restored, not read again, and
+    the response and /metrics say so."""
+    first = ("Once upon a time, in a land far away, there lived a king who counted his coins every morning "
+             "and every evening, and never once smiled at the sum, nor at the queen, nor at the sea.")
+    second = ("def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n"
+              "print(add(2, 3), sub(5, 1))  # five and four, and nothing else")
+    before = tiny_server.metric("fsgen_prompt_cached_tokens_total")
+    bodies = []
+    for prompt in (first, second, first):
+        r = httpx.post(tiny_server.url + "/v1/completions", timeout=REQUEST_TIMEOUT,
+                       json={"prompt": prompt, "max_tokens": 8, "temperature": 0, "method": "large"})
+        assert r.status_code == 200, r.text
+        bodies.append(r.json())
+    usage, timings = bodies[2]["usage"], bodies[2]["timings"]
+    assert usage["prompt_tokens"] > 80
+    assert usage["prompt_tokens_details"]["cached_tokens"] == timings["cache_n"] == usage["prompt_tokens"] - 1
+    assert timings["prompt_n"] == 1
+    assert bodies[2]["choices"][0]["text"] == bodies[0]["choices"][0]["text"]
+    tiny_server.wait_metric("fsgen_prompt_cached_tokens_total", before + sum(
+        b["usage"]["prompt_tokens_details"]["cached_tokens"] for b in bodies))
+
+
 @pytest.mark.parametrize("method, source", [("contrastive", "combined"), ("large", "system2")])
 def test_whole_answers_count_tokens_by_who_wrote_them(tiny_server, method, source):
     before = {s: tiny_server.metric("fsgen_tokens_generated_total", source=s) for s in ("system2", "combined")}
