@@ -86,6 +86,9 @@ class DraftPlanner {
   int choose(DraftOrigin origin, int max_length, int match = 0, int lag = 0, int horizon = -1);
   // Whether the last choose() returned a probe (a length the estimates say does not pay).
   bool probing() const { return probing_; }
+  // System 1 decodes a round takes beyond one per draft token (SLEM writes one token past what it
+  // proposes, since the end of its text is usually cut); the drafter sets it before it offers.
+  void set_extra_draft_steps(int steps) { extra_draft_steps_ = std::max(0, steps); }
   // Estimated cost of System 1 catching up on `tokens` in one batch.
   double catch_up_cost(int tokens) const;
   // What one System 1 decode of `tokens` new tokens costs (a step, or a catch-up batch), and one
@@ -145,12 +148,16 @@ class DraftPlanner {
   Probe& probe_of(DraftOrigin origin) { return origin == DraftOrigin::Ngram ? probe_ngram_ : probe_model_; }
   static int bucket(int match);
 
+  // Whether drafting `length` tokens a round at the estimated acceptance saves, over the `horizon`
+  // tokens left, more than System 1's catch-up on `lag` tokens costs (true where either is unknown).
+  bool repays_catch_up(DraftOrigin origin, int length, int match, int lag, int horizon) const;
   // A round of `length` drafts from `origin` and its verify: the decodes and, sampled, the
   // sampler's rows (each draft step, and the `judged` rows System 2 samples).
   double round_cost(DraftOrigin origin, int length, double judged) const;
 
   double cost_ratio_prior_;
   double sampling_ = 0;  // seconds per sampled row in this generation (0: greedy)
+  int extra_draft_steps_ = 0;
   std::string kind_ = "builtin";  // of the table: "builtin" until calibrated or given one
   bool frozen_ = false;           // a generation's planner: prices from calibration_ alone
   std::vector<std::pair<int, double>> verify_log_;  // a frozen planner's timings, for fold()

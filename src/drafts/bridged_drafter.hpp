@@ -25,6 +25,7 @@ class BridgedDrafter : public DraftProposer {
 
   int offer(const DraftRound& round, DraftPlanner& planner) override {
     limit_ = round.limit;
+    planner.set_extra_draft_steps(extra_steps());
     const size_t n = round.sequence.size();
     return system1_offer(round, planner, options_, static_cast<int>(n - std::min(n, drafted_at_)));
   }
@@ -34,6 +35,8 @@ class BridgedDrafter : public DraftProposer {
   }
 
  protected:
+  // System 1 decodes a round takes beyond one per proposed token (DraftPlanner::set_extra_draft_steps).
+  virtual int extra_steps() const { return 0; }
   Session& small_;
   const VocabBridge& bridge_;
   CrossReader reader_;

@@ -56,6 +56,9 @@ class SlemDrafter final : public BridgedDrafter {
 
   float probability(size_t row, Token t) const override { return t == draft_.tokens[row] ? 1.0f : 0.0f; }
 
+ protected:
+  int extra_steps() const override { return 1; }  // the token past the draft (above)
+
  private:
   // The large model's tokens for System 1's text after the output so far. The last few output
   // tokens (back to a word start) are tokenized with it, so that a draft continuing a word is

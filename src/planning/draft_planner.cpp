@@ -231,8 +231,9 @@ double DraftPlanner::draft_cost(DraftOrigin origin) const {
 double DraftPlanner::round_cost(DraftOrigin origin, int length, double judged) const {
   const double verify = verify_cost(length + 1);
   if (verify <= 0) return -1;
-  const double step = origin == DraftOrigin::Ngram ? 0.0 : std::max(0.0, draft_cost(origin)) + sampling_;
-  return length * step + verify + judged * sampling_;
+  if (origin == DraftOrigin::Ngram) return verify + judged * sampling_;
+  const double step = std::max(0.0, draft_cost(origin)) + sampling_;
+  return (length + extra_draft_steps_) * step + verify + judged * sampling_;
 }
 
 double DraftPlanner::expected_rate(DraftOrigin origin, int length, int match) const {
@@ -299,7 +300,7 @@ int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag,
   if (max_length <= 0 || verify_cost(1) <= 0) return 0;  // first measure a plain step
   Probe& probe = probe_of(origin);
   const int best = best_length(origin, max_length, acceptance(origin, match));
-  if (best > 0) {
+  if (best > 0 && repays_catch_up(origin, best, match, lag, horizon)) {
     probe = Probe{};
     return best;
   }
@@ -332,6 +333,16 @@ int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag,
   ++probes_;
   probing_ = true;
   return length;
+}
+
+bool DraftPlanner::repays_catch_up(DraftOrigin origin, int length, int match, int lag, int horizon) const {
+  if (lag <= 0 || horizon < 0) return true;
+  // System 1 left behind (it did not draft for a while) reads what it missed before it drafts:
+  // drafting again pays only where the rounds left in this generation save more than that.
+  const double rate = expected_rate(origin, length, match);
+  const double plain = verify_cost(1) + sampling_;
+  if (!(rate > 0) || !(plain > 0)) return true;
+  return horizon * std::max(0.0, plain - 1.0 / rate) >= catch_up_cost(lag);
 }
 
 double DraftPlanner::catch_up_cost(int tokens) const {

@@ -60,6 +60,34 @@ void test_planner_prices_from_its_table() {
   check(kSweetSpot.id() != kLinear.id() && kSweetSpot.id().size() == 8, "ids tell tables apart");
 }
 
+// A drafter that decodes one System 1 token more per round than it proposes (SLEM) pays that step:
+// where one step per draft token just pays, the extra step does not.
+void test_extra_draft_steps_are_priced() {
+  DraftPlanner planner = DraftPlanner::for_generation(table(1.4, 0.45));
+  const double a = 0.8;
+  const int plain = planner.best_length(DraftOrigin::Model, 8, a);
+  const double rate = planner.expected_rate(DraftOrigin::Model, 2);
+  planner.set_extra_draft_steps(1);
+  check(plain > 0, "one step per draft token: System 1's drafts pay on this table");
+  check(planner.best_length(DraftOrigin::Model, 8, a) == 0, "a step more per round: they do not");
+  check(planner.expected_rate(DraftOrigin::Model, 2) < rate, "the extra step lowers a round's rate");
+  const double ngram = planner.expected_rate(DraftOrigin::Ngram, 2);
+  planner.set_extra_draft_steps(0);
+  check(planner.expected_rate(DraftOrigin::Ngram, 2) == ngram, "n-gram drafts decode nothing of System 1's");
+  check(planner.best_length(DraftOrigin::Model, 8, a) == plain, "back to one step per token");
+}
+
+// System 1 left behind must read what it missed before it drafts again: a length that pays per
+// round is drafted only where the rest of the generation repays that catch-up.
+void test_drafting_again_repays_the_catch_up() {
+  DraftPlanner planner = DraftPlanner::for_generation(kSweetSpot);
+  const int drafted = planner.choose(DraftOrigin::Model, 8);
+  check(drafted > 0, "sweet-spot table: System 1 drafts");
+  check(planner.choose(DraftOrigin::Model, 8, 0, 1, 1000) == drafted, "a short lag, a long horizon: it drafts");
+  check(planner.choose(DraftOrigin::Model, 8, 0, 4000, 16) == 0, "a long lag, a short horizon: it does not");
+  check(planner.choose(DraftOrigin::Model, 8, 0, 4000, -1) == drafted, "an unknown horizon: it drafts");
+}
+
 fsgen::SamplingOptions sampled(float temperature, float top_p = 1.0f) {
   fsgen::SamplingOptions o;
   o.temperature = temperature;
@@ -245,6 +273,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   test_planner_prices_from_its_table();
+  test_extra_draft_steps_are_priced();
+  test_drafting_again_repays_the_catch_up();
   test_sampled_rounds_price_the_sampler();
   test_guard_decides_from_the_table();
   test_guard_weighs_fs_against_speculative();
