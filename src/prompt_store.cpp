@@ -6,9 +6,9 @@
 
 namespace fsgen {
 
-void PromptStore::drop(std::deque<Entry>::iterator it) {
+std::deque<PromptStore::Entry>::iterator PromptStore::drop(std::deque<Entry>::iterator it) {
   used_ -= it->state.size();
-  entries_.erase(it);
+  return entries_.erase(it);
 }
 
 void PromptStore::save(llama_context* ctx, const std::vector<Token>& tokens) {
@@ -19,12 +19,7 @@ void PromptStore::save(llama_context* ctx, const std::vector<Token>& tokens) {
   const size_t size = llama_state_seq_get_size(ctx, 0);
   if (size == 0 || size > budget_) return;
   for (auto it = entries_.begin(); it != entries_.end();) {
-    if (common_prefix(tokens, it->tokens.data(), it->tokens.size()) == it->tokens.size()) {
-      used_ -= it->state.size();
-      it = entries_.erase(it);
-    } else {
-      ++it;
-    }
+    it = common_prefix(tokens, it->tokens.data(), it->tokens.size()) == it->tokens.size() ? drop(it) : it + 1;
   }
   while (!entries_.empty() && used_ + size > budget_) drop(entries_.begin());
   Entry entry{tokens, std::vector<uint8_t>(size)};

@@ -38,7 +38,7 @@ class PromptStore {
     std::vector<Token> tokens;
     std::vector<uint8_t> state;
   };
-  void drop(std::deque<Entry>::iterator it);
+  std::deque<Entry>::iterator drop(std::deque<Entry>::iterator it);  // the entry after it
   std::deque<Entry> entries_;  // oldest first
   size_t budget_;
   size_t used_ = 0;
