@@ -137,10 +137,10 @@ void LocalSession::eval(const Token* seq, size_t n, size_t n_rows) {
 
 size_t LocalSession::switch_prompt(const Token* seq, size_t n, size_t keep) {
   // A jump as short as a speculative round's rollback leaves nothing worth keeping; a restore
-  // (a copy) pays once it spares reading a few tokens.
+  // (a copy) pays once it spares reading a few tokens, so a step's eval never searches the store.
   constexpr size_t kMinSaved = kMaxOutputRows;
   constexpr size_t kMinRestored = 16;
-  const bool restore = store_.best_prefix(seq, n) > keep + kMinRestored;
+  const bool restore = n > keep + kMinRestored && store_.best_prefix(seq, n) > keep + kMinRestored;
   if (restore || cached_.size() > keep + kMinSaved) store_.save(ctx_.get(), cached_);
   if (!restore) return keep;
   outputs_valid_ = false;
