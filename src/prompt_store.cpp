@@ -1,7 +1,5 @@
 #include "prompt_store.hpp"
 
-#include <algorithm>
-
 #include "session.hpp"
 
 namespace fsgen {
@@ -28,20 +26,21 @@ void PromptStore::save(llama_context* ctx, const std::vector<Token>& tokens) {
   entries_.push_back(std::move(entry));
 }
 
-size_t PromptStore::best_prefix(const Token* seq, size_t n) const {
-  size_t best = 0;
-  for (const Entry& e : entries_) best = std::max(best, common_prefix(e.tokens, seq, n));
+PromptStore::Match PromptStore::longest(const Token* seq, size_t n) const {
+  Match best{entries_.size(), 0};
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const size_t length = common_prefix(entries_[i].tokens, seq, n);
+    if (length > best.length) best = {i, length};
+  }
   return best;
 }
 
+size_t PromptStore::best_prefix(const Token* seq, size_t n) const { return longest(seq, n).length; }
+
 bool PromptStore::restore(llama_context* ctx, const Token* seq, size_t n, std::vector<Token>& tokens) {
-  auto best = entries_.end();
-  size_t best_len = 0;
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    const size_t len = common_prefix(it->tokens, seq, n);
-    if (len > best_len) best_len = len, best = it;
-  }
-  if (best == entries_.end()) return false;
+  const Match match = longest(seq, n);
+  if (match.entry == entries_.size()) return false;
+  const auto best = entries_.begin() + static_cast<std::ptrdiff_t>(match.entry);
   const bool restored = llama_state_seq_set_data(ctx, best->state.data(), best->state.size(), 0) == best->state.size();
   if (restored) tokens = std::move(best->tokens);
   drop(best);

@@ -38,6 +38,11 @@ class PromptStore {
     std::vector<Token> tokens;
     std::vector<uint8_t> state;
   };
+  struct Match {
+    size_t entry;   // index in entries_ (entries_.size(): none)
+    size_t length;  // of the prefix it holds
+  };
+  Match longest(const Token* seq, size_t n) const;  // the entry holding the longest prefix of seq[0:n]
   std::deque<Entry>::iterator drop(std::deque<Entry>::iterator it);  // the entry after it
   std::deque<Entry> entries_;  // oldest first
   size_t budget_;
