@@ -115,6 +115,15 @@ void bind_params(nb::module_& m) {
   nb::class_<fsgen::GenerateOptions>(m, "GenerateOptions")
       .def_prop_ro("method", [](const fsgen::GenerateOptions& o) { return std::string(fsgen::to_string(o.method)); });
 
+  m.def("make_model_options", &fsgen::make_model_options, "params"_a,
+        "Model options from names and values (None: the default); the core's model option table checks them.");
+  m.def("model_option_names",
+        [] {
+          std::vector<std::string> names;
+          for (const auto& p : fsgen::model_param_table()) names.push_back(p.name);
+          return names;
+        },
+        "The model options' names, in the core's table order.");
   m.def("param_table", &param_table_list, "The generation parameters: names, types, defaults, ranges, scopes.");
   m.def("method_table", &method_table_list, "The decoding methods.");
   m.def("applicable_params",

@@ -141,7 +141,7 @@ class Model(_Runner):
     n_ctx : int, default 4096
         Context length of each context fsgen creates on this model.
     n_threads : int, optional
-        Threads per context (default: the physical cores, at most 8).
+        Threads per context (None or 0: the physical cores, at most 8).
     n_gpu_layers : int, optional
         Layers offloaded to a GPU backend (-1: all). Default: 0, or all with ``rpc``.
     n_batch : int, default 512
@@ -181,9 +181,9 @@ class Model(_Runner):
                  n_gpu_layers: Optional[int] = None, n_batch: int = 512, verbose: bool = False,
                  flash_attn: Optional[bool] = None, rpc: Optional[Sequence[str]] = None,
                  rpc_timeout: float = 60.0, calibrate: TableSource = None, prompt_cache_mib: int = 256):
-        options = _arguments.model_options(n_ctx, n_threads, 0 if n_gpu_layers is None else n_gpu_layers, n_batch,
-                                           verbose, flash_attn, prompt_cache_mib)
-        _arguments.rpc_options(options, rpc, rpc_timeout, n_gpu_layers is not None)
+        options = _arguments.model_options(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
+                                           verbose=verbose, flash_attn=flash_attn, prompt_cache_mib=prompt_cache_mib,
+                                           rpc=rpc, rpc_timeout=rpc_timeout)
         self._options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
                              verbose=verbose, flash_attn=flash_attn, prompt_cache_mib=prompt_cache_mib)
         self._rpc = list(options.rpc)

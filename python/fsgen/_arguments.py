@@ -12,7 +12,9 @@ from .errors import InvalidArgumentError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-MODEL_OPTION_NAMES = ("n_ctx", "n_threads", "n_gpu_layers", "n_batch", "verbose", "flash_attn", "prompt_cache_mib")
+# The model options a Pair passes to the models it loads (its own large_rpc and rpc_timeout place
+# System 2 on RPC servers).
+MODEL_OPTION_NAMES = tuple(n for n in _core.model_option_names() if n not in ("rpc", "rpc_timeout"))
 
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
@@ -23,45 +25,12 @@ def check_int(name: str, value: Any, lo: int, hi: int) -> int:
     return int(value)
 
 
-def check_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if value != value:
-        raise InvalidArgumentError(f"{name} must not be NaN")
-    return value
-
-
-def model_options(n_ctx=4096, n_threads=None, n_gpu_layers=0, n_batch=512, verbose=False,
-                   flash_attn=None, prompt_cache_mib=256) -> _core.ModelOptions:
-    o = _core.ModelOptions()
-    o.n_ctx = check_int("n_ctx", n_ctx, 8, 1 << 24)
-    o.n_threads = 0 if n_threads is None else check_int("n_threads", n_threads, 1, 1024)
-    o.n_gpu_layers = check_int("n_gpu_layers", n_gpu_layers, -1, 1 << 20)
-    o.n_batch = check_int("n_batch", n_batch, 1, 1 << 16)
-    o.verbose = bool(verbose)
-    if flash_attn is not None and not isinstance(flash_attn, bool):
-        raise InvalidArgumentError(f"flash_attn must be None (llama.cpp decides), True or False, got {flash_attn!r}")
-    o.flash_attn = -1 if flash_attn is None else int(flash_attn)
-    o.prompt_cache_mib = check_int("prompt_cache_mib", prompt_cache_mib, 0, 1 << 20)
-    return o
-
-
-def rpc_options(o: _core.ModelOptions, rpc, rpc_timeout, n_gpu_layers_given: bool) -> None:
-    """Puts a remote model's servers into the core's options (a model on RPC servers runs in a
-    helper process fsgen owns: see docs/API.md)."""
-    if rpc is None:
-        return
-    if isinstance(rpc, str):
-        rpc = [rpc]
-    if not isinstance(rpc, (list, tuple)) or not rpc or not all(isinstance(e, str) for e in rpc):
-        raise InvalidArgumentError(f"rpc must be a non-empty list of \"host:port\" strings, got {rpc!r}")
-    o.rpc = list(rpc)
-    o.rpc_timeout = check_float("rpc_timeout", rpc_timeout)
-    if not o.rpc_timeout > 0:
-        raise InvalidArgumentError(f"rpc_timeout must be > 0 seconds, got {rpc_timeout}")
-    if not n_gpu_layers_given:
-        o.n_gpu_layers = -1  # rpc implies every layer on the servers
+def model_options(**given) -> _core.ModelOptions:
+    """The core's model options from keyword arguments (None: the default). The core's model
+    option table checks names, types and ranges, as it does for the C API; rpc without
+    n_gpu_layers puts every layer on the servers."""
+    from ._options import core_value
+    return _core.make_model_options({name: core_value(name, value) for name, value in given.items()})
 
 
 def calibration_options(o: _core.ModelOptions) -> dict:

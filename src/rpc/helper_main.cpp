@@ -299,6 +299,7 @@ int session(const std::map<std::string, std::string>& flags) {
           o.n_batch = request.n_batch;
           o.n_threads = request.n_threads;
           o.flash_attn = request.flash_attn;
+          o.prompt_cache_mib = request.prompt_cache_mib;
           c.session.reset();
           c.session = std::make_unique<LocalSession>(weights, o, &no_cancel);
           c.seq.clear();

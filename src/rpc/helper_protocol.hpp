@@ -33,7 +33,7 @@ struct Request {
   Op op;
   int32_t context;
   // NewContext
-  int32_t n_ctx, n_batch, n_threads, flash_attn;
+  int32_t n_ctx, n_batch, n_threads, flash_attn, prompt_cache_mib;
   // Eval: the sequence is the helper's previous one cut to `keep`, then n_new tokens (following
   // this header); the logits of its last n_rows positions are asked for.
   uint64_t keep, n_new, n_rows;

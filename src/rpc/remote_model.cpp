@@ -446,6 +446,7 @@ RemoteModel::Context RemoteModel::new_context(const ModelOptions& options) {
   request.n_batch = options.n_batch;
   request.n_threads = options.n_threads;
   request.flash_attn = options.flash_attn;
+  request.prompt_cache_mib = options.prompt_cache_mib;
   std::string message;
   const Reply reply = call(request, nullptr, 0, &message);
   if (reply.status != Status::Ok) rethrow(reply, message);

@@ -2,6 +2,7 @@
 chat templates, context overflow, bad arguments, non-finite logits."""
 from __future__ import annotations
 
+import inspect
 import math
 import subprocess
 import sys
@@ -306,7 +307,8 @@ def test_tokenize_bad_text(model):
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(n_ctx=0), dict(n_ctx=-5), dict(n_ctx=2**30), dict(n_ctx=1.5), dict(n_threads=0), dict(n_threads=-1),
+    dict(n_ctx=0), dict(n_ctx=-5), dict(n_ctx=2**30), dict(n_ctx=1.5), dict(n_threads=1025), dict(n_threads=-1),
+    dict(verbose=1), dict(flash_attn="yes"), dict(prompt_cache_mib=1.5), dict(rpc_timeout=0),
     dict(n_batch=0), dict(n_gpu_layers=-2), dict(n_ctx="4096"),
 ], ids=repr)
 def test_bad_model_options(tiny_small, kwargs):
@@ -328,3 +330,12 @@ def test_arguments_are_checked_before_work_starts(model):
     with pytest.raises(fsgen.InvalidArgumentError):
         model.generate("hello", temperature=-1)
     assert len(model.generate("hello", max_tokens=3).tokens) == 3
+
+
+def test_model_options_are_the_core_tables(tiny_small):
+    """Model's keyword options are the core's model option table's, checked there as for the C API
+    (its n_threads 0: fsgen picks)."""
+    names = set(inspect.signature(fsgen.Model).parameters) - {"path", "calibrate"}
+    assert names == set(fsgen._core.model_option_names())
+    with fsgen.Model(tiny_small, n_threads=0, n_ctx=64) as m:
+        assert len(m.generate("hello", max_tokens=2).tokens) == 2

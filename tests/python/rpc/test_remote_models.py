@@ -82,6 +82,21 @@ def test_offloaded_model_gives_the_local_tokens(server, tiny_large):
     assert helper_children() == []  # closed: the helper is gone
 
 
+@pytest.mark.parametrize("prompt_cache_mib", [256, 0])
+def test_remote_model_keeps_its_prompt_cache_size(server, tiny_large, prompt_cache_mib):
+    """The helper's contexts get the model's prompt_cache_mib: with 0 an earlier prompt is read
+    again, with the default it is restored."""
+    long_a = "Once upon a time a small robot counted the waves of the sea. " * 6
+    long_b = "def add(a, b):\n    return a + b\n\n" * 8
+    with fsgen.Model(tiny_large, rpc=[server.endpoint], prompt_cache_mib=prompt_cache_mib, **TINY) as remote:
+        first = remote.generate(long_a, max_tokens=8)
+        assert first.stats["n_prompt_tokens"] > 100, "the prompt must outgrow a speculative rollback"
+        remote.generate(long_b, max_tokens=8)
+        again = remote.generate(long_a, max_tokens=8)
+    assert again.tokens == first.tokens
+    assert again.stats["n_prompt_cached"] == (again.stats["n_prompt_tokens"] - 1 if prompt_cache_mib else 0)
+
+
 # fs without its guard: the guard hands over by measured speed, which a remote System 2 changes.
 @pytest.mark.parametrize("method,params", [("fs", {"guard": False}), ("speculative", {}),
                                            ("speculative", {"draft_max": 4})])
