@@ -19,9 +19,14 @@ struct CostTable {
   // defaults (temperature 1, no truncation), which sampled generations pay per draft step and per
   // row System 2 judges (<= 0 unknown: priced as free).
   double sampling = -1;
+  // One System 1 decode of kCatchUpRows new tokens with one output row: what System 1 pays to
+  // catch up on tokens it did not write (<= 0 unknown: priced from the verifier's batches).
+  double draft_batch = -1;
+  static constexpr int kCatchUpRows = 16;
 
   // 8 hex characters of a hash of the costs (not the kind): a pinned copy of a measured table
-  // keeps its id; an unknown sampling cost leaves it as it was before that cost was measured.
+  // keeps its id; an unknown sampling or catch-up cost leaves it as it was before that cost was
+  // measured.
   std::string id() const;
   // Whether timings may update it between generations.
   bool frozen() const { return kind != "measured"; }

@@ -98,8 +98,9 @@ class _Runner:
         -------
         dict
             :attr:`planner`'s figures, with the measured cost table's ``id``, ``kind``,
-            ``verify_seconds`` and ``draft_seconds`` (:attr:`cost_table`; what ``fsgen calibrate
-            --save`` writes) in place of the figures' keys of those names.
+            ``verify_seconds``, ``draft_seconds``, ``sampling_seconds`` and ``catch_up_seconds``
+            (:attr:`cost_table`; what ``fsgen calibrate --save`` writes) in place of the figures'
+            keys of those names.
         """
         self._calibrator.run(self._core, cached=cached)
         return {**self.planner, **self.cost_table}

@@ -18,17 +18,19 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 TableSource = Union[bool, None, str, os.PathLike, dict]
 
-CACHE_VERSION = 3  # 3: with the sampler's cost of a row
+CACHE_VERSION = 4  # 4: with System 1's catch-up batch
 
 
 def table_dict(table: Any) -> dict:
     """A ``_core.CostTable`` as plain values: ``id``, ``kind``, ``verify_seconds`` (rows -> seconds),
-    ``draft_seconds`` (one System 1 step, or None) and ``sampling_seconds`` (the sampler's cost of
-    one row of a sampled generation, or None)."""
+    ``draft_seconds`` (one System 1 step, or None), ``sampling_seconds`` (the sampler's cost of
+    one row of a sampled generation, or None) and ``catch_up_seconds`` (System 1 reading 16 tokens
+    it did not write in one batch, or None)."""
     return {"id": table.id, "kind": table.kind,
             "verify_seconds": {r: s for r, s in enumerate(table.verify) if r >= 1 and s > 0},
             "draft_seconds": table.draft if table.draft > 0 else None,
-            "sampling_seconds": table.sampling if table.sampling > 0 else None}
+            "sampling_seconds": table.sampling if table.sampling > 0 else None,
+            "catch_up_seconds": table.draft_batch if table.draft_batch > 0 else None}
 
 
 def read_table(source: Union[str, os.PathLike, dict]) -> Any:
@@ -50,12 +52,13 @@ def read_table(source: Union[str, os.PathLike, dict]) -> Any:
     try:
         verify = {int(r): float(s) for r, s in data["verify_seconds"].items()}
         draft, sampling = data.get("draft_seconds"), data.get("sampling_seconds")
+        catch_up = data.get("catch_up_seconds")
         rows = max(verify) if verify else 0
         if rows < 1 or verify.get(1, 0) <= 0:
             raise ValueError("no one-row verify cost")
         curve = [verify.get(r, -1.0) for r in range(rows + 1)]
         return _core.CostTable(curve, float(draft) if draft else -1.0, "pinned",
-                               float(sampling) if sampling else -1.0)
+                               float(sampling) if sampling else -1.0, float(catch_up) if catch_up else -1.0)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InvalidArgumentError(f"not a cost table (verify_seconds by rows, draft_seconds): {e}") from None
 
@@ -100,23 +103,25 @@ def cache_key(files: Sequence[str], options: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-Curve = tuple[list[float], float, float]  # verify seconds by rows, a System 1 step, a sampled row
+# Verify seconds by rows, a System 1 step, a sampled row, System 1's catch-up batch.
+Curve = tuple[list[float], float, float, float]
 
 
 def load(key: str) -> Optional[Curve]:
     try:
         data = json.loads((_cache_root() / f"{key}.json").read_text())
-        return [float(x) for x in data["verify"]], float(data["draft"]), float(data["sampling"])
+        return ([float(x) for x in data["verify"]], float(data["draft"]), float(data["sampling"]),
+                float(data["catch_up"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def save(key: str, verify: Sequence[float], draft: float, sampling: float) -> None:
+def save(key: str, verify: Sequence[float], draft: float, sampling: float, catch_up: float) -> None:
     root = _cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"verify": list(verify), "draft": draft, "sampling": sampling}))
+        tmp.write_text(json.dumps({"verify": list(verify), "draft": draft, "sampling": sampling, "catch_up": catch_up}))
         os.replace(tmp, root / f"{key}.json")
     except OSError:
         pass  # a read-only cache only costs a calibration next time
@@ -170,7 +175,7 @@ class Calibrator:
 
     def run(self, core: Any, cached: bool = False) -> Curve:
         """Measure now (or, with ``cached``, load what the cache holds), store and return (verify
-        by rows, draft step, sampled row)."""
+        by rows, draft step, sampled row, catch-up batch)."""
         key = cache_key(self.files, self.options)
         curve = load(key) if cached else None
         if curve is not None:

@@ -17,12 +17,13 @@ double fastest(const std::vector<double>& v) { return v.empty() ? -1 : *std::min
 
 // Times one decode of `rows` new tokens after the context (each with an output row). The filler
 // token alternates, so that no batch repeats the cached one (eval would then skip the decode).
+// output_rows: 0 for one per token (a verify batch), else that many (a catch-up reads one).
 double time_batch(Session& session, std::vector<Token>& seq, size_t context_size, int rows, Token (&fillers)[2],
-                  int& turn) {
+                  int& turn, int output_rows = 0) {
   seq.resize(context_size);
   const Token filler = fillers[turn++ % 2];
   for (int i = 0; i < rows; ++i) seq.push_back(filler);
-  session.eval(seq, static_cast<size_t>(rows));
+  session.eval(seq, static_cast<size_t>(output_rows > 0 ? output_rows : rows));
   return session.last_decode_seconds();
 }
 
@@ -49,7 +50,7 @@ CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>&
   CostCurve curve;
   curve.verify.assign(rows.back() + 1, -1.0);
   std::vector<std::vector<double>> samples(rows.back() + 1);
-  std::vector<double> draft_samples;
+  std::vector<double> draft_samples, catch_up_samples;
   std::vector<Token> seq(context);
   Token fillers[2] = {context.back(), context.back() == 0 ? Token(1) : Token(0)};
   for (Token t : context)
@@ -72,10 +73,19 @@ CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>&
         drafter->eval(seq);
         if (round > 0) draft_samples.push_back(drafter->last_decode_seconds());
       }
+      // And catches up on what System 2 wrote, in one batch: a small model pays more per token
+      // there than its step's share of the verifier's batch.
+      // (Where the context has room for the largest verify batch: it has for this one then.)
+      if (rows.back() >= CostTable::kCatchUpRows) {
+        const double catch_up =
+            time_batch(*drafter, seq, context.size(), CostTable::kCatchUpRows, fillers, draft_turn, 1);
+        if (round > 0) catch_up_samples.push_back(catch_up);
+      }
     }
   }
   for (int r : rows) curve.verify[r] = fastest(samples[r]);
   curve.draft = drafter != nullptr ? fastest(draft_samples) : -1;
+  curve.draft_batch = drafter != nullptr ? fastest(catch_up_samples) : -1;
   seq.resize(context.size());
   verifier.eval(seq);
   curve.sampling = time_sampling(verifier, repeats);

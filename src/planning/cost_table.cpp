@@ -25,6 +25,10 @@ std::string CostTable::id() const {
     std::snprintf(buf, sizeof buf, "s:%.17g", sampling);
     mix(buf);
   }
+  if (draft_batch > 0) {
+    std::snprintf(buf, sizeof buf, "b:%.17g", draft_batch);
+    mix(buf);
+  }
   std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>((h >> 32) ^ (h & 0xffffffffu)));
   return buf;
 }

@@ -33,7 +33,7 @@ DraftPlanner::DraftPlanner(double small_to_large_cost) : cost_ratio_prior_(small
 
 DraftPlanner DraftPlanner::for_generation(const CostTable& table, const SamplingOptions& sampling) {
   DraftPlanner p;
-  p.calibration_ = CostCurve{table.verify, table.draft, table.sampling};
+  p.calibration_ = CostCurve{table.verify, table.draft, table.sampling, table.draft_batch};
   p.kind_ = table.kind;
   p.frozen_ = true;
   if (!sampling.greedy()) {
@@ -58,7 +58,7 @@ double DraftPlanner::sampled_acceptance_prior(const SamplingOptions& sampling) {
 CostTable DraftPlanner::table() const {
   if (kind_ != "measured") {
     if (calibration_.verify.empty()) return CostTable::builtin(cost_ratio_prior_);
-    return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling};
+    return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling, calibration_.draft_batch};
   }
   CostTable t;
   t.kind = kind_;
@@ -67,16 +67,17 @@ CostTable DraftPlanner::table() const {
   for (int r = 1; r <= rows; ++r) t.verify[r] = verify_cost(r);
   t.draft = draft_cost(DraftOrigin::Model);
   t.sampling = calibration_.sampling;
+  t.draft_batch = calibration_.draft_batch;
   return t;
 }
 
 CostTable DraftPlanner::calibrated_table() const {
   if (kind_ != "measured" || calibration_.verify.empty()) return table();
-  return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling};
+  return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling, calibration_.draft_batch};
 }
 
 void DraftPlanner::set_table(const CostTable& table) {
-  set_calibration(CostCurve{table.verify, table.draft, table.sampling});
+  set_calibration(CostCurve{table.verify, table.draft, table.sampling, table.draft_batch});
   kind_ = table.kind;
 }
 
@@ -348,8 +349,16 @@ bool DraftPlanner::repays_catch_up(DraftOrigin origin, int length, int match, in
 double DraftPlanner::catch_up_cost(int tokens) const {
   if (tokens <= 0) return 0;
   const double single = verify_cost(1), draft = draft_cost(DraftOrigin::Model);
-  if (single <= 0 || draft <= 0) return 0;
-  // A batch costs System 1 what it costs the verifier, scaled by their one-token costs; the
+  if (draft <= 0) return 0;
+  const double batch = calibration_.draft_batch;
+  constexpr int kRows = CostTable::kCatchUpRows;
+  if (batch > draft) {
+    // Measured: a step for the first token, then each further one at the batch's pace (a small
+    // model's batches cost it more per token than the verifier's scaled by their steps).
+    return draft + (tokens - 1) * (batch - draft) / (kRows - 1);
+  }
+  if (single <= 0) return 0;
+  // Not measured: a batch costs System 1 what it costs the verifier, scaled by their one-token costs; the
   // verifier's largest measured or calibrated batch gives the per-token cost of a long one.
   const int rows = static_cast<int>(std::max(verify_.size(), calibration_.verify.size())) - 1;
   const double largest = rows > 1 ? verify_cost(rows) : -1;

@@ -88,6 +88,27 @@ void test_drafting_again_repays_the_catch_up() {
   check(planner.choose(DraftOrigin::Model, 8, 0, 4000, -1) == drafted, "an unknown horizon: it drafts");
 }
 
+// A measured catch-up batch prices System 1's catch-up: a step for the first token, then the
+// batch's pace per further token; unmeasured, the verifier's batch scaled by the step's share.
+void test_measured_catch_up_prices_the_lag() {
+  CostTable dear = kSweetSpot;
+  dear.draft_batch = 16 * kSweetSpot.draft;  // a small model: no batching gain at all
+  const DraftPlanner estimated = DraftPlanner::for_generation(kSweetSpot);
+  const DraftPlanner measured = DraftPlanner::for_generation(dear);
+  check(dear.id() != kSweetSpot.id(), "the catch-up batch is part of the table's id");
+  check(measured.catch_up_cost(1) == dear.draft, "one token: one step");
+  const double sixteen = measured.catch_up_cost(16);
+  check(sixteen > 0.999 * dear.draft_batch && sixteen < 1.001 * dear.draft_batch, "sixteen tokens: the batch");
+  check(measured.catch_up_cost(8) > estimated.catch_up_cost(8), "dearer than the estimate here");
+  // A fresh planner per question: a choice that drafts nothing counts towards the next probe.
+  auto drafts = [](const CostTable& t, int lag) { return DraftPlanner::for_generation(t).choose(DraftOrigin::Model, 8, 0, lag, 64); };
+  check(drafts(dear, 0) > 0, "no lag: System 1 drafts");
+  int lag = 1;
+  while (lag < 4000 && drafts(kSweetSpot, lag) > 0) lag *= 2;
+  check(lag < 4000 && lag > 2, "the estimate stops drafting at some lag");
+  check(drafts(dear, lag / 2) == 0, "the measured, dearer catch-up stops it at a shorter lag");
+}
+
 fsgen::SamplingOptions sampled(float temperature, float top_p = 1.0f) {
   fsgen::SamplingOptions o;
   o.temperature = temperature;
@@ -275,6 +296,7 @@ int main(int argc, char** argv) {
   test_planner_prices_from_its_table();
   test_extra_draft_steps_are_priced();
   test_drafting_again_repays_the_catch_up();
+  test_measured_catch_up_prices_the_lag();
   test_sampled_rounds_price_the_sampler();
   test_guard_decides_from_the_table();
   test_guard_weighs_fs_against_speculative();

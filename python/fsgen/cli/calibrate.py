@@ -43,7 +43,8 @@ def run(args) -> int:
     lengths = implied_lengths(verify, draft)
     if args.json:
         print(json.dumps({"verify_seconds": verify, "draft_seconds": draft,
-                          "sampling_seconds": table["sampling_seconds"], "implied": lengths}, indent=2))
+                          "sampling_seconds": table["sampling_seconds"], "catch_up_seconds": table["catch_up_seconds"],
+                          "implied": lengths}, indent=2))
         return 0
     single = verify.get(1)
     where = f"on {', '.join(args.rpc or args.large_rpc)} (RPC)" if (args.rpc or args.large_rpc) else "on this machine"
@@ -53,6 +54,10 @@ def run(args) -> int:
         print(f"  {rows:4d} {1e3 * seconds:7.1f}   {seconds / single:5.2f}")
     if draft:
         print(f"a System 1 draft step: {1e3 * draft:.1f} ms ({draft / single:.2f} x a one-row verify)")
+    if table["catch_up_seconds"]:
+        catch_up = table["catch_up_seconds"]
+        print(f"System 1 catching up on 16 tokens in one batch: {1e3 * catch_up:.1f} ms "
+              f"({catch_up / single:.2f} x a one-row verify)")
     if table["sampling_seconds"]:
         sampling = table["sampling_seconds"]
         print(f"sampling a row (temperature 1, no truncation): {1e3 * sampling:.2f} ms "

@@ -97,6 +97,7 @@ def test_calibrate_returns_the_table(tiny_small, tiny_large, tmp_path, monkeypat
         assert figures["kind"] == "measured" and figures["id"] == p.cost_table["id"]
         assert set(figures["verify_seconds"]) >= {1, 2, 4, 8, 16} and figures["draft_seconds"] > 0
         assert 0 < figures["sampling_seconds"] < figures["verify_seconds"][1], "the sampler is timed too"
+        assert figures["catch_up_seconds"] > figures["draft_seconds"], "and System 1's catch-up batch"
         assert "acceptance" in figures and figures["calibration"]["verify_seconds"]
         assert p.generate(PROMPT, method="speculative", max_tokens=8).cost_table == figures["id"]
 
@@ -126,6 +127,7 @@ def test_save_and_calibration_round_trip_through_the_cli(tiny_small, tiny_large,
     assert texts[0] == texts[1] and stats[0]["guard_tokens"] == stats[1]["guard_tokens"]
     with fsgen.Pair(tiny_small, tiny_large, calibrate=str(path), **TINY) as p:
         assert p.cost_table["id"] == saved["id"] and p.cost_table["kind"] == "pinned"
+        assert p.cost_table["catch_up_seconds"] == saved["catch_up_seconds"] > 0
 
 
 def test_a_model_takes_a_pinned_table(tiny_large, tmp_path, monkeypatch):
