@@ -278,6 +278,9 @@ def step_ratio(pair) -> tuple[float, float]:
     return cal["draft_seconds"] / verify[1], verify.get(4, float("nan")) / verify[1]
 
 
+CROSS_BASELINE = "large (the pair across tokenizers)"
+
+
 def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settings: list[str],
                   prompts_per_set: int, all_rows: bool = False) -> dict:
     """System 1 of the same family (pair) against one with another tokenizer (cross, the same large
@@ -300,13 +303,18 @@ def cross_section(pair, cross, chat: dict, max_tokens: int, repeats: int, settin
             for i, (label, prompt) in enumerate(prompts):
                 print(f"across tokenizers ({setting}): {set_name} prompt {i + 1}/{len(prompts)} ({label})",
                       file=sys.stderr, flush=True)
-                engines = [("large", lambda: run_fsgen(pair, prompt, max_tokens, "large", sampling))]
+                # Large-only on each pair: each pair prices from its own calibration (the same large
+                # model measured twice), so a row's priced ratio is taken against its own pair's.
+                engines = [("large", lambda: run_fsgen(pair, prompt, max_tokens, "large", sampling)),
+                           (CROSS_BASELINE, lambda: run_fsgen(cross, prompt, max_tokens, "large", sampling))]
                 engines += [(name, lambda w=which, m=method, p=params:
                              run_fsgen(pair if w == "same" else cross, prompt, max_tokens, m, {**p, **sampling}))
                             for name, (which, method, params) in rows.items()]
-                run_side_by_side(engines, i, repeats, results)
+                run_side_by_side(engines, i, repeats, results,
+                                 {name: CROSS_BASELINE for name, (which, _, _) in rows.items() if which == "cross"})
             label = "greedy" if setting == "greedy" else SAMPLINGS[setting][0] + "; seed 1"
             print_table(f"{set_name}, drafting across tokenizers ({label})", results)
+    print_targets(tables, title="drafting across tokenizers")
     return tables
 
 
@@ -376,11 +384,14 @@ def paired_ratios(runs: list[dict], base: list[dict]) -> dict:
             "priced": statistics.median(priced) if priced else None}
 
 
-def run_side_by_side(engines: list, first: int, repeats: int, results: dict[str, list[dict]]) -> None:
+def run_side_by_side(engines: list, first: int, repeats: int, results: dict[str, list[dict]],
+                     baselines: dict[str, str] | None = None) -> None:
     """Runs every (name, run) engine `repeats` times and appends each one's median run to results.
     Each prompt and repeat starts from another engine (`first` + repeat): the order's effect (a few
     percent on a shared host) spreads over all of them instead of favouring the first. Repeats are
-    interleaved, so a slow spell of the host hits every engine alike."""
+    interleaved, so a slow spell of the host hits every engine alike. Paired ratios are taken
+    against "large", or the engine `baselines` names for a row (large-only priced by the same
+    cost table)."""
     runs: dict[str, list[dict]] = {}
     for repeat in range(repeats):
         shift = (first + repeat) % len(engines)
@@ -388,8 +399,9 @@ def run_side_by_side(engines: list, first: int, repeats: int, results: dict[str,
             runs.setdefault(name, []).append(run())
     for name, _ in engines:
         median = median_of(runs[name])
-        if "large" in runs:
-            median = {**median, **paired_ratios(runs[name], runs["large"])}
+        base = (baselines or {}).get(name, "large")
+        if base in runs:
+            median = {**median, **paired_ratios(runs[name], runs[base])}
         results.setdefault(name, []).append(median)
 
 
@@ -424,7 +436,7 @@ def print_targets(tables: dict[str, dict[str, list[dict]]], target: float = 0.95
         for table, results in tables.items():
             setting = table.split(", ", 1)[1]
             for name, runs in results.items():
-                if name == "large":
+                if name in ("large", CROSS_BASELINE):
                     continue
                 for i, (r, b) in enumerate(zip(runs, results["large"])):
                     ratio = (r.get("paired") or r["tps"] / b["tps"]) if kind == "measured" else r.get("priced")
