@@ -133,6 +133,19 @@ def test_calibration_seeds_the_curve_and_observations_track_drift():
     assert p.verify_cost(8) == pytest.approx(2 * 0.18, rel=0.15), "unobserved sizes scale along"
 
 
+def test_a_calibration_taken_in_a_slow_spell_drifts():
+    """Decodes lastingly faster than the calibration's fastest samples: it was measured while the
+    host was slow, and is measured again; a few fast decodes are not enough."""
+    p = _core.DraftPlanner()
+    p.set_calibration([-1.0] + [0.1 + 0.01 * r for r in range(1, 17)], 0.03)
+    for _ in range(10):
+        p.observe_verify(1, 0.6 * 0.11)
+    assert not p.drifted, "a few fast decodes are no drift"
+    for _ in range(60):  # the calibration took half as long again as the decodes now do
+        p.observe_verify(1, 0.67 * 0.11)
+    assert p.drifted
+
+
 # The calibration measured on this project's 2-core machine (ms): noisy at the top (16 rows came
 # out cheaper than 12), where one decode of 28 rows then took 490 ms and one of 42 rows 720 ms.
 MEASURED_HERE = {1: 56.1, 2: 101.9, 3: 142.8, 4: 165.3, 6: 246.8, 8: 370.4, 12: 470.8, 16: 448.1}
