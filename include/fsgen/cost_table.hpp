@@ -21,7 +21,7 @@ struct CostTable {
   double sampling = -1;
   // One System 1 decode of kCatchUpRows new tokens with one output row: what System 1 pays to
   // catch up on tokens it did not write (<= 0 unknown: priced from the verifier's batches).
-  double draft_batch = -1;
+  double catch_up = -1;
   static constexpr int kCatchUpRows = 16;
 
   // 8 hex characters of a hash of the costs (not the kind): a pinned copy of a measured table

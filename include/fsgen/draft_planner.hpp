@@ -34,7 +34,7 @@ struct CostCurve {
   std::vector<double> verify;
   double draft = -1;
   double sampling = -1;  // one sampled row (CostTable::sampling)
-  double draft_batch = -1;  // System 1's catch-up batch (CostTable::draft_batch)
+  double catch_up = -1;  // System 1's catch-up batch (CostTable::catch_up)
 };
 
 class DraftPlanner {

@@ -57,14 +57,14 @@ void bind_model(nb::module_& m) {
       .def("calibrate", [](fsgen::Model& m) {
              nb::gil_scoped_release release;
              const fsgen::CostCurve c = m.calibrate();
-             return std::make_tuple(c.verify, c.draft, c.sampling, c.draft_batch);
+             return std::make_tuple(c.verify, c.draft, c.sampling, c.catch_up);
            })
       .def("cost_table", &fsgen::Model::cost_table, nb::call_guard<nb::gil_scoped_release>())
       .def("set_cost_table", &fsgen::Model::set_cost_table, "table"_a, nb::call_guard<nb::gil_scoped_release>())
       .def("set_calibration", [](fsgen::Model& m, const std::vector<double>& verify, double draft,
-                                            double sampling, double draft_batch) {
-             m.set_calibration(fsgen::CostCurve{verify, draft, sampling, draft_batch});
-           }, "verify"_a, "draft"_a, "sampling"_a = -1.0, "draft_batch"_a = -1.0)
+                                            double sampling, double catch_up) {
+             m.set_calibration(fsgen::CostCurve{verify, draft, sampling, catch_up});
+           }, "verify"_a, "draft"_a, "sampling"_a = -1.0, "catch_up"_a = -1.0)
       .def("close", &fsgen::Model::close, nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("closed", &fsgen::Model::closed)
       .def("rpc_stats", [](const fsgen::Model& model) -> std::optional<nb::dict> {

@@ -51,14 +51,14 @@ void bind_pair(nb::module_& m) {
       .def("calibrate", [](fsgen::Pair& p, bool drafter) {
              nb::gil_scoped_release release;
              const fsgen::CostCurve c = p.calibrate(drafter);
-             return std::make_tuple(c.verify, c.draft, c.sampling, c.draft_batch);
+             return std::make_tuple(c.verify, c.draft, c.sampling, c.catch_up);
            }, "drafter"_a = true)
       .def("cost_table", &fsgen::Pair::cost_table, nb::call_guard<nb::gil_scoped_release>())
       .def("set_cost_table", &fsgen::Pair::set_cost_table, "table"_a, nb::call_guard<nb::gil_scoped_release>())
       .def("set_calibration", [](fsgen::Pair& p, const std::vector<double>& verify, double draft,
-                                           double sampling, double draft_batch) {
-             p.set_calibration(fsgen::CostCurve{verify, draft, sampling, draft_batch});
-           }, "verify"_a, "draft"_a, "sampling"_a = -1.0, "draft_batch"_a = -1.0);
+                                           double sampling, double catch_up) {
+             p.set_calibration(fsgen::CostCurve{verify, draft, sampling, catch_up});
+           }, "verify"_a, "draft"_a, "sampling"_a = -1.0, "catch_up"_a = -1.0);
 }
 
 }  // namespace fsgen_bindings

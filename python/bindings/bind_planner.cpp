@@ -15,16 +15,16 @@ void bind_planner(nb::module_& m) {
   nb::class_<fsgen::CostTable>(m, "CostTable")
       .def("__init__",
            [](fsgen::CostTable* t, const std::vector<double>& verify, double draft, const std::string& kind,
-              double sampling, double draft_batch) {
-             new (t) fsgen::CostTable{verify, draft, kind, sampling, draft_batch};
+              double sampling, double catch_up) {
+             new (t) fsgen::CostTable{verify, draft, kind, sampling, catch_up};
            },
-           "verify"_a, "draft"_a, "kind"_a = "pinned", "sampling"_a = -1.0, "draft_batch"_a = -1.0)
+           "verify"_a, "draft"_a, "kind"_a = "pinned", "sampling"_a = -1.0, "catch_up"_a = -1.0)
       .def_static("builtin", &fsgen::CostTable::builtin, "small_to_large"_a)
       .def_ro("verify", &fsgen::CostTable::verify)
       .def_ro("draft", &fsgen::CostTable::draft)
       .def_ro("kind", &fsgen::CostTable::kind)
       .def_ro("sampling", &fsgen::CostTable::sampling)
-      .def_ro("draft_batch", &fsgen::CostTable::draft_batch)
+      .def_ro("catch_up", &fsgen::CostTable::catch_up)
       .def_prop_ro("id", &fsgen::CostTable::id);
 
   auto origin = [](int o) { return static_cast<fsgen::DraftSource>(o); };
@@ -57,8 +57,8 @@ void bind_planner(nb::module_& m) {
       .def("draft_cost", [origin](const fsgen::DraftPlanner& p, int o) { return p.draft_cost(origin(o)); }, "origin"_a)
       .def("set_calibration",
            [](fsgen::DraftPlanner& p, const std::vector<double>& verify, double draft, double sampling,
-              double draft_batch) { p.set_calibration(fsgen::CostCurve{verify, draft, sampling, draft_batch}); },
-           "verify"_a, "draft"_a, "sampling"_a = -1.0, "draft_batch"_a = -1.0)
+              double catch_up) { p.set_calibration(fsgen::CostCurve{verify, draft, sampling, catch_up}); },
+           "verify"_a, "draft"_a, "sampling"_a = -1.0, "catch_up"_a = -1.0)
       .def_prop_ro("calibration", [](const fsgen::DraftPlanner& p) {
         return std::make_pair(p.calibration().verify, p.calibration().draft);
       })

@@ -30,7 +30,7 @@ def table_dict(table: Any) -> dict:
             "verify_seconds": {r: s for r, s in enumerate(table.verify) if r >= 1 and s > 0},
             "draft_seconds": table.draft if table.draft > 0 else None,
             "sampling_seconds": table.sampling if table.sampling > 0 else None,
-            "catch_up_seconds": table.draft_batch if table.draft_batch > 0 else None}
+            "catch_up_seconds": table.catch_up if table.catch_up > 0 else None}
 
 
 def read_table(source: Union[str, os.PathLike, dict]) -> Any:

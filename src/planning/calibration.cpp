@@ -85,7 +85,7 @@ CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>&
   }
   for (int r : rows) curve.verify[r] = fastest(samples[r]);
   curve.draft = drafter != nullptr ? fastest(draft_samples) : -1;
-  curve.draft_batch = drafter != nullptr ? fastest(catch_up_samples) : -1;
+  curve.catch_up = drafter != nullptr ? fastest(catch_up_samples) : -1;
   seq.resize(context.size());
   verifier.eval(seq);
   curve.sampling = time_sampling(verifier, repeats);

@@ -25,8 +25,8 @@ std::string CostTable::id() const {
     std::snprintf(buf, sizeof buf, "s:%.17g", sampling);
     mix(buf);
   }
-  if (draft_batch > 0) {
-    std::snprintf(buf, sizeof buf, "b:%.17g", draft_batch);
+  if (catch_up > 0) {
+    std::snprintf(buf, sizeof buf, "b:%.17g", catch_up);
     mix(buf);
   }
   std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>((h >> 32) ^ (h & 0xffffffffu)));

@@ -36,7 +36,7 @@ DraftPlanner::DraftPlanner(double small_to_large_cost) : cost_ratio_prior_(small
 
 DraftPlanner DraftPlanner::for_generation(const CostTable& table, const SamplingOptions& sampling) {
   DraftPlanner p;
-  p.calibration_ = CostCurve{table.verify, table.draft, table.sampling, table.draft_batch};
+  p.calibration_ = CostCurve{table.verify, table.draft, table.sampling, table.catch_up};
   p.kind_ = table.kind;
   p.frozen_ = true;
   if (!sampling.greedy()) {
@@ -61,7 +61,7 @@ double DraftPlanner::sampled_acceptance_prior(const SamplingOptions& sampling) {
 CostTable DraftPlanner::table() const {
   if (kind_ != "measured") {
     if (calibration_.verify.empty()) return CostTable::builtin(cost_ratio_prior_);
-    return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling, calibration_.draft_batch};
+    return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling, calibration_.catch_up};
   }
   CostTable t;
   t.kind = kind_;
@@ -70,17 +70,17 @@ CostTable DraftPlanner::table() const {
   for (int r = 1; r <= rows; ++r) t.verify[r] = verify_cost(r);
   t.draft = draft_cost(DraftOrigin::Model);
   t.sampling = calibration_.sampling;
-  t.draft_batch = calibration_.draft_batch;
+  t.catch_up = calibration_.catch_up;
   return t;
 }
 
 CostTable DraftPlanner::calibrated_table() const {
   if (kind_ != "measured" || calibration_.verify.empty()) return table();
-  return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling, calibration_.draft_batch};
+  return CostTable{calibration_.verify, calibration_.draft, kind_, calibration_.sampling, calibration_.catch_up};
 }
 
 void DraftPlanner::set_table(const CostTable& table) {
-  set_calibration(CostCurve{table.verify, table.draft, table.sampling, table.draft_batch});
+  set_calibration(CostCurve{table.verify, table.draft, table.sampling, table.catch_up});
   kind_ = table.kind;
 }
 
@@ -353,7 +353,7 @@ double DraftPlanner::catch_up_cost(int tokens) const {
   if (tokens <= 0) return 0;
   const double single = verify_cost(1), draft = draft_cost(DraftOrigin::Model);
   if (draft <= 0) return 0;
-  const double batch = calibration_.draft_batch;
+  const double batch = calibration_.catch_up;
   constexpr int kRows = CostTable::kCatchUpRows;
   if (batch > draft) {
     // Measured: a step for the first token, then each further one at the batch's pace (a small

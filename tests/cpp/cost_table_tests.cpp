@@ -92,13 +92,13 @@ void test_drafting_again_repays_the_catch_up() {
 // batch's pace per further token; unmeasured, the verifier's batch scaled by the step's share.
 void test_measured_catch_up_prices_the_lag() {
   CostTable dear = kSweetSpot;
-  dear.draft_batch = 16 * kSweetSpot.draft;  // a small model: no batching gain at all
+  dear.catch_up = 16 * kSweetSpot.draft;  // a small model: no batching gain at all
   const DraftPlanner estimated = DraftPlanner::for_generation(kSweetSpot);
   const DraftPlanner measured = DraftPlanner::for_generation(dear);
   check(dear.id() != kSweetSpot.id(), "the catch-up batch is part of the table's id");
   check(measured.catch_up_cost(1) == dear.draft, "one token: one step");
   const double sixteen = measured.catch_up_cost(16);
-  check(sixteen > 0.999 * dear.draft_batch && sixteen < 1.001 * dear.draft_batch, "sixteen tokens: the batch");
+  check(sixteen > 0.999 * dear.catch_up && sixteen < 1.001 * dear.catch_up, "sixteen tokens: the batch");
   check(measured.catch_up_cost(8) > estimated.catch_up_cost(8), "dearer than the estimate here");
   // A fresh planner per question: a choice that drafts nothing counts towards the next probe.
   auto drafts = [](const CostTable& t, int lag) { return DraftPlanner::for_generation(t).choose(DraftOrigin::Model, 8, 0, lag, 64); };
