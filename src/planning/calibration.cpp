@@ -73,8 +73,8 @@ CostCurve measure(Session& verifier, Session* drafter, const std::vector<Token>&
         drafter->eval(seq);
         if (round > 0) draft_samples.push_back(drafter->last_decode_seconds());
       }
-      // And catches up on what System 2 wrote, in one batch: a small model pays more per token
-      // there than its step's share of the verifier's batch.
+      // And catches up on what System 2 wrote, in one batch: measured, since the verifier's batch
+      // scaled by the step ratio puts a short catch-up below one step of System 1's.
       // (Where the context has room for the largest verify batch: it has for this one then.)
       if (rows.back() >= CostTable::kCatchUpRows) {
         const double catch_up =

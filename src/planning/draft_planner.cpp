@@ -356,8 +356,7 @@ double DraftPlanner::catch_up_cost(int tokens) const {
   const double batch = calibration_.catch_up;
   constexpr int kRows = CostTable::kCatchUpRows;
   if (batch > draft) {
-    // Measured: a step for the first token, then each further one at the batch's pace (a small
-    // model's batches cost it more per token than the verifier's scaled by their steps).
+    // Measured: a step for the first token, then each further one at the batch's pace.
     return draft + (tokens - 1) * (batch - draft) / (kRows - 1);
   }
   if (single <= 0) return 0;
