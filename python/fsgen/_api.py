@@ -185,8 +185,6 @@ class Model(_Runner):
         options = _arguments.model_options(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
                                            verbose=verbose, flash_attn=flash_attn, prompt_cache_mib=prompt_cache_mib,
                                            rpc=rpc, rpc_timeout=rpc_timeout)
-        self._options = dict(n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, n_batch=n_batch,
-                             verbose=verbose, flash_attn=flash_attn, prompt_cache_mib=prompt_cache_mib)
         self._rpc = list(options.rpc)
         self._core = _core.Model.load(_arguments.resolve_path(path), options)
         self.path = pathlib.Path(self._core.info["path"])
