@@ -326,7 +326,7 @@ int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag,
     // where drafting cannot pay that is a fifth of a generation), a draft and a longer verify.
     // It bets that the acceptance is as high as a well-matched pair's: make it only where drafting
     // at that acceptance over the rest of this generation would repay its cost. Priced at full
-    // acceptance instead, a 70-token catch-up on a linear curve looked repaid by 2-token drafts
+    // acceptance instead, a 100-token catch-up on a linear curve looked repaid by 2-token drafts
     // and cost 9% of the generation (5 of 6 drafts accepted).
     const double plain = verify_cost(1) + sampling_;
     double saving = 0, expected = 1.0, power = 1.0;
