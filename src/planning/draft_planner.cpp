@@ -329,12 +329,9 @@ int DraftPlanner::choose(DraftOrigin origin, int max_length, int match, int lag,
     // acceptance instead, a 100-token catch-up on a linear curve looked repaid by 2-token drafts
     // and cost 9% of the generation (5 of 6 drafts accepted).
     const double plain = verify_cost(1) + sampling_;
-    double saving = 0, expected = 1.0, power = 1.0;
-    for (int k = 1; k <= std::max(hopeful, 1); ++k) {
-      expected += (power *= kProbeHope);
-      const double round = round_cost(origin, k, expected);
-      if (round > 0) saving = std::max(saving, horizon * (plain - round / expected));
-    }
+    double hoped = 0;  // tokens per second at that acceptance, the best length up to the hopeful one
+    fastest_length(origin, std::max(hopeful, 1), kProbeHope, &hoped);
+    const double saving = hoped > 0 ? horizon * std::max(0.0, plain - 1.0 / hoped) : 0.0;
     const double cost = catch_up_cost(lag) + std::max(0.0, round_cost(origin, length, length + 1) - plain);
     if (saving < cost) return 0;
   }
